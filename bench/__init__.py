@@ -1,0 +1,1 @@
+"""ifa-bench: the suite (backbones, assembly, data, engine, measurement, sweeps, CLI)."""

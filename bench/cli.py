@@ -1,0 +1,58 @@
+"""The `ifa-bench` command. Each subcommand lives in bench/commands/<name>.py and exposes
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bench.errors import EXIT_USER_ERROR, UserError
+
+COMMANDS = {
+    "measure": "FLOPs (GMACs), parameters, latency and peak memory of a model",
+    "data": "generate the synthetic dataset, or verify a dataset's layout",
+    "train": "train one experiment in-process (no Ray)",
+    "eval": "evaluate a checkpoint",
+    "sweep": "run a Ray sweep over datasets x backbones x heads x seeds",
+    "report": "tables and plots from a sweep's results",
+    "check": "regression-check reproduced mIoU against published numbers",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ifa-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=f"bench.commands.{name}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    # Parse the command name first, then let its module add its own arguments.
+    known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    module = importlib.import_module(known._module)
+    sub_parser = parser._subparsers._group_actions[0].choices[known.command]
+    module.add_arguments(sub_parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except UserError as exc:
+        sys.stderr.write(f"ifa-bench {args.command}: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

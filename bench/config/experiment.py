@@ -1,0 +1,108 @@
+"""Typed experiment config: dataset, model, schedule, evaluation protocol, measurement options.
+
+One YAML file = one ExperimentConfig. Sweeps override keys by dotted path (e.g. `model.head.name`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from bench.config.model import ModelConfig
+
+DatasetName = Literal["cityscapes", "ade20k", "pascal_context_59", "pascal_context_60", "synthetic"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    dataset: DatasetName
+    root: Path
+    # synthetic only: write the dataset (Cityscapes layout) under `root` if it is not there yet.
+    generate: bool = False
+    synthetic_size: tuple[PositiveInt, PositiveInt] = (128, 256)  # (H, W) of generated images
+    synthetic_train: PositiveInt = 64
+    synthetic_val: PositiveInt = 16
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: tuple[PositiveInt, PositiveInt] = (512, 1024)  # (H, W)
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    base_size: Optional[tuple[PositiveInt, PositiveInt]] = None  # (H, W) the scale factors apply to
+    cat_max_ratio: float = Field(1.0, gt=0, le=1)  # random crop: max share of one category
+    flip: bool = True
+    photometric: bool = True
+    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
+    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
+    num_workers: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError("scale_range must be (low, high) with 0 < low <= high")
+        return self
+
+
+class TrainConfig(_Strict):
+    iterations: PositiveInt = 1000
+    batch_size: PositiveInt = 8  # global batch (split over DDP workers)
+    lr: float = Field(0.01, gt=0)
+    head_lr_mult: float = Field(10.0, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    poly_power: float = Field(0.9, ge=0)
+    min_lr: float = Field(1e-4, ge=0)
+    warmup_iters: int = Field(0, ge=0)
+    warmup_ratio: float = Field(1e-6, gt=0, le=1)
+    loss: Literal["ce", "ohem"] = "ce"
+    ohem_thresh: float = Field(0.7, gt=0, le=1)
+    ohem_min_kept: PositiveInt = 100_000
+    ignore_index: int = 255
+    amp: Literal["none", "bf16", "fp16"] = "none"  # GPU only; refused on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: Optional[PositiveInt] = None  # CPU intra-op threads
+    deterministic: bool = True
+    checkpoint_every: PositiveInt = 200
+    log_every: PositiveInt = 10
+    eval_every: Optional[PositiveInt] = None  # None: only at the end
+    keep_checkpoints: PositiveInt = 2
+
+
+class EvalConfig(_Strict):
+    mode: Literal["whole", "slide"] = "whole"
+    crop_size: Optional[tuple[PositiveInt, PositiveInt]] = None  # slide window; default: data.crop_size
+    stride: Optional[tuple[PositiveInt, PositiveInt]] = None  # default: 2/3 of the window
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    ifa_query: Literal["label", "upsample"] = "upsample"  # IFA: query at label resolution, or upsample stride-4 logits
+    boundary_dilation_ratio: float = Field(0.02, gt=0)  # boundary IoU band: ratio of the image diagonal
+    batch_size: PositiveInt = 1
+
+
+class MeasureConfig(_Strict):
+    enabled: bool = True
+    input_size: tuple[PositiveInt, PositiveInt] = (1024, 2048)
+    warmup: int = Field(3, ge=0)
+    runs: PositiveInt = 10
+    latency: bool = True
+
+
+class ExperimentConfig(_Strict):
+    name: str = "experiment"
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    measure: MeasureConfig = MeasureConfig()
+
+    def config_hash(self) -> str:
+        """Stable 12-hex-digit hash of everything that changes a result (not the run's name)."""
+        payload = self.model_dump(mode="json", exclude={"name"})
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

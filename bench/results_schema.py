@@ -1,0 +1,29 @@
+"""The sweep's results table: one row per trial. Sweeps write it; reports and the check read it."""
+
+IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempts", "trial_dir"]
+# status: "completed" | "failed" | "running" | "pending"; error: "" unless failed.
+
+CONFIG = [
+    "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
+    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query",
+]
+# crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
+# Extra sweep axes appear as extra columns named "cfg.<dotted.key>".
+
+METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row
+
+MEASUREMENTS = [
+    "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
+    "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
+]
+
+ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version", "hostname"]
+
+TIMING = ["train_time_s", "finished_at"]
+
+RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + MEASUREMENTS + ENVIRONMENT + TIMING
+
+# per_class_iou.csv beside results.csv, long format:
+PER_CLASS_COLUMNS = ["trial_id", "config_hash", "dataset", "backbone", "head", "seed", "class_index", "class_name", "iou"]
+
+# Training curves: <sweep>/<trial_dir>/metrics.jsonl, the engine's format (docs/architecture.md).
