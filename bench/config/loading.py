@@ -22,12 +22,27 @@ def _key_path(loc: tuple) -> str:
     return "".join(parts) or "<root>"
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+def _yaml_loc(loc: tuple, data: Any) -> tuple:
+    """Drop the entries pydantic adds for tagged unions (the tag value), so the path is the YAML path."""
+    out, cur = [], data
+    for item in loc:
+        if isinstance(cur, dict) and item not in cur and item in cur.values():
+            continue  # a discriminator tag such as model.head.<"ifa">
+        out.append(item)
+        if isinstance(cur, dict):
+            cur = cur.get(item)
+        elif isinstance(cur, (list, tuple)) and isinstance(item, int) and item < len(cur):
+            cur = cur[item]
+        else:
+            cur = None
+    return tuple(out)
+
+
+def format_validation_error(exc: ValidationError, source: str, data: Any = None) -> str:
     """One line: `source: key.path: message` for the first error (+N more)."""
     errors = exc.errors()
-    # Discriminated unions add the tag to the location; drop it so the path is the YAML path.
     first = errors[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = _yaml_loc(tuple(first["loc"]), data)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -41,7 +56,7 @@ def validate(model_cls: type[M], data: Any, source: str = "<config>") -> M:
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise UserError(format_validation_error(exc, source)) from None
+        raise UserError(format_validation_error(exc, source, data)) from None
 
 
 def read_yaml(path: str | Path) -> Any:
