@@ -1,0 +1,47 @@
+"""`ifa-bench check RESULTS --against reports/published.yaml`: reproduced mIoU vs published numbers.
+
+Exit 0: every compared row is within tolerance with enough seeds; 1: some row is not; 2: bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="sweep directory, results.csv or results.parquet")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="published numbers (default: the packaged reports/published.yaml)")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="allowed |reproduced - published| in mIoU points")
+    parser.add_argument("--metric", default="miou_ss", help="miou_ss (single scale, no flip) or miou_ms_flip")
+    parser.add_argument("--min-seeds", type=int, default=1, help="fewer completed seeds than this fails the row")
+    parser.add_argument("--include-reproductions", action="store_true",
+                        help="also fail on third-party reproduction rows (default: shown for context only)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the matched/unmatched rows as CSV here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.errors import UserError
+    from reports.atomic import write_text
+    from reports.check import format_report, run_check
+    from reports.load import CHECK_REQUIRED, read_results
+    from reports.mapping import METRICS
+    from reports.published import load_published
+
+    if args.metric not in METRICS:
+        raise UserError(f"--metric: unknown metric {args.metric!r} (known: {', '.join(METRICS)})")
+    if args.min_seeds < 0:
+        raise UserError(f"--min-seeds: must be >= 0, got {args.min_seeds}")
+    results = read_results(args.results, required=CHECK_REQUIRED)
+    published = load_published(args.against)
+    result = run_check(results, published, metric=args.metric, tolerance=args.tolerance,
+                       min_seeds=args.min_seeds, include_reproductions=args.include_reproductions)
+    sys.stdout.write(format_report(result))
+    if args.out:
+        import pandas as pd
+
+        both = pd.concat([result.matched.assign(matched=True), result.unmatched.assign(matched=False)],
+                         ignore_index=True)
+        write_text(args.out, both.to_csv(index=False))
+    return result.exit_code

@@ -1,0 +1,121 @@
+"""Per-model aggregation over seeds: a model is every config column except the seed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.load import STATUSES, Results
+
+# Columns always shown to tell models apart, even when constant; other config columns only when they vary.
+ALWAYS_SHOWN = ["head", "backbone"]
+PLAIN_LABEL = {"head", "backbone", "formulation"}  # shown bare in labels; others as name=value
+
+
+def _fmt_key(value) -> str:
+    if isinstance(value, float):
+        if np.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else f"{value:g}"
+    return str(value)
+
+
+def _median(series: pd.Series) -> float:
+    series = series.dropna()
+    return float(series.median()) if len(series) else np.nan
+
+
+def _mean_std(series: pd.Series) -> tuple[float, float]:
+    series = series.dropna()
+    mean = float(series.mean()) if len(series) else np.nan
+    std = float(series.std(ddof=1)) if len(series) > 1 else np.nan  # sample std over seeds
+    return mean, std
+
+
+def _status_text(counts: dict, n_trials: int, missing_seeds: list) -> str:
+    parts = []
+    if counts["completed"] == n_trials and not missing_seeds:
+        return "completed"
+    parts.append(f"{counts['completed']}/{n_trials + len(missing_seeds)} completed")
+    parts += [f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s]]
+    if missing_seeds:
+        parts.append("missing seed " + ",".join(_fmt_key(s) for s in missing_seeds))
+    return "; ".join(parts)
+
+
+def model_table(results: Results) -> pd.DataFrame:
+    """One row per (dataset, model): n (completed seeds), mean and sample std over seeds, measurements, status.
+
+    Metrics and measurements come from completed trials only. Measurements are the median over those trials.
+    A seed run for some model of a dataset but absent for this one is listed as missing.
+    """
+    df = results.trials
+    keys = results.config_columns()
+    seeds_by_dataset = {d: sorted(g["seed"].dropna().unique()) for d, g in df.groupby("dataset")}
+    rows = []
+    for key_values, g in df.groupby(keys, dropna=False, sort=True):
+        rec = dict(zip(keys, key_values))
+        done = g[g["status"] == "completed"]
+        counts = {s: int((g["status"] == s).sum()) for s in STATUSES}
+        present = set(g["seed"].dropna())
+        missing = [s for s in seeds_by_dataset.get(rec["dataset"], []) if s not in present]
+        done_seeds = done.dropna(subset=["miou"])["seed"]
+        rec.update(
+            n=int(done["miou"].notna().sum()),
+            n_trials=len(g),
+            **{f"n_{s}": counts[s] for s in STATUSES},
+            seeds=",".join(_fmt_key(s) for s in sorted(done_seeds)),
+            missing_seeds=",".join(_fmt_key(s) for s in missing),
+            status=_status_text(counts, len(g), missing),
+        )
+        for metric in ("miou", "boundary_iou", "macc", "aacc"):
+            rec[f"{metric}_mean"], rec[f"{metric}_std"] = _mean_std(done[metric])
+        for col in ("gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90",
+                    "peak_mem_mb", "train_time_s"):
+            rec[col] = _median(done[col])
+        rec["device"] = ", ".join(sorted({d for d in done["device"] if d}))
+        rec["device_name"] = ", ".join(sorted({d for d in done["device_name"] if d}))
+        rec["measure_input"] = ", ".join(sorted({d for d in done["measure_input"] if d}))
+        rec["trial_ids"] = ",".join(g["trial_id"])
+        rows.append(rec)
+    table = pd.DataFrame(rows)
+    table["label"] = ""
+    for dataset, idx in table.groupby("dataset").groups.items():
+        shown = distinguishing_columns(table.loc[idx], keys)
+        table.loc[idx, "label"] = [model_label(r, shown) for _, r in table.loc[idx].iterrows()]
+    return table
+
+
+def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
+    """head, backbone, and every other config column with more than one non-empty value among these models.
+
+    Head-specific columns (formulation, ifa_query) are empty for other heads; that alone does not tell models
+    apart. Should labels still collide, every column that varies at all is added.
+    """
+    candidates = [c for c in keys if c not in ALWAYS_SHOWN and c != "dataset"]
+    values = {c: models[c].map(_fmt_key) for c in candidates}
+    shown = ALWAYS_SHOWN + [c for c in candidates if values[c][values[c] != ""].nunique() > 1]
+    labels = [model_label(r, shown) for _, r in models.iterrows()]
+    if len(set(labels)) < len(labels):
+        shown = ALWAYS_SHOWN + [c for c in candidates if values[c].nunique() > 1]
+    return shown
+
+
+def model_label(row: pd.Series, shown: list[str]) -> str:
+    parts = []
+    for col in shown:
+        value = _fmt_key(row[col])
+        if value == "":
+            continue
+        parts.append(value if col in PLAIN_LABEL else f"{col.removeprefix('cfg.')}={value}")
+    return " ".join(parts)
+
+
+def common_settings(models: pd.DataFrame, keys: list[str]) -> dict[str, str]:
+    """Config columns with one value across these models (shown once above the table)."""
+    shown = distinguishing_columns(models, keys)
+    common = {}
+    for c in keys:
+        values = [v for v in models[c].map(_fmt_key).unique() if v != ""]
+        if c != "dataset" and c not in shown and len(values) == 1:
+            common[c] = values[0]
+    return common

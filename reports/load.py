@@ -1,0 +1,118 @@
+"""Read a sweep's results (results.csv / results.parquet, per_class_iou.csv) into typed frames."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import UserError
+from bench.results_schema import CONFIG, METRICS, MEASUREMENTS, PER_CLASS_COLUMNS, RESULT_COLUMNS
+
+# Without these a report means nothing; every other schema column is optional (absent -> NaN / "").
+REPORT_REQUIRED = ["status", "dataset", "backbone", "head", "seed", "miou"]
+CHECK_REQUIRED = REPORT_REQUIRED + ["stem", "output_stride", "iterations", "crop", "batch_size",
+                                    "eval_scales", "eval_flip"]
+
+NUMERIC = set(METRICS) | (set(MEASUREMENTS) - {"measure_input"}) | {
+    "seed", "iterations", "batch_size", "num_classes", "output_stride", "attempts", "threads", "train_time_s"}
+BOOLEAN = {"eval_flip"}
+STATUSES = ("completed", "failed", "running", "pending")
+
+
+@dataclass
+class Results:
+    trials: pd.DataFrame  # one row per trial, every RESULT_COLUMNS column present
+    per_class: Optional[pd.DataFrame]  # long format, or None when per_class_iou.csv is absent
+    sweep_dir: Path  # trial_dir paths are relative to this
+    source: Path  # the file read
+    absent_columns: list[str]  # schema columns the file did not have
+
+    def config_columns(self) -> list[str]:
+        """Columns that define a model: every config column except the seed, plus extra `cfg.*` sweep axes."""
+        extra = sorted(c for c in self.trials.columns if c.startswith("cfg."))
+        return [c for c in CONFIG if c != "seed"] + extra
+
+
+def resolve_results_file(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if path.is_dir():
+        for name in ("results.csv", "results.parquet"):
+            if (path / name).is_file():
+                return path / name
+        raise UserError(f"{path}: no results.csv or results.parquet in this directory")
+    if path.suffix not in (".csv", ".parquet"):
+        raise UserError(f"{path}: expected a sweep directory, a .csv or a .parquet results file")
+    return path
+
+
+def _to_bool(value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "1.0"):
+        return True
+    if text in ("false", "0", "no", "", "nan", "none", "0.0"):
+        return False
+    raise ValueError(value)
+
+
+def _normalise(df: pd.DataFrame, source: Path) -> pd.DataFrame:
+    df = df.copy()
+    for col in df.columns:
+        if col in NUMERIC:
+            converted = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+            bad = converted.isna() & df[col].notna() & (df[col].astype(str).str.strip() != "")
+            if bad.any():
+                raise UserError(f"{source}: column {col!r} has non-numeric value {df[col][bad].iloc[0]!r}")
+            df[col] = converted.astype(float)
+        elif col in BOOLEAN:
+            try:
+                df[col] = df[col].map(_to_bool).astype(bool)
+            except ValueError as exc:
+                raise UserError(f"{source}: column {col!r} has non-boolean value {exc.args[0]!r}") from None
+        else:
+            df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str)
+    return df
+
+
+def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
+    source = resolve_results_file(path)
+    try:
+        if source.suffix == ".parquet":
+            raw = pd.read_parquet(source)
+        else:
+            raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UserError(f"{source}: cannot be read as a results table ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise UserError(f"{source}: missing required column(s): {', '.join(missing)}")
+    absent = [c for c in RESULT_COLUMNS if c not in raw.columns]
+    df = _normalise(raw, source)
+    for col in absent:
+        df[col] = np.nan if col in NUMERIC else (False if col in BOOLEAN else "")
+    unknown = sorted(set(df["status"]) - set(STATUSES))
+    if unknown:
+        raise UserError(f"{source}: column 'status' has unknown value {unknown[0]!r} (known: {', '.join(STATUSES)})")
+    if "trial_id" in absent:
+        df["trial_id"] = [f"row{i}" for i in range(len(df))]
+    sweep_dir = source.parent
+    return Results(df, _read_per_class(sweep_dir / "per_class_iou.csv"), sweep_dir, source, absent)
+
+
+def _read_per_class(path: Path) -> Optional[pd.DataFrame]:
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in ("trial_id", "class_index", "class_name", "iou") if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")
+    for col in ("class_index", "iou", "seed"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+    return df[[c for c in PER_CLASS_COLUMNS if c in df.columns]]

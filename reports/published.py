@@ -1,0 +1,79 @@
+"""Published reference numbers (reports/published.yaml): loading, validation and the normalised match keys."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import yaml
+
+from bench.errors import UserError
+from reports.mapping import BACKBONES, DATASETS, HEADS, METRICS, parse_batch, parse_crop
+
+DEFAULT_PATH = Path(__file__).with_name("published.yaml")
+KINDS = ("published", "reproduction")
+MATCH_KEYS = ("dataset", "head", "backbone", "stem", "output_stride", "iterations", "crop", "batch_size")
+NUMBERS = METRICS + ("fps", "train_mem_gb", "iterations")
+
+
+def derive_match(row: dict) -> dict:
+    """The match keys that reports/mapping.py gives a published row (without any `assumed` override)."""
+    inv_dataset = {v: k for k, v in DATASETS.items()}
+    inv_head = {v: k for k, v in HEADS.items()}
+    bb = BACKBONES.get((row.get("method"), row.get("backbone")))
+    return {
+        "dataset": inv_dataset.get(row.get("dataset")),
+        "head": inv_head.get(row.get("method")),
+        "backbone": bb.backbone if bb else None,
+        "stem": bb.stem if bb else None,
+        "output_stride": bb.output_stride if bb else None,
+        "iterations": row.get("iterations"),
+        "crop": parse_crop(row.get("crop")),
+        "batch_size": parse_batch(row.get("crop")),
+    }
+
+
+def load_published(path: Optional[Path] = None) -> list[dict]:
+    """Rows of a published.yaml, each with a complete `match` block (derived from the mapping when absent)."""
+    path = Path(path) if path else DEFAULT_PATH
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise UserError(f"{path}: expected a mapping with a list under 'results'")
+    rows = []
+    for i, row in enumerate(doc["results"]):
+        where = f"{path}: results[{i}]"
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected a mapping")
+        for key in ("dataset", "method", "backbone", "kind", "source"):
+            if not row.get(key):
+                raise UserError(f"{where}.{key}: missing")
+        if row["kind"] not in KINDS:
+            raise UserError(f"{where}.kind: {row['kind']!r} is not one of {', '.join(KINDS)}")
+        for key in NUMBERS:
+            if key in row and not isinstance(row[key], (int, float)):
+                raise UserError(f"{where}.{key}: expected a number, got {row[key]!r}")
+        match = derive_match(row)
+        given = row.get("match") or {}
+        if not isinstance(given, dict):
+            raise UserError(f"{where}.match: expected a mapping")
+        unknown = set(given) - set(MATCH_KEYS) - {"assumed", "unmatchable"}
+        if unknown:
+            raise UserError(f"{where}.match.{sorted(unknown)[0]}: unknown key")
+        match.update(given)
+        rows.append({**row, "match": match, "row_index": i})
+    return rows
+
+
+def published_frame(rows: list[dict]) -> pd.DataFrame:
+    """Flat frame: the original fields plus `match_<key>` columns."""
+    flat = []
+    for row in rows:
+        rec = {k: v for k, v in row.items() if k != "match"}
+        rec.update({f"match_{k}": v for k, v in row["match"].items()})
+        flat.append(rec)
+    return pd.DataFrame(flat)

@@ -1,0 +1,100 @@
+"""Writes small sweep directories in the results schema (bench/results_schema.py) with known numbers.
+
+Written with the csv/json modules, not with the code under test, so the tests' expectations are independent.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
+
+CLASSES = ["road", "building", "car", "sky"]
+
+
+def trial(dataset="synthetic", head="ifa", backbone="resnet18", seed=0, status="completed", miou=None, **kw):
+    spec = dict(
+        dataset=dataset, head=head, backbone=backbone, seed=seed, status=status, miou=miou,
+        stem="standard", output_stride=32, formulation="fused" if head == "ifa" else "", iterations=100,
+        batch_size=8, crop="64x64", num_classes=len(CLASSES), eval_mode="whole", eval_scales="1.0",
+        eval_flip=False, ifa_query="upsample" if head == "ifa" else "", error="",
+        boundary_iou=None, gmacs=None, params_m=None, latency_ms_median=None, peak_mem_mb=None,
+        class_iou=None,
+    )
+    spec.update(kw)
+    return spec
+
+
+def default_trials() -> list[dict]:
+    """A partial synthetic sweep: 5 models x 3 seeds with failures, a pending, a running and a missing trial."""
+    m = dict(gmacs=10.0, params_m=5.0, latency_ms_median=50.0, peak_mem_mb=300.0)
+    r = dict(gmacs=14.0, params_m=5.0, latency_ms_median=80.0, peak_mem_mb=400.0)
+    f = dict(gmacs=12.0, params_m=6.0, latency_ms_median=45.0, peak_mem_mb=250.0)
+    p = dict(gmacs=20.0, params_m=9.0, latency_ms_median=40.0, peak_mem_mb=500.0)
+    return [
+        trial(head="ifa", seed=0, miou=60.0, boundary_iou=40.0, class_iou=[90, 50, 40, 60], **m),
+        trial(head="ifa", seed=1, miou=62.0, boundary_iou=42.0, class_iou=[92, 52, 42, 62], **m),
+        trial(head="ifa", seed=2, miou=61.0, boundary_iou=44.0, class_iou=[91, 51, 41, 61], **m),
+        trial(head="ifa", formulation="reference", seed=0, miou=60.5, boundary_iou=40.0, **r),
+        trial(head="ifa", formulation="reference", seed=1, miou=61.5, boundary_iou=41.0, **r),
+        trial(head="ifa", formulation="reference", seed=2, miou=61.0, boundary_iou=42.0, **r),
+        trial(head="fpn", seed=0, miou=55.0, boundary_iou=30.0, class_iou=[85, 45, 30, 60], **f),
+        trial(head="fpn", seed=1, miou=57.0, boundary_iou=31.0, class_iou=[87, 47, 32, 62], **f),
+        trial(head="fpn", seed=2, status="failed", error="RuntimeError: loss is NaN at iteration 40"),
+        trial(head="ppm", seed=0, miou=58.0, boundary_iou=33.0, **p),
+        trial(head="ppm", seed=1, miou=59.0, boundary_iou=35.0, **p),
+        # ppm seed 2: no row at all (missing)
+        trial(head="ocr", seed=0, status="failed", error="MemoryError: cannot allocate 4.0 GiB"),
+        trial(head="ocr", seed=1, status="pending"),
+        trial(head="ocr", seed=2, status="running"),
+    ]
+
+
+def write_sweep(root: Path, trials: list[dict], *, per_class=True, curves=True, name="fixture") -> Path:
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    rows, class_rows = [], []
+    for i, t in enumerate(trials):
+        tid = f"t{i:03d}"
+        tdir = f"trials/{tid}"
+        row = {c: "" for c in RESULT_COLUMNS}
+        row.update({k: ("" if v is None else v) for k, v in t.items() if k in RESULT_COLUMNS})
+        row.update(trial_id=tid, config_hash=f"h{i:011d}", sweep_name=name, attempts=1, trial_dir=tdir,
+                   eval_flip=str(bool(t["eval_flip"])))
+        if t["status"] == "completed":
+            row.update(macc=t["miou"] + 5, aacc=t["miou"] + 20, device="cpu", device_name="fixture-cpu",
+                       torch_version="2.13.0", ray_version="2.60.0", dtype="float32", threads=2,
+                       python_version="3.11.0", hostname="fixture", train_time_s=12.5,
+                       measure_input="64x64", finished_at="2026-11-23T21:00:00Z")
+        rows.append(row)
+        if per_class and t["status"] == "completed" and t.get("class_iou"):
+            for ci, (cname, iou) in enumerate(zip(CLASSES, t["class_iou"])):
+                class_rows.append(dict(trial_id=tid, config_hash=row["config_hash"], dataset=t["dataset"],
+                                       backbone=t["backbone"], head=t["head"], seed=t["seed"],
+                                       class_index=ci, class_name=cname, iou=iou))
+        if curves and t["status"] in ("completed", "failed", "running"):
+            (root / tdir).mkdir(parents=True, exist_ok=True)
+            last = 100 if t["status"] == "completed" else 40
+            with open(root / tdir / "metrics.jsonl", "w") as fh:
+                for it in range(10, last + 1, 10):
+                    fh.write(json.dumps(dict(kind="train", iter=it, loss=loss_at(it, t["seed"]), lr=0.01,
+                                             time_s=0.1)) + "\n")
+                    if it % 50 == 0 and t["status"] == "completed":
+                        fh.write(json.dumps(dict(kind="eval", iter=it, miou=t["miou"] * it / 100)) + "\n")
+    _write_csv(root / "results.csv", RESULT_COLUMNS, rows)
+    if per_class:
+        _write_csv(root / "per_class_iou.csv", PER_CLASS_COLUMNS, class_rows)
+    return root
+
+
+def loss_at(iteration: int, seed: int) -> float:
+    return 2.0 * math.exp(-iteration / 50) + 0.01 * seed
+
+
+def _write_csv(path, columns, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
