@@ -1,0 +1,218 @@
+"""`ifa-bench eval CHECKPOINT --config CONFIG.yaml`: evaluate a checkpoint, print the metrics, optionally write JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from bench.errors import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="checkpoint file (.pt) written by `ifa-bench train`")
+    parser.add_argument("--config", type=Path, required=True, help="experiment YAML the checkpoint was trained with")
+    parser.add_argument("--split", default=None, help="dataset split (default: data.val_split)")
+    parser.add_argument("--mode", choices=("whole", "slide"), default=None, help="default: eval.mode")
+    parser.add_argument("--crop", default=None, metavar="HxW", help="slide window (default: eval.crop_size, "
+                                                                  "else data.crop_size)")
+    parser.add_argument("--stride", default=None, metavar="HxW", help="slide stride (default: 2/3 of the window)")
+    parser.add_argument("--scales", default=None, metavar="S,S,...", help="test scales, e.g. 0.5,0.75,1.0,1.25")
+    parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                        help="add horizontally flipped views (default: eval.flip)")
+    parser.add_argument("--ifa-query", choices=("label", "upsample"), default=None,
+                        help="IFA: query at label resolution, or upsample the stride-4 logits (default: eval.ifa_query)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
+    parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON to this file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _pair(text: str, flag: str) -> list[int]:
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2 or min(values) < 1:
+        raise UserError(f"{flag}: expected HxW with positive integers, got {text!r}")
+    return values
+
+
+def _scales(text: str) -> list[float]:
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise UserError(f"--scales: expected comma-separated positive numbers, got {text!r}")
+    return values
+
+
+def eval_config(cfg, args):
+    """The config's eval section with the command-line overrides, validated."""
+    from bench.config import validate
+    from bench.config.experiment import EvalConfig
+
+    data = cfg.eval.model_dump()
+    if args.mode is not None:
+        data["mode"] = args.mode
+    if args.crop is not None:
+        data["crop_size"] = _pair(args.crop, "--crop")
+    if args.stride is not None:
+        data["stride"] = _pair(args.stride, "--stride")
+    if args.scales is not None:
+        data["scales"] = _scales(args.scales)
+    if args.flip is not None:
+        data["flip"] = args.flip
+    if args.ifa_query is not None:
+        data["ifa_query"] = args.ifa_query
+    return validate(EvalConfig, data, "command line (eval)")
+
+
+def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
+    """(model state_dict, the checkpoint's other scalar entries such as the iteration)."""
+    import torch
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, not a torch file, or objects outside the weights-only allowlist
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{path}: not a readable weights-only checkpoint ({reason[:200]})") from None
+    if not isinstance(ckpt, dict):
+        raise UserError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    if "model" in ckpt and isinstance(ckpt["model"], dict):
+        state = ckpt["model"]
+        meta = {k: v for k, v in ckpt.items() if isinstance(v, (int, float, str, bool))}
+    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        state, meta = ckpt, {}
+    else:
+        raise UserError(f"{path}: key 'model': missing (expected the model state_dict under 'model')")
+    # DDP-wrapped weights
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state, meta
+
+
+def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
+    """Load `state` into `model`, refusing any key or shape mismatch with a one-line error.
+    Keys of the auxiliary head are not compared: it is training-only and absent from evaluation."""
+    expected = model.state_dict()
+    aux = "aux_head."
+    missing = [k for k in expected if k not in state and not k.startswith(aux)]
+    unexpected = [k for k in state if k not in expected and not k.startswith(aux)]
+    where = f"does not match the model of {config_path}"
+    if missing:
+        more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"{path}: key {missing[0]!r} is missing; the checkpoint {where}{more}")
+    if unexpected:
+        more = f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
+        raise UserError(f"{path}: unexpected key {unexpected[0]!r}; the checkpoint {where}{more}")
+    for key, value in state.items():
+        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+            raise UserError(f"{path}: key {key!r} has shape {tuple(value.shape)}, the model of {config_path} "
+                            f"expects {tuple(expected[key].shape)}")
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def format_table(result: dict) -> str:
+    lines = [
+        f"protocol: {result['protocol']}",
+        f"images: {result['num_images']}",
+        f"mIoU {_fmt(result['miou'])}  mAcc {_fmt(result['macc'])}  aAcc {_fmt(result['aacc'])}  "
+        f"boundary IoU {_fmt(result['boundary_iou'])}",
+        "",
+    ]
+    names = list(result["per_class_iou"])
+    width = max([len("class")] + [len(n) for n in names])
+    lines.append(f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}  {'B-IoU':>7}")
+    for name in names:
+        lines.append(f"{name:<{width}}  {_fmt(result['per_class_iou'][name]):>7}  "
+                     f"{_fmt(result['per_class_acc'][name]):>7}  {_fmt(result['per_class_boundary_iou'][name]):>7}")
+    return "\n".join(lines)
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    import torch
+
+    from bench.config import ExperimentConfig, load_config
+    from bench.data import build_dataset
+    from bench.data.transforms import EvalTransform
+    from bench.engine.evaluate import evaluate
+    from bench.models import build_segmentor
+
+    cfg = load_config(ExperimentConfig, args.config)
+    eval_cfg = eval_config(cfg, args)
+    if args.out is not None and args.out.is_dir():
+        raise UserError(f"{args.out}: is a directory; --out takes a file name")
+    state, meta = load_checkpoint_state(args.checkpoint)
+    device = _device(args.device or cfg.train.device)
+    if device.type == "cpu" and cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.seed)
+
+    model = build_segmentor(cfg.model)
+    load_weights(model, state, args.checkpoint, args.config)
+    model.to(device).eval()
+
+    split = args.split or cfg.data.val_split
+    dataset = build_dataset(cfg.data, split)
+    if len(dataset) == 0:
+        raise UserError(f"{args.config}: data: split {split!r} has no images")
+    result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
+                      ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
+                      progress=not args.no_progress and sys.stderr.isatty())
+    print(format_table(result))
+    if args.out is not None:
+        record = {
+            "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),
+            "dataset": cfg.data.dataset, "split": split, "device": str(device), "torch_version": torch.__version__,
+            **{k: meta[k] for k in ("iter", "iteration", "epoch") if k in meta},
+            **result,
+        }
+        write_json_atomic(args.out, record)
+        print(f"wrote {args.out}")
+    return 0
