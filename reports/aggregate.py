@@ -100,13 +100,28 @@ def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
     return shown
 
 
+# Compact label forms for config columns (others appear as name=value).
+_LABEL_FORMS = {
+    "stem": "{}-stem", "output_stride": "OS{}", "iterations": "{}it", "crop": "{}", "batch_size": "bs{}",
+    "eval_scales": "scales={}", "ifa_query": "query={}", "eval_mode": "{}-eval", "num_classes": "{}cls",
+}
+
+
 def model_label(row: pd.Series, shown: list[str]) -> str:
+    """Short model name from the columns that tell it apart, e.g. "ifa resnet50 deep-stem OS32 37200it"."""
     parts = []
     for col in shown:
         value = _fmt_key(row[col])
         if value == "":
             continue
-        parts.append(value if col in PLAIN_LABEL else f"{col.removeprefix('cfg.')}={value}")
+        if col in PLAIN_LABEL:
+            parts.append(value)
+        elif col == "eval_flip":
+            parts.append("flip" if value == "True" else "no-flip")
+        elif col in _LABEL_FORMS:
+            parts.append(_LABEL_FORMS[col].format(value))
+        else:
+            parts.append(f"{col.removeprefix('cfg.')}={value}")
     return " ".join(parts)
 
 
@@ -117,5 +132,7 @@ def common_settings(models: pd.DataFrame, keys: list[str]) -> dict[str, str]:
     for c in keys:
         values = [v for v in models[c].map(_fmt_key).unique() if v != ""]
         if c != "dataset" and c not in shown and len(values) == 1:
-            common[c] = values[0]
+            set_for = sorted(set(models.loc[models[c].map(_fmt_key) != "", "head"]))
+            partial = len(set_for) < models["head"].nunique()
+            common[c] = values[0] + (f" ({'/'.join(set_for)} only)" if partial else "")
     return common

@@ -1,0 +1,25 @@
+"""`ifa-bench report SWEEP_DIR|RESULTS.csv [--out DIR]`: tables, plots, report.md and index.html."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="sweep directory, results.csv or results.parquet")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <sweep>/report)")
+    parser.add_argument("--published", type=Path, default=None,
+                        help="published numbers to compare and draw (e.g. reports/published.yaml)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    report = build_report(args.results, args.out, args.published)
+    counts = ", ".join(f"{v} {k}" for k, v in report.status_counts.items() if v)
+    sys.stdout.write(f"report: {report.out_dir / 'index.html'} ({len(report.models)} models; {counts}; "
+                     f"{len(report.plots)} plots)\n")
+    for note in report.notes:
+        sys.stdout.write(f"note: {note}\n")
+    return 0

@@ -1,0 +1,277 @@
+"""`build_report`: tables, plots, report.md and index.html for one sweep (complete or partial)."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from reports import plots
+from reports.aggregate import common_settings, model_table
+from reports.atomic import write_text
+from reports.check import CheckResult, run_check
+from reports.document import Document
+from reports.load import STATUSES, Results, read_results
+from reports.mapping import DATASETS, METRICS
+from reports.published import load_published
+from reports.tables import markdown, per_class_table, summary_display, summary_numeric, write_table
+
+ENV_COLUMNS = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version",
+               "hostname"]
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    results: Results
+    models: pd.DataFrame
+    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)  # dataset -> numeric summary
+    per_class: dict[str, pd.DataFrame] = field(default_factory=dict)  # dataset -> classes x models
+    plot_data: dict[str, pd.DataFrame] = field(default_factory=dict)  # plot name -> the frame it draws
+    plots: dict[str, Path] = field(default_factory=dict)  # plot name -> PNG
+    status_counts: dict[str, int] = field(default_factory=dict)
+    not_completed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    environment: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
+
+
+def build_report(source: Path, out_dir: Optional[Path] = None, published: Optional[Path] = None) -> Report:
+    """Read the sweep at `source` and write the report to `out_dir` (default <sweep>/report), replacing it whole."""
+    results = read_results(source)
+    out_dir = Path(out_dir) if out_dir else results.sweep_dir / "report"
+    pub_rows = load_published(published) if published else None
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        report = _build(results, tmp, pub_rows)
+        _swap_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.out_dir = out_dir
+    report.plots = {k: out_dir / p.relative_to(tmp) for k, p in report.plots.items()}
+    return report
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Report:
+    trials = results.trials
+    models = model_table(results) if len(trials) else pd.DataFrame()
+    report = Report(out, results, models)
+    keys = results.config_columns()
+    sweep_name = ", ".join(sorted({s for s in trials["sweep_name"] if s})) or results.sweep_dir.name
+    doc = Document(f"Sweep report: {sweep_name}")
+
+    # --- overview and status
+    counts = {s: int((trials["status"] == s).sum()) for s in STATUSES}
+    counts["missing"] = int(sum(len(m.split(",")) for m in models.get("missing_seeds", []) if m))
+    report.status_counts = counts
+    doc.para(f"Results: {results.source} · generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · "
+             f"{len(trials)} trials, {len(models)} models.")
+    doc.heading(2, "Status")
+    doc.table(pd.DataFrame([counts]))
+    report.not_completed = _not_completed(trials, models)
+    if len(report.not_completed):
+        doc.para("Trials without a result (failed with their error; running, pending, or missing seeds):")
+        doc.table(report.not_completed)
+        write_text(out / "tables" / "status.csv", report.not_completed.to_csv(index=False))
+    if results.absent_columns:
+        report.notes.append(f"{results.source.name} lacks columns {', '.join(results.absent_columns)} "
+                            f"(shown as —)")
+    doc.heading(2, "Environment")
+    report.environment = _environment(trials)
+    if len(report.environment):
+        doc.table(report.environment)
+    else:
+        doc.para("No completed trial recorded its environment.", note=True)
+
+    # --- per dataset
+    pub_frame = _published_points(pub_rows) if pub_rows else None
+    for dataset in sorted(models["dataset"].unique()) if len(models) else []:
+        _dataset_section(doc, report, dataset, keys, out, pub_frame)
+
+    # --- published comparison
+    if pub_rows is not None:
+        _published_section(doc, report, pub_rows)
+
+    if report.notes:
+        doc.heading(2, "Notes")
+        doc.bullets(report.notes)
+    write_text(out / "report.md", doc.markdown())
+    write_text(out / "index.html", doc.html())
+    return report
+
+
+def _not_completed(trials: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
+    label_of = {tid: m["label"] for _, m in models.iterrows() for tid in m["trial_ids"].split(",")}
+    rows = [dict(dataset=t["dataset"], model=label_of.get(t["trial_id"], ""), seed=t["seed"], status=t["status"],
+                 trial_id=t["trial_id"], attempts=t["attempts"], error=t["error"])
+            for _, t in trials[trials["status"] != "completed"].iterrows()]
+    for _, m in models.iterrows():
+        for seed in filter(None, m["missing_seeds"].split(",")):
+            rows.append(dict(dataset=m["dataset"], model=m["label"], seed=float(seed), status="missing",
+                             trial_id="", attempts=float("nan"), error="no row in the results"))
+    df = pd.DataFrame(rows, columns=["dataset", "model", "seed", "status", "trial_id", "attempts", "error"])
+    df["seed"] = df["seed"].map(lambda s: "" if pd.isna(s) else str(int(s)))
+    df["attempts"] = df["attempts"].map(lambda s: "" if pd.isna(s) else str(int(s)))
+    order = {s: i for i, s in enumerate(("failed", "running", "pending", "missing"))}
+    return df.sort_values(["status", "dataset", "model", "seed"], key=lambda c: c.map(order) if c.name == "status"
+                          else c, kind="stable").reset_index(drop=True)
+
+
+def _environment(trials: pd.DataFrame) -> pd.DataFrame:
+    done = trials[trials["status"] == "completed"]
+    if done.empty:
+        return pd.DataFrame()
+    env = done[ENV_COLUMNS].copy()
+    env["threads"] = env["threads"].map(lambda v: "" if pd.isna(v) else str(int(v)))
+    return env.groupby(ENV_COLUMNS, dropna=False).size().reset_index(name="trials")
+
+
+def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str], out: Path,
+                     pub_frame: Optional[pd.DataFrame]) -> None:
+    slug = _slug(dataset)
+    models = report.models[report.models["dataset"] == dataset].reset_index(drop=True)
+    doc.heading(2, f"Dataset: {dataset}")
+    common = common_settings(models, keys)
+    if common:
+        doc.para("Common settings: " + ", ".join(f"{k}={v}" for k, v in common.items()))
+
+    numeric = summary_numeric(models, keys)
+    report.summaries[dataset] = numeric
+    display = summary_display(numeric)
+    paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models")
+    doc.heading(3, "Models")
+    doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; n = completed / expected seeds. "
+             "Costs: median over completed trials (GMACs by fvcore at batch 1; latency on the device shown).",
+             note=True)
+    doc.table(display)
+    doc.links([(p.name, str(p.relative_to(out))) for p in paths.values()])
+
+    doc.heading(3, "Accuracy vs cost")
+    for cost in plots.COSTS:
+        name = f"tradeoff_{'gmacs' if cost == 'gmacs' else 'latency'}_{slug}"
+        data = plots.tradeoff_data(models, cost)
+        report.plot_data[name] = data
+        dropped = sorted(set(models["label"]) - set(data["label"]))
+        pub = None
+        if pub_frame is not None:
+            pub = pub_frame[pub_frame["dataset_key"] == dataset]
+            if cost == "latency_ms_median":
+                pub = pub.dropna(subset=["cost"])
+                if len(pub) and len(data):
+                    report.notes.append(f"{dataset}: published points on the latency plot are 1000/fps from the "
+                                        "source's own device (mmsegmentation: V100, batch 1), not comparable "
+                                        "with latencies measured here except as orders of magnitude")
+            else:
+                if len(pub) and len(data):
+                    report.notes.append(f"{dataset}: published rows give no GMACs; not drawn on the GMACs plot")
+                pub = None
+            if pub is not None and pub.empty:
+                pub = None
+            if not (pub_frame["dataset_key"] == dataset).any() and cost == "gmacs":
+                report.notes.append(f"{dataset}: no published rows for this dataset")
+        if data.empty:
+            doc.para(f"{plots.COSTS[cost]}: no model has both this cost and a completed mIoU.", note=True)
+            continue
+        write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+        if pub is not None:
+            write_text(out / "plots" / f"{name}_published.csv", pub.to_csv(index=False))
+        devices = ", ".join(sorted({d for d in data["device"] if d}))
+        title = f"{dataset}: mIoU vs {plots.COSTS[cost]}" + (f" [{devices}]" if cost != "gmacs" and devices else "")
+        report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", title, pub)
+        doc.image(f"plots/{name}.png", title)
+        frontier = data[data["pareto"]].sort_values("cost")["label"].tolist()
+        doc.para(f"Pareto frontier (max mIoU, min {cost}): {', '.join(frontier)}."
+                 + (f" Not drawn (no completed mIoU or no {cost}): {', '.join(dropped)}." if dropped else ""),
+                 note=True)
+
+    doc.heading(3, "Per-class IoU")
+    pc = (per_class_table(report.results.per_class, report.results.trials, models)
+          if report.results.per_class is not None else pd.DataFrame())
+    if pc.empty:
+        doc.para("No per-class IoU for this dataset (per_class_iou.csv absent or without completed trials).",
+                 note=True)
+    else:
+        report.per_class[dataset] = pc
+        write_table(out / "tables" / f"per_class_{slug}", pc, pc, index=True, caption=f"{dataset}: per-class IoU")
+        name = f"per_class_{slug}"
+        report.plot_data[name] = pc
+        report.plots[name] = plots.plot_per_class(pc, out / "plots" / f"{name}.png",
+                                                  f"{dataset}: per-class IoU (%), mean over seeds")
+        doc.image(f"plots/{name}.png", f"{dataset} per-class IoU")
+        doc.table(pc.map(lambda v: f"{v:.1f}" if pd.notna(v) else "—"), index=True)
+
+    doc.heading(3, "Training curves")
+    sub_trials = report.results.trials[report.results.trials["dataset"] == dataset]
+    curves, notes = plots.curves_data(sub_trials, models, report.results.sweep_dir)
+    report.notes += notes
+    if curves.empty:
+        doc.para("No training records (metrics.jsonl) found for this dataset.", note=True)
+    else:
+        name = f"curves_{slug}"
+        report.plot_data[name] = curves
+        write_text(out / "plots" / f"{name}.csv", curves.to_csv(index=False))
+        report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", f"{dataset}: training")
+        doc.image(f"plots/{name}.png", f"{dataset} training curves")
+
+
+def _published_points(rows: list[dict]) -> pd.DataFrame:
+    recs = []
+    for r in rows:
+        if r["kind"] != "published" or not isinstance(r.get("miou_ss"), (int, float)):
+            continue
+        fps = r.get("fps")
+        recs.append(dict(dataset_key=r["match"]["dataset"], label=f"{r['method']} {r['backbone']}",
+                         miou=float(r["miou_ss"]), cost=1000.0 / fps if fps else float("nan"),
+                         source=r["source"]))
+    return pd.DataFrame(recs, columns=["dataset_key", "label", "miou", "cost", "source"])
+
+
+def _published_section(doc: Document, report: Report, pub_rows: list[dict]) -> None:
+    doc.heading(2, "Against published numbers")
+    doc.para("Mean over seeds per model vs the published row the mapping in reports/mapping.py matches "
+             "(see docs/reports.md). Default tolerance ±1.0 mIoU; `ifa-bench check` gives the exit code and takes other tolerances.", note=True)
+    frames = []
+    for metric in METRICS:
+        result = run_check(report.results, pub_rows, metric=metric)
+        report.checks[metric] = result
+        if len(result.matched):
+            m = result.matched
+            frames.append(pd.DataFrame({
+                "metric": metric, "dataset": m["dataset"], "model": m["label"], "n": m["n"],
+                "reproduced": m["reproduced"].round(2), "published": m["published"], "delta": m["delta"].round(2),
+                "verdict": m["verdict"], "kind": m["kind"],
+                "published as": m["published_method"] + " " + m["published_backbone"], "source": m["source"]}))
+    if frames:
+        table = pd.concat(frames, ignore_index=True)
+        doc.table(table)
+        write_text(report.out_dir / "tables" / "published_check.csv", table.to_csv(index=False))
+    else:
+        doc.para("No model of this sweep matches a published row.", note=True)
+    unmatched = report.checks["miou_ss"].unmatched
+    if len(unmatched):
+        doc.para(f"{len(unmatched)} model(s) have no single-scale published counterpart:")
+        doc.bullets([f"{r['dataset']}: {r['label']}: {r['reason']}" for _, r in unmatched.iterrows()])
+    mapped = sorted(set(DATASETS))
+    doc.para(f"Datasets with published rows: {', '.join(mapped)}.", note=True)
