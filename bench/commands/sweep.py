@@ -1,0 +1,36 @@
+"""`ifa-bench sweep EXPERIMENT.yaml`: run the experiment's `sweep:` section on Ray Tune (docs/sweeps.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", type=Path, help="experiment YAML with an optional `sweep:` section")
+    parser.add_argument("--out", type=Path, default=None, help="sweep folder (default: runs/<sweep name>)")
+    parser.add_argument("--address", default=None,
+                        help="join an existing Ray cluster (`auto` or HOST:PORT); default: embedded local Ray")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue unfinished trials from their checkpoints (finished ones are never rerun)")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
+    parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.errors import UserError
+    from bench.sweep.dry_run import trial_table
+    from bench.sweep.spec import load_sweep
+
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UserError(f"--max-concurrent: must be at least 1, got {args.max_concurrent}")
+    sweep = load_sweep(args.experiment)
+    out = args.out or Path("runs") / sweep.name
+    if args.dry_run:
+        print(trial_table(sweep, out))
+        return 0
+    from bench.sweep.runner import run_sweep
+
+    df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
+                   stream=sys.stdout)
+    return 1 if (df["status"] == "failed").any() else 0

@@ -1,0 +1,36 @@
+"""`--dry-run`: the expanded trial table, with what is already done in the sweep folder. Starts nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.sweep import records
+from bench.sweep.spec import NAMED_AXES, Sweep
+
+
+def trial_table(sweep: Sweep, out: Path) -> str:
+    extra = sweep.extra_axis_keys
+    headers = ["#", "trial_id", "config_hash", "dataset", "backbone", "head", "seed", *extra, "resources", "state"]
+    rows = []
+    for i, t in enumerate(sweep.trials):
+        r = t.resources
+        res = f"{r.cpus:g} CPU" + (f" {r.gpus:g} GPU" if r.gpus else "") + (f" x {r.workers} workers" if r.workers > 1 else "")
+        tdir = records.trial_dir(Path(out), t.config_hash)
+        state = "done" if records.read_done(tdir) else ("started" if records.read_attempts(tdir) else "new")
+        cfg = t.config
+        named = {
+            "dataset": t.axis_values.get("dataset", cfg.data.dataset),
+            "backbone": t.axis_values.get("backbone", cfg.model.backbone.name),
+            "head": t.axis_values.get("head", cfg.model.head.name),
+            "seed": cfg.seed,
+        }
+        extras = [("-" if t.extra_axes.get(k) == "" else str(t.extra_axes.get(k))) for k in extra]
+        rows.append([str(i), t.trial_id, t.config_hash, *(str(named[a]) for a in NAMED_AXES), *extras, res, state])
+    widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    n_done = sum(r[-1] == "done" for r in rows)
+    note = f"; {sweep.collapsed} identical combinations collapsed" if sweep.collapsed else ""
+    lines.append(
+        f"{len(rows)} trials ({n_done} already done in {out}){note}; max_failures={sweep.section.max_failures}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""Compact live view of a sweep: one line per change, and the results table rewritten as trials finish."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ray.tune import Callback
+
+from bench.sweep import records
+from bench.sweep.table import write_table
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class SweepProgress(Callback):
+    """Picklable (Tune stores it with the experiment and Tuner.restore brings it back); runtime state lives in setup.
+
+    `payloads` are every trial of the spec (bench.sweep.table.trial_payload), in table order."""
+
+    def __init__(self, sweep_dir: str, name: str, payloads: list[dict], max_concurrent: int):
+        self.sweep_dir = sweep_dir
+        self.name = name
+        self.payloads = list(payloads)
+        self.ids = {p["config_hash"]: p["trial_id"] for p in payloads}
+        self.max_concurrent = max_concurrent
+        self.total = len(payloads)
+        self._state()
+
+    def _state(self):
+        self.running: set[str] = set()
+        self.failed: dict[str, str] = {}
+        self.durations: list[float] = []
+        self.started: dict[str, float] = {}
+        self.t0 = time.time()
+
+    def setup(self, **info):
+        self._state()
+        self._emit("started")
+
+    # -- counting --------------------------------------------------------------------------------------------------
+    def _done(self) -> dict[str, dict]:
+        out = {}
+        for h in self.ids:
+            rec = records.read_done(records.trial_dir(Path(self.sweep_dir), h))
+            if rec:
+                out[h] = rec["row"]
+        return out
+
+    def _emit(self, event: str) -> None:
+        done = self._done()
+        n_done, n_run, n_fail = len(done), len(self.running), len(self.failed)
+        pending = self.total - n_done - n_run - n_fail
+        best = max(done.values(), key=lambda r: r.get("miou") or -1, default=None)
+        best_s = f"best mIoU {best['miou']:.2f} ({best['trial_id']})" if best and best.get("miou") is not None else "best mIoU -"
+        eta = "-"
+        if self.durations and (pending + n_run):
+            mean = sum(self.durations) / len(self.durations)
+            eta = fmt_duration(mean * (pending + n_run) / max(1, min(self.max_concurrent, pending + n_run)))
+        line = (f"[{self.name}] {fmt_duration(time.time() - self.t0)}  done {n_done}/{self.total}  running {n_run}  "
+                f"pending {pending}  failed {n_fail}  |  {best_s}  |  ETA {eta}")
+        if event:
+            line += f"  <- {event}"
+        print(line, file=sys.stdout, flush=True)
+        write_table(Path(self.sweep_dir), self.name, self.payloads, running=self.running, failed=self.failed)
+
+    @staticmethod
+    def _hash(trial) -> str:
+        return trial.config["trial"]["config_hash"]
+
+    def _id(self, trial) -> str:
+        return self.ids.get(self._hash(trial), self._hash(trial))
+
+    # -- Tune events -----------------------------------------------------------------------------------------------
+    def on_trial_start(self, iteration, trials, trial, **info):
+        h = self._hash(trial)
+        self.running.add(h)
+        self.failed.pop(h, None)
+        self.started[h] = time.time()
+        self._emit(f"started {self._id(trial)}")
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self._emit(f"retrying {self._id(trial)} from its last checkpoint")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        h = self._hash(trial)
+        self.running.discard(h)
+        last = trial.last_result or {}
+        tdir = records.trial_dir(Path(self.sweep_dir), h)
+        if records.read_done(tdir) is None and last.get("result_json"):  # storage not shared with the worker
+            records.atomic_write_json(tdir / records.RESULT, json.loads(last["result_json"]))
+        if h in self.started:
+            self.durations.append(time.time() - self.started[h])
+        row = (records.read_done(tdir) or {}).get("row", {})
+        miou = row.get("miou")
+        detail = f"mIoU {miou:.2f}" if isinstance(miou, (int, float)) else "no mIoU"
+        if isinstance(row.get("gmacs"), (int, float)):
+            detail += f", {row['gmacs']:.2f} GMACs"
+        self._emit(f"finished {self._id(trial)} ({detail})")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        h = self._hash(trial)
+        self.running.discard(h)
+        self.failed[h] = error_message(trial, self.sweep_dir)
+        self._emit(f"FAILED {self._id(trial)}: {self.failed[h]}")
+
+
+def error_message(trial, sweep_dir: str) -> str:
+    """The trial's own error line (failure.json), else the last line of Tune's error file."""
+    rec = records.read_failure(records.trial_dir(Path(sweep_dir), trial.config["trial"]["config_hash"]))
+    if rec and rec.get("error"):
+        return rec["error"]
+    try:
+        lines = [ln for ln in Path(trial.error_file).read_text().splitlines() if ln.strip()]
+        return lines[-1].strip()[:500]
+    except (OSError, TypeError):
+        return "failed (no error message recorded)"

@@ -1,0 +1,193 @@
+"""Run a sweep on Ray Tune: an embedded single-node Ray by default, or an existing cluster with `address`.
+
+Idempotent by config hash: a trial with a done record (trials/<hash>/result.json) is never scheduled again, so a
+rerun with extra axis values runs only the new trials. `resume=True` continues unfinished trials from their
+checkpoints (restoring the Tune experiment with Tuner.restore when it holds exactly those trials); without it they
+start over.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.sweep import records
+from bench.sweep.spec import Resources, Sweep, check_resources
+from bench.sweep.table import build_rows, trial_payload, write_table
+
+STATE = "tune_experiment.json"  # which Tune experiment ran which trials
+
+
+def _quiet_ray_env() -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def local_capacity() -> tuple[float, float]:
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        gpus = 0
+    return float(os.cpu_count() or 1), float(gpus)
+
+
+def trial_resources(res: Resources):
+    """Tune's resource request for one trial. With Ray Train workers the trial's own function only coordinates
+    (a hundredth of a CPU); the workers reserve their own CPUs/GPUs through Ray Train."""
+    from ray import tune
+
+    if res.workers > 1:
+        return tune.PlacementGroupFactory([{"CPU": 0.01}])
+    bundle = {"CPU": res.cpus}
+    if res.gpus > 0:
+        bundle["GPU"] = res.gpus
+    return tune.PlacementGroupFactory([bundle])
+
+
+def check_cluster(res: Resources, where: str) -> None:
+    """On a cluster: every bundle must fit on some node, and the trial must fit the cluster."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    fits = any(n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus for n in nodes)
+    if not fits:
+        raise UserError(
+            f"{where}: sweep.resources: no node of the cluster has {res.cpus:g} CPUs and {res.gpus:g} GPUs "
+            f"for one {'worker' if res.workers > 1 else 'trial'}"
+        )
+    check_resources(res, total.get("CPU", 0.0), total.get("GPU", 0.0), where)
+
+
+def _start_ray(address: str | None) -> None:
+    import ray
+
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    else:
+        ray.init(
+            num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+            logging_level="WARNING", _node_ip_address="127.0.0.1",
+        )
+
+
+def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool):
+    """(name, restore?) of the Tune experiment: restore the last one when it ran exactly these trials."""
+    from ray import tune
+
+    state = records.read_json(out / STATE) or {}
+    name = state.get("name")
+    all_hashes = sorted(p["config_hash"] for p in payloads)
+    if resume and name and state.get("all") == all_hashes and {p["config_hash"] for p in todo} <= set(
+            state.get("todo", [])):
+        path = out / "tune" / name
+        if tune.Tuner.can_restore(str(path)):
+            return name, True
+    name = "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    records.atomic_write_json(out / STATE, {"name": name, "all": all_hashes, "todo": [p["config_hash"] for p in todo]})
+    return name, False
+
+
+def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bool = False,
+              max_concurrent: int | None = None, stream=None) -> "object":
+    """Run every trial without a done record; returns the final results DataFrame."""
+    stream = stream or sys.stdout
+    out = Path(out).resolve()
+    res = sweep.section.resources
+    if address is None:
+        cpus, gpus = local_capacity()
+        check_resources(res, cpus, gpus, str(sweep.path))
+    out.mkdir(parents=True, exist_ok=True)
+    payloads = [trial_payload(t, out, sweep.name) for t in sweep.trials]
+    todo = [p for p in payloads if records.read_done(Path(p["trial_dir"])) is None]
+    if not resume:
+        for p in todo:
+            records.clear_unfinished(Path(p["trial_dir"]))
+    skipped = len(payloads) - len(todo)
+    write_table(out, sweep.name, payloads)
+    if skipped:
+        print(f"[{sweep.name}] {skipped} of {len(payloads)} trials already finished (kept, not rerun)", file=stream)
+    if not todo:
+        return _summary(out, sweep, payloads, {}, stream, 0.0)
+
+    _quiet_ray_env()
+    import ray
+    from ray import tune
+
+    from bench.sweep.progress import SweepProgress
+    from bench.sweep.trainable import run_trial
+
+    concurrency = max_concurrent or sweep.section.max_concurrent
+    t0 = time.time()
+    failed: dict[str, str] = {}
+    try:
+        _start_ray(address)
+        if address is not None:
+            check_cluster(res, str(sweep.path))
+        if concurrency is None:
+            total_cpu = ray.cluster_resources().get("CPU", 1.0)
+            per_trial = res.cpus * res.workers + (0.01 if res.workers > 1 else 0)
+            concurrency = max(1, int(total_cpu // per_trial))
+        name, restore = _experiment(out, payloads, todo, resume)
+        trainable = tune.with_resources(run_trial, trial_resources(res))
+        if restore:
+            print(f"[{sweep.name}] resuming Tune experiment {name}", file=stream)
+            tuner = tune.Tuner.restore(str(out / "tune" / name), trainable, resume_unfinished=True,
+                                       resume_errored=True, restart_errored=False)
+        else:
+            progress = SweepProgress(str(out), sweep.name, payloads, concurrency)
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"trial": tune.grid_search(todo)},
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=concurrency,
+                    trial_dirname_creator=lambda t: t.config["trial"]["config_hash"],
+                    trial_name_creator=lambda t: t.config["trial"]["trial_id"],
+                ),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(out / "tune"), verbose=0, callbacks=[progress],
+                    failure_config=tune.FailureConfig(max_failures=sweep.section.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    log_to_file=True,
+                ),
+            )
+        grid = tuner.fit()
+        for result in grid:
+            if result.error is not None:
+                h = result.config["trial"]["config_hash"]
+                if records.read_done(records.trial_dir(out, h)) is None:
+                    rec = records.read_failure(records.trial_dir(out, h))
+                    failed[h] = (rec or {}).get("error") or str(result.error).strip().splitlines()[-1][:500]
+    finally:
+        import ray as _ray
+
+        if _ray.is_initialized():
+            _ray.shutdown()
+    return _summary(out, sweep, payloads, failed, stream, time.time() - t0)
+
+
+def _summary(out: Path, sweep: Sweep, payloads: list[dict], failed: dict, stream, elapsed: float):
+    from bench.sweep.progress import fmt_duration
+
+    df = write_table(out, sweep.name, payloads, failed=failed)
+    counts = df["status"].value_counts().to_dict()
+    parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "failed", "running", "pending") if counts.get(s))
+    print(f"[{sweep.name}] {len(df)} trials: {parts} in {fmt_duration(elapsed)}", file=stream)
+    done = df[df["status"] == "completed"]
+    if len(done):
+        cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
+        print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
+    for _, row in df[df["status"] == "failed"].iterrows():
+        print(f"  FAILED {row['trial_id']}: {row['error']}", file=stream)
+    print(f"results: {out / 'results.csv'} (also results.parquet, per_class_iou.csv)", file=stream)
+    return df
+
+
+__all__ = ["run_sweep", "build_rows"]

@@ -1,0 +1,359 @@
+"""Sweep spec: the optional top-level `sweep:` section of an experiment YAML, and its expansion into trials.
+
+    name: synthetic            # the experiment, as for `ifa-bench train` (everything but `sweep:`)
+    data: {...}
+    model: {...}
+    sweep:
+      name: heads              # default: the experiment's name
+      axes:                    # cartesian product, in this order
+        dataset: [synthetic]   # a preset under `datasets:`, or the base experiment's own dataset
+        backbone: [resnet18]   # a name, or a mapping merged into model.backbone
+        head: [ifa, fpn]       # a name (that head's defaults), or a mapping with `name`
+        seed: [0, 1]
+        train.iterations: [100, 200]          # any config key by dotted path
+      datasets: {cityscapes: cityscapes.yaml} # or {cityscapes: {data: {...}, model: {num_classes: 19}}}
+      resources: {cpus: 1, gpus: 0, workers: 1}
+      max_failures: 2
+
+See docs/sweeps.md for the exact semantics.
+"""
+from __future__ import annotations
+
+import copy
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+
+from bench.config import ExperimentConfig, read_yaml, validate
+from bench.errors import UserError
+
+NAMED_AXES = ("dataset", "backbone", "head", "seed")
+HEAD_KEY = "model.head"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    """Per trial. With workers > 1 each Ray Train worker gets `cpus` and `gpus` (fractions allowed)."""
+
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+    workers: PositiveInt = 1
+
+    def total(self) -> tuple[float, float]:
+        return self.cpus * self.workers, self.gpus * self.workers
+
+
+class SweepSection(_Strict):
+    name: Optional[str] = None
+    axes: dict[str, list[Any]] = {}
+    datasets: dict[str, Union[str, dict[str, Any]]] = {}
+    resources: Resources = Resources()
+    max_failures: NonNegativeInt = 2
+    max_concurrent: Optional[PositiveInt] = None
+
+
+class _SweepFile(_Strict):
+    sweep: SweepSection = SweepSection()
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    trial_id: str  # readable: dataset-backbone-head-seed[-key=value...]
+    config_hash: str
+    axis_values: dict[str, Any]  # axis name -> label
+    config: ExperimentConfig
+    resources: Resources
+    extra_axes: dict[str, Any] = field(default_factory=dict)  # dotted axes: key -> applied value ("" if n/a)
+
+
+@dataclass
+class Sweep:
+    path: Path
+    name: str
+    section: SweepSection
+    trials: list[TrialSpec]
+    collapsed: int  # combinations identical to an earlier one (e.g. an IFA-only key on an FPN trial)
+
+    @property
+    def extra_axis_keys(self) -> list[str]:
+        return [k for k in self.section.axes if k not in NAMED_AXES]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# key paths
+
+
+def _is_model(tp) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (one for a plain field, several for a tagged union)."""
+    if _is_model(annotation):
+        return [annotation]
+    out = []
+    for arg in typing.get_args(annotation):
+        out.extend(_models_in(arg))
+    return out
+
+
+def _owners(path: list[str]) -> list[type[BaseModel]] | None:
+    """The model classes that may hold the last key of `path`; None when an earlier key does not exist."""
+    models: list[type[BaseModel]] = [ExperimentConfig]
+    for part in path[:-1]:
+        nxt = []
+        for m in models:
+            if part in m.model_fields:
+                nxt.extend(_models_in(m.model_fields[part].annotation))
+        if not nxt:
+            return None
+        models = nxt
+    return models
+
+
+def _check_key(key: str, where: str) -> None:
+    parts = key.split(".")
+    owners = _owners(parts)
+    if owners is None or not any(parts[-1] in m.model_fields for m in owners):
+        raise UserError(f"{where}: unknown config key {key!r}")
+    if key == "model.head.name":
+        raise UserError(f"{where}: use the `head` axis to switch heads (it resets the head's options)")
+
+
+def _head_fields(name: str) -> set[str]:
+    for m in _models_in(ExperimentConfig.model_fields["model"].annotation.model_fields["head"].annotation):
+        if m.model_fields["name"].default == name:
+            return set(m.model_fields)
+    return set()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# dict helpers
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _set(cfg: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = cfg
+    for p in parts[:-1]:
+        if not isinstance(cur.get(p), dict):
+            cur[p] = {}
+        cur = cur[p]
+    if isinstance(value, dict) and isinstance(cur.get(parts[-1]), dict):
+        cur[parts[-1]] = _merge(cur[parts[-1]], value)
+    else:
+        cur[parts[-1]] = copy.deepcopy(value)
+
+
+def _label(value: Any, name_key: str = "name") -> str:
+    if isinstance(value, dict):
+        rest = ",".join(f"{k}={_label(v)}" for k, v in value.items() if k != name_key)
+        head = str(value.get(name_key, ""))
+        return f"{head}({rest})" if rest and head else head or f"({rest})"
+    if isinstance(value, (list, tuple)):
+        return "x".join(_label(v) for v in value)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# axis application
+
+
+def _apply_dataset(cfg: dict, value: Any, presets: dict, where: str, sweep_dir: Path) -> str:
+    if isinstance(value, dict):  # inline data section
+        cfg["data"] = copy.deepcopy(value)
+        return _label(value.get("dataset", "data"))
+    name = str(value)
+    if name in presets:
+        preset = presets[name]
+        if isinstance(preset, str):  # another experiment file: take its data, classes and evaluation protocol
+            path = (sweep_dir / preset) if not Path(preset).is_absolute() else Path(preset)
+            other = read_yaml(path)
+            if not isinstance(other, dict) or "data" not in other:
+                raise UserError(f"{where}: dataset preset {name!r}: {path} has no `data` section")
+            preset = {"data": other["data"]}
+            if isinstance(other.get("model"), dict) and "num_classes" in other["model"]:
+                preset["model"] = {"num_classes": other["model"]["num_classes"]}
+            if "eval" in other:
+                preset["eval"] = other["eval"]
+        if not isinstance(preset, dict):
+            raise UserError(f"{where}: dataset preset {name!r} must be a mapping or a file path")
+        unknown = set(preset) - set(ExperimentConfig.model_fields)
+        if unknown:
+            raise UserError(f"sweep.datasets.{name}: unknown section {sorted(unknown)[0]!r}")
+        for section, over in preset.items():
+            if section in ("data", "eval") and isinstance(over, dict):
+                cfg[section] = copy.deepcopy(over)  # a dataset brings its own preprocessing and protocol
+            elif isinstance(over, dict) and isinstance(cfg.get(section), dict):
+                cfg[section] = _merge(cfg[section], over)
+            else:
+                cfg[section] = copy.deepcopy(over)
+        return name
+    if name == (cfg.get("data") or {}).get("dataset"):
+        return name  # the base experiment's own dataset
+    raise UserError(f"{where}: dataset {name!r} is neither the base experiment's dataset nor under sweep.datasets")
+
+
+def _apply_backbone(cfg: dict, value: Any) -> str:
+    backbone = cfg.setdefault("model", {}).setdefault("backbone", {})
+    if isinstance(value, dict):
+        cfg["model"]["backbone"] = _merge(backbone, value)
+        return _label(value)
+    backbone["name"] = value
+    return str(value)
+
+
+def _apply_head(cfg: dict, value: Any, where: str) -> str:
+    model = cfg.setdefault("model", {})
+    base = model.get("head") or {"name": "ifa"}
+    spec = dict(value) if isinstance(value, dict) else {"name": value}
+    if "name" not in spec:
+        raise UserError(f"{where}: a head given as a mapping needs a `name`")
+    # Same head: keep the base options. Another head: start from that head's defaults (model.head is a tagged union).
+    model["head"] = _merge(base, spec) if spec["name"] == base.get("name") else spec
+    return _label(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def split_experiment(raw: Any, path: Path) -> tuple[dict, dict]:
+    """(experiment dict, sweep dict) from a YAML document."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = dict(raw)
+    sweep = raw.pop("sweep", None)
+    if sweep is None:
+        sweep = {}
+    if not isinstance(sweep, dict):
+        raise UserError(f"{path}: sweep: expected a mapping")
+    return raw, sweep
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Parse, expand and validate every trial. Raises UserError (one line) on any problem; starts nothing."""
+    path = Path(path)
+    base, sweep_raw = split_experiment(read_yaml(path), path)
+    section = validate(_SweepFile, {"sweep": sweep_raw}, str(path)).sweep
+
+    axes = dict(section.axes)
+    for key, values in axes.items():
+        where = f"{path}: sweep.axes.{key}"
+        if key not in NAMED_AXES:
+            _check_key(key, where)
+        if len(values) == 0:
+            raise UserError(f"{where}: empty axis (give at least one value)")
+    for name in section.datasets:
+        if "dataset" not in axes:
+            raise UserError(f"{path}: sweep.datasets.{name}: defined but there is no `dataset` axis")
+
+    # Every axis present; a missing named axis is the base experiment's value.
+    order = [a for a in NAMED_AXES if a in axes] + [a for a in axes if a not in NAMED_AXES]
+    combos: list[dict[str, Any]] = [{}]
+    for axis in order:
+        combos = [{**c, axis: v} for c in combos for v in axes[axis]]
+
+    head_keys = [k for k in axes if k.startswith(HEAD_KEY + ".")]
+    sweep_heads = {
+        (v.get("name") if isinstance(v, dict) else v) for v in axes.get("head", [(base.get("model") or {}).get("head", {}).get("name", "ifa")])
+    }
+    for key in head_keys:
+        field_name = key.split(".")[2]
+        if not any(field_name in _head_fields(str(h)) for h in sweep_heads):
+            raise UserError(f"{path}: sweep.axes.{key}: no head in this sweep has the option {field_name!r}")
+
+    trials: list[TrialSpec] = []
+    seen: set[str] = set()
+    collapsed = 0
+    for combo in combos:
+        cfg = copy.deepcopy(base)
+        labels: dict[str, Any] = {}
+        extras: dict[str, Any] = {}
+        where = f"{path}: sweep.axes"
+        if "dataset" in combo:
+            labels["dataset"] = _apply_dataset(cfg, combo["dataset"], section.datasets, f"{where}.dataset", path.parent)
+        if "backbone" in combo:
+            labels["backbone"] = _apply_backbone(cfg, combo["backbone"])
+        if "head" in combo:
+            labels["head"] = _apply_head(cfg, combo["head"], f"{where}.head")
+        if "seed" in combo:
+            cfg["seed"] = combo["seed"]
+            labels["seed"] = combo["seed"]
+        head_name = ((cfg.get("model") or {}).get("head") or {}).get("name", "ifa")
+        for key in order:
+            if key in NAMED_AXES:
+                continue
+            value = combo[key]
+            if key.startswith(HEAD_KEY + ".") and key.split(".")[2] not in _head_fields(head_name):
+                extras[key] = ""  # an option this trial's head does not have: not applied
+                continue
+            _set(cfg, key, value)
+            extras[key] = value
+            labels[key] = _label(value)
+        desc = ", ".join(f"{k}={v}" for k, v in labels.items()) or "base"
+        exp = validate(ExperimentConfig, cfg, f"{path} (trial {desc})")
+        h = exp.config_hash()
+        if h in seen:
+            collapsed += 1
+            continue
+        seen.add(h)
+        trials.append(
+            TrialSpec(
+                trial_id=_trial_id(exp, labels),
+                config_hash=h,
+                axis_values=labels,
+                config=exp,
+                resources=section.resources,
+                extra_axes=extras,
+            )
+        )
+    ids = [t.trial_id for t in trials]
+    if len(set(ids)) != len(ids):  # two combinations with the same labels (e.g. mappings): disambiguate by hash
+        trials = [
+            TrialSpec(f"{t.trial_id}-{t.config_hash[:6]}", t.config_hash, t.axis_values, t.config, t.resources,
+                      t.extra_axes) if ids.count(t.trial_id) > 1 else t
+            for t in trials
+        ]
+    name = section.name or str(base.get("name") or path.stem)
+    return Sweep(path=path, name=name, section=section, trials=trials, collapsed=collapsed)
+
+
+def _trial_id(cfg: ExperimentConfig, labels: dict[str, Any]) -> str:
+    parts = [
+        str(labels.get("dataset", cfg.data.dataset)),
+        str(labels.get("backbone", cfg.model.backbone.name)),
+        str(labels.get("head", cfg.model.head.name)),
+        f"s{cfg.seed}",
+    ]
+    parts += [f"{k.split('.')[-1]}={v}" for k, v in labels.items() if k not in NAMED_AXES]
+    return "-".join(p.replace(" ", "") for p in parts)
+
+
+def check_resources(resources: Resources, cpus_available: float, gpus_available: float, where: str) -> None:
+    """Refuse a trial that could never be scheduled (Ray would wait forever)."""
+    cpus, gpus = resources.total()
+    if resources.cpus > cpus_available + 1e-9 or cpus > cpus_available + 1e-9:
+        raise UserError(
+            f"{where}: sweep.resources: a trial needs {cpus:g} CPUs ({resources.workers} x {resources.cpus:g}) "
+            f"but only {cpus_available:g} exist"
+        )
+    if gpus > gpus_available + 1e-9:
+        raise UserError(
+            f"{where}: sweep.resources: a trial needs {gpus:g} GPUs ({resources.workers} x {resources.gpus:g}) "
+            f"but only {gpus_available:g} exist"
+        )

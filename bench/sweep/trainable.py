@@ -1,0 +1,250 @@
+"""One trial, as a Ray Tune function trainable: train (resuming), evaluate, measure, write the done record.
+
+The trial's directory is <sweep>/trials/<config_hash>/, the same for every attempt and every rerun of the sweep, so a
+retried trial resumes from the engine's own last checkpoint there. Each engine checkpoint is also reported to Tune
+(`ray.tune.report(..., checkpoint=...)`), so a retry on a node that cannot see the directory restores it from Tune's
+storage (`ray.tune.get_checkpoint()`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.sweep import records
+
+log = logging.getLogger("bench.sweep.trial")
+
+REPORT_KEYS = ("iter", "loss", "lr", "miou", "macc", "aacc", "boundary_iou")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _threads(cpus: float) -> int:
+    return max(1, int(round(cpus)))
+
+
+def _device(cfg):
+    import torch
+
+    want = cfg.train.device
+    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _tune_metrics(record: dict) -> dict:
+    out = {k: record[k] for k in REPORT_KEYS if isinstance(record.get(k), (int, float))}
+    out["kind"] = record.get("kind", "")
+    return out
+
+
+def _report_checkpoint(record: dict, metrics: dict) -> None:
+    """Hand the engine's checkpoint file to Tune (it copies it to the sweep's storage)."""
+    from ray import tune
+
+    src = Path(record["path"])
+    if not src.is_file():
+        tune.report(metrics)
+        return
+    with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+        dst = Path(tmp) / src.name
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+        (Path(tmp) / "engine_checkpoint.json").write_text(json.dumps({"iter": record.get("iter"), "name": src.name}))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _restore_from_tune(tdir: Path) -> None:
+    """A retry on a node without the trial's checkpoints: bring back the one Tune stored."""
+    from ray import tune
+
+    ck_dir = tdir / "checkpoints"
+    if ck_dir.is_dir() and any(ck_dir.iterdir()):
+        return
+    ckpt = tune.get_checkpoint()
+    if ckpt is None:
+        return
+    with ckpt.as_directory() as d:
+        meta = json.loads((Path(d) / "engine_checkpoint.json").read_text())
+        ck_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(d) / meta["name"], ck_dir / meta["name"])
+        log.info("restored %s from Tune's checkpoint", meta["name"])
+
+
+def _measure(cfg, device) -> dict:
+    from bench.measure import environment, measure_model
+    from bench.models import build_segmentor
+
+    if not cfg.measure.enabled:
+        return dict(environment(device))
+    segmentor = build_segmentor(cfg.model)
+    return measure_model(
+        segmentor, input_size=tuple(cfg.measure.input_size), device=device, warmup=cfg.measure.warmup,
+        runs=cfg.measure.runs, latency=cfg.measure.latency,
+    )
+
+
+def _train_single(cfg, tdir: Path) -> dict:
+    from ray import tune
+
+    from bench.engine import train_experiment
+
+    def on_report(record: dict) -> None:
+        metrics = _tune_metrics(record)
+        if record.get("kind") == "checkpoint":
+            _report_checkpoint(record, metrics)
+        elif record.get("kind") in ("train", "eval"):
+            tune.report(metrics)
+
+    return train_experiment(cfg, tdir, resume=True, on_report=on_report, progress=False)
+
+
+def _worker_loop(config: dict) -> None:
+    """Ray Train worker: torch.distributed is initialised (gloo on CPU, NCCL on GPU); the engine does DDP + SyncBN."""
+    import torch
+
+    from bench.config import ExperimentConfig
+    from bench.engine import train_experiment
+
+    cfg = ExperimentConfig.model_validate(config["cfg"])
+    if cfg.train.threads is None:
+        torch.set_num_threads(config["threads"])
+    train_experiment(cfg, Path(config["trial_dir"]), resume=True, on_report=None, progress=False)
+
+
+def _tail_metrics(path: Path, stop: threading.Event) -> None:
+    """Forward the engine's metrics.jsonl to Tune while Ray Train workers run (they cannot call tune.report)."""
+    from ray import tune
+
+    offset = path.stat().st_size if path.is_file() else 0
+    while not stop.wait(2.0):
+        if not path.is_file():
+            continue
+        with path.open() as f:
+            f.seek(offset)
+            chunk = f.read()
+        lines = chunk.split("\n")
+        offset += len(chunk) - len(lines[-1])
+        for line in lines[:-1]:
+            try:
+                tune.report(_tune_metrics(json.loads(line)))
+            except (json.JSONDecodeError, ValueError):
+                continue
+
+
+def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    res = trial["resources"]
+    use_gpu = res["gpus"] > 0
+    per_worker = {"CPU": res["cpus"]}
+    if use_gpu:
+        per_worker["GPU"] = res["gpus"]
+    attempt = records.read_attempts(tdir)
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={
+            "cfg": cfg.model_dump(mode="json"), "trial_dir": str(tdir), "threads": _threads(res["cpus"]),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=res["workers"], use_gpu=use_gpu, resources_per_worker=per_worker
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"train-{trial['config_hash']}-a{attempt}",
+            storage_path=str(Path(trial["sweep_dir"]) / "tune" / "train"),
+            failure_config=ray.train.FailureConfig(max_failures=0),  # Tune retries the whole trial
+        ),
+    )
+    stop = threading.Event()
+    tail = threading.Thread(target=_tail_metrics, args=(tdir / "metrics.jsonl", stop), daemon=True)
+    tail.start()
+    try:
+        trainer.fit()
+    finally:
+        stop.set()
+        tail.join(timeout=5)
+    final = records.read_json(tdir / "final.json")
+    if not isinstance(final, dict):
+        raise RuntimeError(f"{tdir}: the workers finished without writing final.json")
+    return final
+
+
+def run_trial(config: dict) -> None:
+    """The Tune function. `config["trial"]` is the payload made by bench.sweep.runner.trial_payload."""
+    import ray
+    import torch
+    from ray import tune
+
+    from bench.config import ExperimentConfig
+    from bench.sweep.results import completed_row, per_class_rows
+    from bench.sweep.spec import Resources, TrialSpec
+
+    trial = config["trial"]
+    tdir = Path(trial["trial_dir"])
+    tdir.mkdir(parents=True, exist_ok=True)
+    done = records.read_done(tdir)
+    if done is not None:  # finished by an earlier attempt whose report never reached the driver
+        tune.report({"miou": done["row"].get("miou"), "kind": "done", "result_json": json.dumps(done)})
+        return
+
+    handler = logging.FileHandler(tdir / records.LOG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level, logging.INFO))
+    node = socket.gethostname()
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - informational only
+        node_id = ""
+    attempt = records.bump_attempts(tdir, {"started_at": _now(), "host": node, "node_id": node_id, "pid": os.getpid()})
+    log.info("trial %s (%s) attempt %d on %s", trial["trial_id"], trial["config_hash"], attempt, node)
+    try:
+        cfg = ExperimentConfig.model_validate(trial["cfg"])
+        res = trial["resources"]
+        if cfg.train.threads is None:
+            torch.set_num_threads(_threads(res["cpus"]))
+        _restore_from_tune(tdir)
+        t0 = time.time()
+        final = _train_workers(cfg, tdir, trial) if res["workers"] > 1 else _train_single(cfg, tdir)
+        log.info("trained in %.1fs: mIoU %.2f", time.time() - t0, final.get("miou", float("nan")))
+        device = _device(cfg)
+        measurement = _measure(cfg, device)
+        records.atomic_write_json(tdir / records.MEASURE, measurement)
+        spec = TrialSpec(
+            trial_id=trial["trial_id"], config_hash=trial["config_hash"], axis_values=trial["axis_values"],
+            config=cfg, resources=Resources(**res), extra_axes=trial["extra_axes"],
+        )
+        env = {"ray_version": ray.__version__}
+        row = completed_row(spec, trial["sweep_name"], final, measurement, env, attempts=attempt)
+        row["ray_version"] = ray.__version__
+        done = {"row": row, "per_class_iou": per_class_rows(row, final.get("per_class_iou") or {})}
+        records.atomic_write_json(tdir / records.RESULT, done)
+        (tdir / records.FAILURE).unlink(missing_ok=True)
+        log.info("done: %s", json.dumps({k: row[k] for k in ("miou", "gmacs", "params_m", "latency_ms_median")}))
+    except BaseException as exc:
+        records.atomic_write_json(
+            tdir / records.FAILURE,
+            {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500], "attempt": attempt, "at": _now(),
+             "host": node, "traceback": traceback.format_exc()},
+        )
+        log.exception("attempt %d failed", attempt)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    tune.report({"miou": row.get("miou"), "kind": "done", "result_json": json.dumps(done, default=str)})
