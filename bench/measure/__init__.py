@@ -1,4 +1,86 @@
-"""Measurement: MACs (fvcore), parameters, latency, peak memory, environment."""
-from bench.measure.macs import MacCount, count_macs
+"""Measurement: MACs (fvcore), parameters, latency, peak memory, environment. Conventions: docs/measurement.md."""
+from __future__ import annotations
 
-__all__ = ["MacCount", "count_macs"]
+from typing import Optional
+
+import torch
+from torch import nn
+
+from bench.measure.environment import environment
+from bench.measure.latency import LatencyStats, measure_latency
+from bench.measure.macs import MacCount, count_macs
+from bench.measure.memory import MemoryStats, measure_peak_memory
+from bench.measure.params import ParamCount, count_params
+
+__all__ = [
+    "LatencyStats", "MacCount", "MemoryStats", "ParamCount", "RECORD_KEYS", "count_macs", "count_params",
+    "environment", "measure_latency", "measure_model", "measure_peak_memory",
+]
+
+MEASUREMENT_KEYS = [
+    "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
+    "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
+    "unsupported_ops",
+]
+RECORD_KEYS = MEASUREMENT_KEYS + list(environment().keys())
+
+
+def _validate_size(input_size) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in input_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_size: expected (H, W), got {input_size!r}") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"input_size: H and W must be positive, got {h}x{w}")
+    return h, w
+
+
+def measure_model(
+    segmentor: nn.Module,
+    input_size=(512, 1024),
+    device="cpu",
+    dtype: torch.dtype = torch.float32,
+    warmup: int = 3,
+    runs: int = 10,
+    latency: bool = True,
+    memory: bool = True,
+    *,
+    macs: Optional[MacCount] = None,
+) -> dict:
+    """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
+
+    The model is moved to `device`/`dtype` (`.to`, never `.cuda()`) and put back in its training mode afterwards.
+    The auxiliary head only runs in training, so it is neither traced nor timed; its parameters are excluded.
+    Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
+    """
+    h, w = _validate_size(input_size)
+    device = torch.device(device)
+    was_training = segmentor.training
+    segmentor.eval().to(device=device, dtype=dtype)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(1, 3, h, w, generator=generator, dtype=dtype).to(device)
+        if macs is None:
+            macs = count_macs(segmentor, images)
+        params = count_params(segmentor)
+        mem = measure_peak_memory(segmentor, images) if memory else None
+        lat = measure_latency(segmentor, images, warmup=warmup, runs=runs) if latency else None
+    finally:
+        segmentor.train(was_training)
+    record = {
+        "gmacs": macs.gmacs,
+        "gmacs_backbone": macs.gmacs_of("backbone"),
+        "gmacs_head": macs.gmacs_of("head"),
+        "params_m": params.total / 1e6,
+        "params_backbone_m": params.backbone / 1e6,
+        "params_head_m": params.head / 1e6,
+        "latency_ms_median": lat.median_ms if lat else None,
+        "latency_ms_p90": lat.p90_ms if lat else None,
+        "latency_ms_mean": lat.mean_ms if lat else None,
+        "latency_ms_std": lat.std_ms if lat else None,
+        "peak_mem_mb": mem.peak_mb if mem else None,
+        "measure_input": f"{h}x{w}",
+        "unsupported_ops": macs.unsupported_summary(),
+    }
+    record.update(environment(device, dtype))
+    return record
