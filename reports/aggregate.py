@@ -11,6 +11,13 @@ ALWAYS_SHOWN = ["head", "backbone"]
 PLAIN_LABEL = {"head", "backbone", "formulation"}  # shown bare in labels; others as name=value
 
 
+EMPTY_COLUMNS = (
+    ["n", "n_trials"] + [f"n_{s}" for s in STATUSES] + ["seeds", "missing_seeds", "status"]
+    + [f"{m}_{a}" for m in ("miou", "boundary_iou", "macc", "aacc") for a in ("mean", "std")]
+    + ["gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
+       "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label"])
+
+
 def _fmt_key(value) -> str:
     if isinstance(value, float):
         if np.isnan(value):
@@ -77,6 +84,8 @@ def model_table(results: Results) -> pd.DataFrame:
         rec["measure_input"] = ", ".join(sorted({d for d in done["measure_input"] if d}))
         rec["trial_ids"] = ",".join(g["trial_id"])
         rows.append(rec)
+    if not rows:
+        return pd.DataFrame(columns=keys + EMPTY_COLUMNS)
     table = pd.DataFrame(rows)
     table["label"] = ""
     for dataset, idx in table.groupby("dataset").groups.items():

@@ -51,6 +51,8 @@ def resolve_results_file(path: Path) -> Path:
 
 
 def _to_bool(value) -> bool:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return False
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     text = str(value).strip().lower()

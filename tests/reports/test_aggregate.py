@@ -62,8 +62,11 @@ def test_single_seed_has_no_std(tmp_path):
 def test_parquet_reads_like_csv(tmp_path):
     root = write_sweep(tmp_path, default_trials())
     csv_models = model_table(read_results(root / "results.csv"))
-    raw = pd.read_csv(root / "results.csv")  # parquet with native dtypes, as the sweep writes it
+    raw = pd.read_csv(root / "results.csv")  # parquet with the sweep's nullable dtypes
     raw["error"] = raw["error"].fillna("")
+    for col in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads"):
+        raw[col] = raw[col].astype("Int64")
+    raw["eval_flip"] = raw["eval_flip"].astype("boolean").where(raw["status"] == "completed", pd.NA)
     raw.to_parquet(tmp_path / "results.parquet")
     (root / "results.csv").unlink()
     pq_models = model_table(read_results(root))

@@ -132,3 +132,20 @@ def test_published_points_and_check_section(tmp_path):
     assert check[["metric", "published", "delta", "verdict"]].values.tolist() == [
         ["miou_ss", 77.85, -0.05, "ok"]]
     assert any("published rows give no GMACs" in n for n in rep.notes)
+
+
+def test_sweep_without_completed_trials(tmp_path):
+    trials = [trial(seed=0, status="pending"), trial(seed=1, status="running"),
+              trial(head="fpn", seed=0, status="failed", error="ValueError: bad crop")]
+    rep = build_report(write_sweep(tmp_path / "s", trials), tmp_path / "out")
+    assert rep.status_counts == {"completed": 0, "failed": 1, "running": 1, "pending": 1, "missing": 1}
+    assert "tradeoff_gmacs_synthetic" not in rep.plots  # nothing to draw
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| fpn resnet18 | 0/2 | — | — |" in md and "ValueError: bad crop" in md
+    assert "No completed trial recorded its environment." in md
+
+
+def test_empty_results_file(tmp_path):
+    rep = build_report(write_sweep(tmp_path, []))
+    assert len(rep.models) == 0 and rep.status_counts["completed"] == 0
+    assert "0 trials, 0 models" in (rep.out_dir / "report.md").read_text()
