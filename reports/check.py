@@ -76,6 +76,8 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
             })
     matched_df = pd.DataFrame(matched, columns=_MATCHED_COLUMNS)
     unmatched_df = pd.DataFrame(unmatched, columns=_UNMATCHED_COLUMNS)
+    matched_df["counts"] = matched_df["counts"].astype(bool)
+    matched_df["within_tolerance"] = matched_df["within_tolerance"].astype(bool)
     failing = matched_df[matched_df["counts"] & (matched_df["verdict"] != "ok")]
     return CheckResult(metric, tolerance, min_seeds, matched_df, unmatched_df, 1 if len(failing) else 0)
 

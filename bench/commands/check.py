@@ -1,6 +1,7 @@
 """`ifa-bench check RESULTS --against reports/published.yaml`: reproduced mIoU vs published numbers.
 
-Exit 0: every compared row is within tolerance with enough seeds; 1: some row is not; 2: bad input.
+Exit 0: every compared row is within tolerance with enough seeds; 1: some row is not (or, with --require-match,
+nothing matched); 2: bad input.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seeds", type=int, default=1, help="fewer completed seeds than this fails the row")
     parser.add_argument("--include-reproductions", action="store_true",
                         help="also fail on third-party reproduction rows (default: shown for context only)")
+    parser.add_argument("--require-match", action="store_true",
+                        help="exit 1 when no reproduced row matches a counted published row")
     parser.add_argument("--out", type=Path, default=None, help="also write the matched/unmatched rows as CSV here")
 
 
@@ -44,4 +47,7 @@ def run(args: argparse.Namespace) -> int:
         both = pd.concat([result.matched.assign(matched=True), result.unmatched.assign(matched=False)],
                          ignore_index=True)
         write_text(args.out, both.to_csv(index=False))
+    if args.require_match and not result.matched["counts"].any():
+        sys.stdout.write("FAIL: --require-match and no reproduced row matches a published row\n")
+        return 1
     return result.exit_code

@@ -182,3 +182,10 @@ def test_real_command_exit_codes(tmp_path):
                              capture_output=True, text=True, timeout=120, env=env)
     assert failing.returncode == 1, failing.stderr
     assert "outside tolerance" in failing.stdout and "-2.52" in failing.stdout
+
+
+def test_require_match(tmp_path, capsys):
+    write_sweep(tmp_path, [trial(seed=0, miou=60.0)])
+    assert _cli(tmp_path) == 0
+    assert "matched: none" in capsys.readouterr().out
+    assert _cli(tmp_path, "--require-match") == 1
