@@ -20,7 +20,7 @@ from reports.document import Document
 from reports.load import STATUSES, Results, read_results
 from reports.mapping import DATASETS, METRICS
 from reports.published import load_published
-from reports.tables import markdown, per_class_table, summary_display, summary_numeric, write_table
+from reports.tables import fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table
 
 ENV_COLUMNS = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version",
                "hostname"]
@@ -105,6 +105,10 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Repor
     else:
         doc.para("No completed trial recorded its environment.", note=True)
 
+    if len(models):
+        doc.heading(2, "Highlights")
+        doc.bullets(_highlights(models))
+
     # --- per dataset
     pub_frame = _published_points(pub_rows) if pub_rows else None
     for dataset in sorted(models["dataset"].unique()) if len(models) else []:
@@ -120,6 +124,25 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Repor
     write_text(out / "report.md", doc.markdown())
     write_text(out / "index.html", doc.html())
     return report
+
+
+def _highlights(models: pd.DataFrame) -> list[str]:
+    lines = []
+    for dataset, ms in models.groupby("dataset", sort=True):
+        done = ms.dropna(subset=["miou_mean"])
+        if done.empty:
+            lines.append(f"{dataset}: no completed trial yet")
+            continue
+        best = done[done["miou_mean"] == done["miou_mean"].max()]
+        text = "; ".join(f"{r['label']} {fmt_mean_std(r['miou_mean'], r['miou_std'])} (n={r['n']})"
+                         for _, r in best.iterrows())
+        line = f"{dataset}: best mIoU {text}"
+        for cost, name in (("gmacs", "GMACs"), ("latency_ms_median", "latency")):
+            data = plots.tradeoff_data(ms, cost)
+            if len(data):
+                line += f"; Pareto-optimal by {name}: " + ", ".join(data[data["pareto"]].sort_values("cost")["label"])
+        lines.append(line)
+    return lines
 
 
 def _not_completed(trials: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -220,6 +243,9 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         report.plots[name] = plots.plot_per_class(pc, out / "plots" / f"{name}.png",
                                                   f"{dataset}: per-class IoU (%), mean over seeds")
         doc.image(f"plots/{name}.png", f"{dataset} per-class IoU")
+        without = [label for label in models["label"] if label not in pc.columns]
+        if without:
+            doc.para(f"No per-class IoU for: {', '.join(without)}.", note=True)
         doc.table(pc.map(lambda v: f"{v:.1f}" if pd.notna(v) else "—"), index=True)
 
     doc.heading(3, "Training curves")

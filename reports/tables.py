@@ -76,6 +76,7 @@ def per_class_table(per_class: pd.DataFrame, trials: pd.DataFrame, models: pd.Da
     table = pc.pivot_table(index=["class_index", "class_name"], columns="model", values="iou", aggfunc="mean")
     table = table.reset_index(level="class_index", drop=True)
     table.columns.name = None
+    table.index.name = "class"
     order = [label for label in models["label"] if label in table.columns]
     return table[order]
 
