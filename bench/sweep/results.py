@@ -16,7 +16,7 @@ from bench.results_schema import (
 )
 from bench.sweep.spec import TrialSpec
 
-NUMERIC = set(METRICS) | set(MEASUREMENTS) - {"measure_input"} | {"train_time_s", "threads", "attempts"}
+NUMERIC = set(METRICS) | set(MEASUREMENTS) - {"measure_input"} | {"train_time_s"}
 CFG_PREFIX = "cfg."
 
 
@@ -98,7 +98,7 @@ def _frame(rows: list[dict], extra: Iterable[str]) -> pd.DataFrame:
                 df[c] = pd.to_numeric(df[c], errors="coerce")
             else:
                 df[c] = df[c].map(lambda v: "" if v is None else str(v))
-        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes"):
+        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
         elif c == "eval_flip":
             df[c] = df[c].astype("boolean")

@@ -7,6 +7,7 @@ start over.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -24,8 +25,10 @@ STATE = "tune_experiment.json"  # which Tune experiment ran which trials
 def _quiet_ray_env() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # A failed attempt is one line of the progress view; its traceback is in trials/<hash>/failure.json and trial.log.
+    logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
 
 
 def local_capacity() -> tuple[float, float]:

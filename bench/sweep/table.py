@@ -8,6 +8,7 @@ Status of a trial (a row for every trial of the spec, never a gap):
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable
 
@@ -30,6 +31,7 @@ def trial_payload(trial: TrialSpec, sweep_dir: Path, sweep_name: str) -> dict:
         "sweep_dir": str(Path(sweep_dir).resolve()),
         "sweep_name": sweep_name,
         "trial_dir": str(records.trial_dir(Path(sweep_dir).resolve(), trial.config_hash)),
+        "cwd": os.getcwd(),
     }
 
 

@@ -191,9 +191,11 @@ def run_trial(config: dict) -> None:
 
     from bench.config import ExperimentConfig
     from bench.sweep.results import completed_row, per_class_rows
-    from bench.sweep.spec import Resources, TrialSpec
+    from bench.sweep.table import spec_from_payload
 
     trial = config["trial"]
+    if trial.get("cwd") and Path(trial["cwd"]).is_dir():
+        os.chdir(trial["cwd"])  # relative paths in the config (data.root, ...) mean what they meant to the driver
     tdir = Path(trial["trial_dir"])
     tdir.mkdir(parents=True, exist_ok=True)
     done = records.read_done(tdir)
@@ -225,10 +227,7 @@ def run_trial(config: dict) -> None:
         device = _device(cfg)
         measurement = _measure(cfg, device)
         records.atomic_write_json(tdir / records.MEASURE, measurement)
-        spec = TrialSpec(
-            trial_id=trial["trial_id"], config_hash=trial["config_hash"], axis_values=trial["axis_values"],
-            config=cfg, resources=Resources(**res), extra_axes=trial["extra_axes"],
-        )
+        spec = spec_from_payload(trial)
         env = {"ray_version": ray.__version__}
         row = completed_row(spec, trial["sweep_name"], final, measurement, env, attempts=attempt)
         row["ray_version"] = ray.__version__
