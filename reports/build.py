@@ -268,7 +268,7 @@ def _published_points(rows: list[dict]) -> pd.DataFrame:
         if r["kind"] != "published" or not isinstance(r.get("miou_ss"), (int, float)):
             continue
         fps = r.get("fps")
-        recs.append(dict(dataset_key=r["match"]["dataset"], label=f"{r['method']} {r['backbone']}",
+        recs.append(dict(dataset_key=r["match"]["dataset"], label=f"{r['method']} {r['backbone']} {r['match']['crop'] or ''}".strip(),
                          miou=float(r["miou_ss"]), cost=1000.0 / fps if fps else float("nan"),
                          source=r["source"]))
     return pd.DataFrame(recs, columns=["dataset_key", "label", "miou", "cost", "source"])

@@ -48,6 +48,8 @@ def plot_tradeoff(data: pd.DataFrame, cost: str, path: Path, title: str,
                     xytext=(6, 6), fontsize=8)
     fx, fy = frontier_steps(data["cost"], data["miou_mean"])
     if len(fx):
+        # extend the last step to the costliest model: the best mIoU reachable at any cost up to there
+        fx, fy = np.append(fx, max(fx[-1], data["cost"].max())), np.append(fy, fy[-1])
         ax.plot(fx, fy, drawstyle="steps-post", color="black", linestyle="--", linewidth=1, label="Pareto frontier")
     if published is not None and len(published):
         ax.scatter(published["cost"], published["miou"], marker="x", color="grey", s=50,
@@ -58,6 +60,7 @@ def plot_tradeoff(data: pd.DataFrame, cost: str, path: Path, title: str,
     costs = pd.concat([data["cost"], published["cost"] if published is not None else pd.Series(dtype=float)])
     if len(costs) and costs.min() > 0 and costs.max() / costs.min() > 20:
         ax.set_xscale("log")
+    ax.margins(x=0.12, y=0.1)
     ax.set_xlabel(COSTS.get(cost, cost))
     ax.set_ylabel("mIoU (%), mean ± std over seeds")
     ax.set_title(title, fontsize=10)
