@@ -268,7 +268,8 @@ def _published_points(rows: list[dict]) -> pd.DataFrame:
         if r["kind"] != "published" or not isinstance(r.get("miou_ss"), (int, float)):
             continue
         fps = r.get("fps")
-        recs.append(dict(dataset_key=r["match"]["dataset"], label=f"{r['method']} {r['backbone']} {r['match']['crop'] or ''}".strip(),
+        label = f"{r['method']} {r['backbone']} {r['match']['crop'] or ''}".strip()
+        recs.append(dict(dataset_key=r["match"]["dataset"], label=label,
                          miou=float(r["miou_ss"]), cost=1000.0 / fps if fps else float("nan"),
                          source=r["source"]))
     return pd.DataFrame(recs, columns=["dataset_key", "label", "miou", "cost", "source"])
@@ -277,7 +278,8 @@ def _published_points(rows: list[dict]) -> pd.DataFrame:
 def _published_section(doc: Document, report: Report, pub_rows: list[dict]) -> None:
     doc.heading(2, "Against published numbers")
     doc.para("Mean over seeds per model vs the published row the mapping in reports/mapping.py matches "
-             "(see docs/reports.md). Default tolerance ±1.0 mIoU; `ifa-bench check` gives the exit code and takes other tolerances.", note=True)
+             "(see docs/reports.md). Default tolerance ±1.0 mIoU; `ifa-bench check` gives the exit code and "
+             "takes other tolerances.", note=True)
     frames = []
     for metric in METRICS:
         result = run_check(report.results, pub_rows, metric=metric)

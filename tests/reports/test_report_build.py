@@ -95,8 +95,8 @@ def test_report_shows_partial_sweep(built):
     assert "| synthetic | ppm resnet18 | 2 | missing |" in md
     assert "| cpu | fixture-cpu | 2.13.0 | 2.60.0 | float32 | 2 | 3.11.0 | fixture | 10 |" in md
     assert "Pareto frontier (max mIoU, min gmacs): ifa resnet18 fused." in md
-    assert ("- synthetic: best mIoU ifa resnet18 fused 61.00 ± 1.00 (n=3); ifa resnet18 reference 61.00 ± 0.50 (n=3); "
-            "Pareto-optimal by GMACs: ifa resnet18 fused; Pareto-optimal by latency: ppm resnet18, ifa resnet18 fused"
+    assert ("- synthetic: best mIoU ifa resnet18 fused 61.00 ± 1.00 (n=3); "
+            "ifa resnet18 reference 61.00 ± 0.50 (n=3); Pareto-optimal by GMACs: ifa resnet18 fused; Pareto-optimal by latency: ppm resnet18, ifa resnet18 fused"
             in md)
     assert "No per-class IoU for: ifa resnet18 reference, ocr resnet18, ppm resnet18." in md
     status = pd.read_csv(built.out_dir / "tables" / "status.csv", keep_default_na=False)
