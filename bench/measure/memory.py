@@ -77,9 +77,15 @@ def _touch(model: nn.Module, inputs) -> None:
     with torch.inference_mode():
         for t in list(model.parameters()) + list(model.buffers()):
             t.sum()
-        for x in inputs:
+        stack = list(inputs)
+        while stack:
+            x = stack.pop()
             if isinstance(x, torch.Tensor):
                 x.sum()
+            elif isinstance(x, dict):
+                stack.extend(x.values())
+            elif isinstance(x, (list, tuple)):
+                stack.extend(x)
 
 
 def _cpu_peak_in_this_process(model: nn.Module, inputs) -> tuple[int, int, str]:
