@@ -82,6 +82,7 @@ def plot_per_class(table: pd.DataFrame, path: Path, title: str) -> Path:
     ax.set_ylabel("")
     ax.set_title(title, fontsize=10)
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right", fontsize=8)
+    plt.setp(ax.get_yticklabels(), rotation=0, fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -109,9 +109,10 @@ def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> 
 
 
 def html_table(df: pd.DataFrame, index: bool = False) -> str:
+    df = df.reset_index() if index else df
     shown = df.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
                    (f"{v:.2f}" if isinstance(v, float) else v))
-    return shown.to_html(index=index, escape=True, border=0, classes="tbl", na_rep=DASH)
+    return shown.to_html(index=False, escape=True, border=0, classes="tbl", na_rep=DASH)
 
 
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,
