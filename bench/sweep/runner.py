@@ -69,6 +69,23 @@ def check_cluster(res: Resources, where: str) -> None:
     check_resources(res, total.get("CPU", 0.0), total.get("GPU", 0.0), where)
 
 
+def prepare_data(trials, local: bool) -> None:
+    """Generate synthetic datasets once (not by concurrent trials), and on a local run check every dataset's
+    layout, so that data problems are one-line errors before Ray starts."""
+    from bench.data import build_dataset
+
+    seen = set()
+    for t in trials:
+        data = t.config.data
+        key = data.model_dump_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        if (data.dataset == "synthetic" and data.generate) or local:
+            for split in dict.fromkeys((data.train_split, data.val_split)):
+                build_dataset(data, split)
+
+
 def _start_ray(address: str | None) -> None:
     import ray
 
@@ -107,9 +124,11 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
     if address is None:
         cpus, gpus = local_capacity()
         check_resources(res, cpus, gpus, str(sweep.path))
-    out.mkdir(parents=True, exist_ok=True)
     payloads = [trial_payload(t, out, sweep.name) for t in sweep.trials]
     todo = [p for p in payloads if records.read_done(Path(p["trial_dir"])) is None]
+    todo_hashes = {p["config_hash"] for p in todo}
+    prepare_data([t for t in sweep.trials if t.config_hash in todo_hashes], local=address is None)
+    out.mkdir(parents=True, exist_ok=True)
     if not resume:
         for p in todo:
             records.clear_unfinished(Path(p["trial_dir"]))
