@@ -52,7 +52,7 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
     matched, unmatched = [], []
     for _, m in models.iterrows():
         base = {"label": m["label"], **{c: _fmt(m[c]) for c in MODEL_COLUMNS}}
-        base.update(eval_scales=",".join(f"{s:g}" for s in parse_scales(m["eval_scales"])),
+        base.update(eval_mode=m["eval_mode"], eval_scales=",".join(f"{s:g}" for s in parse_scales(m["eval_scales"])),
                     eval_flip=bool(m["eval_flip"]), n=int(m["n"]), status=m["status"])
         rows, reason = _candidates(m, published, metric)
         if not rows:
@@ -82,7 +82,7 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
     return CheckResult(metric, tolerance, min_seeds, matched_df, unmatched_df, 1 if len(failing) else 0)
 
 
-_BASE = ["label"] + MODEL_COLUMNS + ["eval_scales", "eval_flip", "n", "status"]
+_BASE = ["label"] + MODEL_COLUMNS + ["eval_mode", "eval_scales", "eval_flip", "n", "status"]
 _MATCHED_COLUMNS = _BASE + ["reproduced", "reproduced_std", "published", "delta", "within_tolerance", "verdict",
                             "counts", "kind", "published_method", "published_backbone", "published_dataset",
                             "source", "assumed"]
@@ -126,7 +126,8 @@ def format_report(result: CheckResult) -> str:
     if len(m):
         show = pd.DataFrame({
             "dataset": m["dataset"], "head": m["head"], "backbone": m["backbone"], "stem": m["stem"],
-            "OS": m["output_stride"], "iters": m["iterations"], "crop": m["crop"], "n": m["n"],
+            "OS": m["output_stride"], "iters": m["iterations"], "crop": m["crop"], "eval": m["eval_mode"],
+            "n": m["n"],
             "reproduced": [f"{r:.2f}" + ("" if math.isnan(s) else f"±{s:.2f}") if not math.isnan(r) else "—"
                            for r, s in zip(m["reproduced"], m["reproduced_std"])],
             "published": m["published"].map(lambda v: f"{v:.2f}"),
