@@ -119,6 +119,13 @@ def _candidates(m: pd.Series, published: list[dict], metric: str) -> tuple[list[
     return with_metric, ""
 
 
+def _text_table(df: pd.DataFrame) -> str:
+    """Left-aligned fixed-width columns."""
+    cells = [list(map(str, df.columns))] + [[str(v) for v in row] for row in df.itertuples(index=False)]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(df.columns))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
 def format_report(result: CheckResult) -> str:
     """Plain-text report printed by `ifa-bench check`."""
     lines = [f"metric {result.metric}, tolerance ±{result.tolerance:g} mIoU points, min seeds {result.min_seeds}"]
@@ -136,7 +143,7 @@ def format_report(result: CheckResult) -> str:
             "verdict": m["verdict"], "kind": m["kind"],
             "source": m["source"] + " [" + m["published_method"] + " " + m["published_backbone"] + "]",
         })
-        lines += ["", "matched:", show.to_string(index=False)]
+        lines += ["", "matched:", _text_table(show)]
         assumed = sorted({a for a in m["assumed"] if a})
         lines += [f"note: {a}" for a in assumed]
     else:
