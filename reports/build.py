@@ -220,7 +220,11 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
         if pub is not None:
             write_text(out / "plots" / f"{name}_published.csv", pub.to_csv(index=False))
-        devices = ", ".join(sorted({d for d in data["device"] if d}))
+        device_set = {d.strip() for ds in data["device"] for d in ds.split(",") if d.strip()}
+        devices = ", ".join(sorted(device_set))
+        if cost == "latency_ms_median" and len(device_set) > 1:
+            report.notes.append(f"{dataset}: latencies were measured on several devices ({devices}); compare "
+                                "them only within one device")
         title = f"{dataset}: mIoU vs {plots.COSTS[cost]}" + (f" [{devices}]" if cost != "gmacs" and devices else "")
         report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", title, pub)
         doc.image(f"plots/{name}.png", title)

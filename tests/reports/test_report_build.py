@@ -153,3 +153,17 @@ def test_empty_results_file(tmp_path):
     rep = build_report(write_sweep(tmp_path, []))
     assert len(rep.models) == 0 and rep.status_counts["completed"] == 0
     assert "0 trials, 0 models" in (rep.out_dir / "report.md").read_text()
+
+
+def test_mixed_devices_are_flagged(tmp_path):
+    rows = [trial(seed=0, miou=50.0, gmacs=1.0, latency_ms_median=5.0),
+            trial(head="fpn", seed=0, miou=40.0, gmacs=2.0, latency_ms_median=1.0)]
+    root = write_sweep(tmp_path, rows)
+    df = pd.read_csv(root / "results.csv")
+    df.loc[df["head"] == "fpn", "device"] = "cuda"
+    df.to_csv(root / "results.csv", index=False)
+    rep = build_report(root)
+    assert "synthetic: latencies were measured on several devices (cpu, cuda); compare them only within one device" \
+        in rep.notes
+    assert rep.plot_data["tradeoff_latency_synthetic"].set_index("label")["device"].to_dict() == {
+        "ifa resnet18": "cpu", "fpn resnet18": "cuda"}
