@@ -72,7 +72,7 @@ def get_spec(name: str) -> DatasetSpec:
 def scan_split(name: str, root, split: str) -> Scan:
     """Pairs and layout problems of one split (an empty split is a problem). UserError if root is missing."""
     spec = get_spec(name)
-    root = Path(root)
+    root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset root does not exist or is not a directory")
     scan = spec.scan(root, split)
@@ -82,10 +82,19 @@ def scan_split(name: str, root, split: str) -> Scan:
     return scan
 
 
+def default_splits(name: str, root) -> tuple[str, ...]:
+    """The splits `verify` checks by default: the standard ones, or those a synthetic dataset records."""
+    if name == "synthetic":
+        meta = read_meta(Path(root).expanduser())
+        if meta is not None:
+            return tuple(meta["splits"])
+    return get_spec(name).splits
+
+
 def dataset_classes(name: str, root) -> tuple[tuple[str, ...], list]:
     spec = get_spec(name)
     if name == "synthetic":
-        meta = read_meta(Path(root))
+        meta = read_meta(Path(root).expanduser())
         if meta is not None:
             return tuple(meta["classes"]), [tuple(c) for c in meta["palette"]]
     return spec.classes, spec.palette
@@ -110,7 +119,7 @@ def build_dataset(cfg, split: str) -> SegDataset:
         counts = {cfg.train_split: cfg.synthetic_train}
         counts.setdefault(cfg.val_split, cfg.synthetic_val)
         generate_synthetic(cfg.root, seed=DEFAULT_SEED, size=tuple(cfg.synthetic_size), counts=counts)
-    elif cfg.dataset == "synthetic" and Path(cfg.root).is_dir() is False:
+    elif cfg.dataset == "synthetic" and not Path(cfg.root).expanduser().is_dir():
         raise UserError(f"{cfg.root}: no synthetic dataset here; set data.generate: true or run "
                         f"`ifa-bench data synth {cfg.root}`")
     return open_dataset(cfg.dataset, cfg.root, split)

@@ -109,7 +109,7 @@ def generate_synthetic(root, *, seed: int = DEFAULT_SEED, size: tuple[int, int] 
 
     UserError if root holds something else: a synthetic dataset with other parameters, or other files.
     """
-    root = Path(root)
+    root = Path(root).expanduser()
     counts = dict(counts or {"train": 64, "val": 16})
     if not counts or any(n < 1 for n in counts.values()) or min(size) < 16:
         raise UserError(f"{root}: synthetic dataset needs at least one image per split and a size of at "

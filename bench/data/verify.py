@@ -15,7 +15,7 @@ import numpy as np
 from bench.data.dataset import Sample
 from bench.data.image_io import read_image, read_label
 from bench.data.labels import IGNORE_INDEX
-from bench.data.registry import dataset_classes, get_spec, scan_split
+from bench.data.registry import dataset_classes, default_splits, get_spec, scan_split
 from bench.errors import UserError
 
 
@@ -92,10 +92,10 @@ def verify_dataset(name: str, root, splits=None, jobs: int | None = None,
                    strict_counts: bool = False) -> list[SplitReport]:
     """One report per split (default: the dataset's standard splits). UserError for an unknown dataset or a
     missing root (bad arguments), never for problems inside the dataset."""
-    spec = get_spec(name)
-    if not Path(root).is_dir():
+    get_spec(name)
+    if not Path(root).expanduser().is_dir():
         raise UserError(f"{root}: dataset root does not exist or is not a directory")
-    return [verify_split(name, root, split, jobs, strict_counts) for split in (splits or spec.splits)]
+    return [verify_split(name, root, split, jobs, strict_counts) for split in (splits or default_splits(name, root))]
 
 
 def summarise(report: SplitReport, classes) -> str:
