@@ -111,3 +111,21 @@ def test_measure_model_without_latency_or_memory():
     assert rec["latency_ms_median"] is None and rec["peak_mem_mb"] is None and rec["gmacs"] > 0
     with pytest.raises(ValueError):
         measure_model(TinySegmentor(), input_size=(0, 16), latency=False, memory=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_paths_use_events_and_the_allocator():
+    device = torch.device("cuda")
+    conv = nn.Conv2d(3, 8, 3).to(device)
+    x = torch.rand(1, 3, 64, 64, device=device)
+    stats = measure_latency(conv, x, warmup=1, runs=3)
+    assert stats.timer == "cuda_event" and stats.device.startswith("cuda") and stats.min_ms > 0
+
+    class AllocOnDevice(nn.Module):
+        def forward(self, x):
+            return torch.ones(ALLOC_ELEMENTS, device=x.device).sum() + x
+
+    mem = measure_peak_memory(AllocOnDevice(), torch.zeros(1, device=device))
+    assert mem.method == "cuda_max_memory_allocated"
+    assert ALLOC_ELEMENTS * 4 / 2**20 <= mem.peak_mb <= ALLOC_ELEMENTS * 4 / 2**20 + 8
+    assert environment(device)["device_name"] == torch.cuda.get_device_name(device)
