@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -114,11 +115,21 @@ def generate_synthetic(root, *, seed: int = DEFAULT_SEED, size: tuple[int, int] 
     if not counts or any(n < 1 for n in counts.values()) or min(size) < 16:
         raise UserError(f"{root}: synthetic dataset needs at least one image per split and a size of at "
                         f"least 16x16 (got {counts}, {size[0]}x{size[1]})")
+    bad = [s for s in counts if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", s)]
+    if bad:
+        raise UserError(f"{root}: split names must be plain directory names, got {bad}")
     wanted = describe(seed, size, counts)
     meta = read_meta(root)
     if meta is not None:
         _check_matches(root, meta, wanted)
         return root
+    try:
+        return _generate_locked(root, seed, size, counts, wanted)
+    except OSError as exc:  # read-only or full disk, permissions: the user's environment, not a bug
+        raise UserError(f"{root}: cannot write the synthetic dataset ({type(exc).__name__}: {exc})") from None
+
+
+def _generate_locked(root: Path, seed: int, size, counts: dict, wanted: dict) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     with _lock(root.parent / f".{root.name}.lock"):
         meta = read_meta(root)  # another process may have finished while we waited

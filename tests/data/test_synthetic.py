@@ -125,3 +125,15 @@ def test_default_size_generates_in_a_few_seconds(tmp_path):
     start = time.perf_counter()
     generate_synthetic(tmp_path / "d", size=(128, 256), counts={"train": 64, "val": 16})
     assert time.perf_counter() - start < 10  # ~2.5 s alone on one core; generous for a shared CI machine
+
+
+def test_custom_split_names_and_bad_ones(tmp_path, capsys):
+    from bench.cli import main
+
+    generate_synthetic(tmp_path / "d", size=(32, 64), counts={"fit": 2, "holdout": 1})
+    assert main(["data", "verify", str(tmp_path / "d"), "--dataset", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "split fit: 2 image/label pairs, 0 problems" in out and "split holdout: 1 image/label pairs" in out
+    with pytest.raises(UserError, match="split names must be plain directory names"):
+        generate_synthetic(tmp_path / "e", size=(32, 64), counts={"../escape": 1})
+    assert not (tmp_path / "escape").exists()
