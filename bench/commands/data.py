@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("root", help="dataset root directory")
     verify.add_argument("--dataset", required=True, choices=list(DATASETS), help="dataset name")
     verify.add_argument("--split", action="append", dest="splits", metavar="SPLIT",
-                        help="split to check (repeatable; default: train and val, or the splits a synthetic dataset records)")
+                        help="split to check (repeatable; default: train and val, or the splits a synthetic "
+                             "dataset records)")
     verify.add_argument("--jobs", type=_positive, default=None, help="reader threads (default: up to 8)")
     verify.add_argument("--strict-counts", action="store_true",
                         help="treat a split size different from the official release as a problem")

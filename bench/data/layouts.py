@@ -50,9 +50,9 @@ def scan_cityscapes(root: Path, split: str, train_id_encoding: LabelEncoding = C
         else:
             scan.problems.append(f"{img}: no label (expected {gt_dir / train_ids} or {gt_dir / label_ids})")
     for label in sorted(labels):
-        suffix = CITYSCAPES_TRAIN_IDS_SUFFIX if label.endswith(CITYSCAPES_TRAIN_IDS_SUFFIX) else CITYSCAPES_LABEL_IDS_SUFFIX
-        if label[:-len(suffix)] not in stems:
-            expected = img_dir / (label[:-len(suffix)] + CITYSCAPES_IMAGE_SUFFIX)
+        stem = label.rsplit("_gtFine_", 1)[0]
+        if stem not in stems:
+            expected = img_dir / (stem + CITYSCAPES_IMAGE_SUFFIX)
             scan.problems.append(f"{gt_dir / label}: orphan label, no image {expected}")
     return scan
 

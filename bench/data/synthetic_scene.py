@@ -98,7 +98,8 @@ def _draw_label(rng: np.random.Generator, lay: _Layout) -> tuple[np.ndarray, np.
         yb = hz + t * (h - 1 - hz)
         side = rng.choice([-1, 1])
         lo, hi = lay.road_edges(yb)
-        xb = (lo - lay.walk_width(yb) * rng.uniform(0.2, 0.9)) if side < 0 else (hi + lay.walk_width(yb) * rng.uniform(0.2, 0.9))
+        offset = lay.walk_width(yb) * rng.uniform(0.2, 0.9)
+        xb = lo - offset if side < 0 else hi + offset
         if not 0 <= xb < w - 3:
             continue
         width = 1 + min(2, int(t * 3))
@@ -139,7 +140,8 @@ def _draw_label(rng: np.random.Generator, lay: _Layout) -> tuple[np.ndarray, np.
             ph = (lay.depth(yb) * 0.3 * lay.h + 4) * rng.uniform(0.7, 1.1)
             pw = max(2.0, ph * 0.3)
             side = rng.choice([-1, 1])
-            x0 = (lo - lay.walk_width(yb) * rng.uniform(0.1, 0.9)) if side < 0 else (hi + lay.walk_width(yb) * rng.uniform(0.1, 0.9) - pw)
+            offset = lay.walk_width(yb) * rng.uniform(0.1, 0.9)
+            x0 = lo - offset if side < 0 else hi + offset - pw
             head = pw * 0.8
             shapes = [("ellipse", [x0 + pw / 2 - head / 2, yb - ph, x0 + pw / 2 + head / 2, yb - ph + head]),
                       ("rect", [x0, yb - ph + head * 0.9, x0 + pw, yb])]
@@ -152,7 +154,7 @@ def _draw_label(rng: np.random.Generator, lay: _Layout) -> tuple[np.ndarray, np.
             (idraw.rectangle if kind == "rect" else idraw.ellipse)(box, fill=len(kinds))
     lab = np.asarray(label).copy()
     inst = np.asarray(instances).copy()
-    inst[(lab != CAR) & (lab != PERSON)] = 0  # instances later covered by nothing else keep their id
+    inst[(lab != CAR) & (lab != PERSON)] = 0  # ids only where a car/person is visible
 
     # Sometimes an ignored "ego vehicle" at the bottom.
     if rng.random() < 0.4:

@@ -111,8 +111,8 @@ def summarise(report: SplitReport, classes) -> str:
     if total:
         present = report.class_pixels > 0
         missing = [c for c, p in zip(classes, present) if not p]
-        lines.append(f"  classes present: {int(present.sum())}/{len(classes)}"
-                     + (f" (missing: {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''})" if missing else "")
-                     + f"; ignore: {100.0 * report.ignore_pixels / total:.1f}% of pixels")
+        listed = f" (missing: {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''})" if missing else ""
+        lines.append(f"  classes present: {int(present.sum())}/{len(classes)}{listed}; "
+                     f"ignore: {100.0 * report.ignore_pixels / total:.1f}% of pixels")
     lines += [f"  note: {n}" for n in report.notes]
     return "\n".join(lines)
