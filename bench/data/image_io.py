@@ -48,14 +48,3 @@ def read_label(path) -> np.ndarray:
     raise UserError(f"{path}: label must be a single-channel (L or P mode) PNG of ids, got mode {img.mode} "
                     f"(a colour visualisation?)")
 
-
-def image_size(path) -> tuple[int, int]:
-    """(H, W) from the header only."""
-    try:
-        with Image.open(path) as img:
-            w, h = img.size
-    except FileNotFoundError:
-        raise UserError(f"{path}: file is missing") from None
-    except Exception as exc:
-        raise UserError(f"{path}: corrupt or unreadable ({type(exc).__name__}: {exc})") from None
-    return h, w

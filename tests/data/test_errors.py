@@ -144,3 +144,16 @@ def test_verify_synthetic_checks_the_meta_file(tmp_path, capsys):
     assert main(["data", "verify", str(tmp_path / "s"), "--dataset", "synthetic"]) == 1
     out = capsys.readouterr().out
     assert "synthetic.json: missing" in out and "synth_000005_000019_leftImg8bit.png: no label" in out
+
+
+def test_palette_and_16_bit_labels(tmp_path):
+    fx = make_pascal_context(tmp_path, n_train=1, n_val=1)["train"]
+    pal = Image.fromarray(fx[0].raw, mode="P")
+    pal.putpalette([v for i in range(256) for v in (i, 255 - i, 0)])
+    pal.save(fx[0].label)  # indices are the ids, whatever the colours
+    ds = open_dataset("pascal_context_60", tmp_path, "train")
+    assert np.array_equal(ds.load(0)[1], fx[0].raw)
+    Image.fromarray(fx[0].raw.astype(np.uint16) * 300).save(fx[0].label)  # 16-bit, values up to 17700
+    with pytest.raises(UserError, match=r"do not fit 8 bits") as e:
+        ds.load(0)
+    assert str(e.value).startswith(str(fx[0].label))
