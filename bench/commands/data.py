@@ -73,7 +73,7 @@ def _verify(args) -> int:
     from bench.data.verify import summarise, verify_dataset
 
     reports = verify_dataset(args.dataset, args.root, args.splits, jobs=args.jobs,
-                             strict_counts=args.strict_counts)
+                             strict_counts=args.strict_counts, progress=sys.stderr.isatty())
     classes = dataset_classes(args.dataset, args.root)[0]
     total = 0
     for report in reports:

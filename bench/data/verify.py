@@ -66,7 +66,8 @@ def check_sample(sample: Sample) -> _SampleResult:
     return _SampleResult(problems, raw.shape, np.bincount(train_ids.ravel(), minlength=256))
 
 
-def verify_split(name: str, root, split: str, jobs: int | None = None, strict_counts: bool = False) -> SplitReport:
+def verify_split(name: str, root, split: str, jobs: int | None = None, strict_counts: bool = False,
+                 progress: bool = False) -> SplitReport:
     spec = get_spec(name)
     scan = scan_split(name, root, split)
     num_classes = len(dataset_classes(name, root)[0])
@@ -74,7 +75,12 @@ def verify_split(name: str, root, split: str, jobs: int | None = None, strict_co
     report.class_pixels = np.zeros(num_classes, dtype=np.int64)
     jobs = jobs or min(8, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=jobs) as pool:  # Pillow releases the GIL while decoding
-        for result in pool.map(check_sample, scan.samples):
+        results = pool.map(check_sample, scan.samples)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(scan.samples), desc=f"verify {split}", unit="pair", leave=False)
+        for result in results:
             report.problems.extend(result.problems)
             if result.size is not None:
                 report.sizes[result.size] += 1
@@ -88,14 +94,15 @@ def verify_split(name: str, root, split: str, jobs: int | None = None, strict_co
     return report
 
 
-def verify_dataset(name: str, root, splits=None, jobs: int | None = None,
-                   strict_counts: bool = False) -> list[SplitReport]:
+def verify_dataset(name: str, root, splits=None, jobs: int | None = None, strict_counts: bool = False,
+                   progress: bool = False) -> list[SplitReport]:
     """One report per split (default: the dataset's standard splits). UserError for an unknown dataset or a
     missing root (bad arguments), never for problems inside the dataset."""
     get_spec(name)
     if not Path(root).expanduser().is_dir():
         raise UserError(f"{root}: dataset root does not exist or is not a directory")
-    return [verify_split(name, root, split, jobs, strict_counts) for split in (splits or default_splits(name, root))]
+    return [verify_split(name, root, split, jobs, strict_counts, progress)
+            for split in (splits or default_splits(name, root))]
 
 
 def summarise(report: SplitReport, classes) -> str:
