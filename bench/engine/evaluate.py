@@ -117,6 +117,9 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names for num_classes={num_classes}")
 
+    if transform is None and not hasattr(dataset, "__getitem__"):
+        raise TypeError(f"{type(dataset).__name__} has no items; pass transform=EvalTransform(data_cfg) so that "
+                        "evaluate() can apply it to dataset.load(i)")
     rank, world = _dist_info()
     items = _EvalItems(dataset, range(rank, len(dataset), world), transform)
     loader = DataLoader(items, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_first)
