@@ -116,6 +116,9 @@ def build_dataset(cfg, split: str) -> SegDataset:
     written under cfg.root first if it is not there (seed 0, cfg.synthetic_size, synthetic_train images in
     cfg.train_split and synthetic_val in cfg.val_split)."""
     if cfg.dataset == "synthetic" and cfg.generate:
+        if min(cfg.synthetic_size) < 16:
+            raise UserError(f"data.synthetic_size: {cfg.synthetic_size[0]}x{cfg.synthetic_size[1]} is too small "
+                            f"(at least 16x16)")
         counts = {cfg.train_split: cfg.synthetic_train}
         counts.setdefault(cfg.val_split, cfg.synthetic_val)
         generate_synthetic(cfg.root, seed=DEFAULT_SEED, size=tuple(cfg.synthetic_size), counts=counts)

@@ -130,3 +130,11 @@ def test_dataset_pickles_for_dataloader_workers(tmp_path):
     ds = open_dataset("cityscapes", tmp_path, "train")
     clone = pickle.loads(pickle.dumps(ds))
     assert np.array_equal(clone.load(0)[1], ds.load(0)[1])
+
+
+def test_synthetic_size_too_small_names_the_key(tmp_path):
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match=r"^data.synthetic_size: 8x64 is too small"):
+        build_dataset(_cfg("synthetic", tmp_path / "s", generate=True, synthetic_size=(8, 64)), "train")
+    assert not (tmp_path / "s").exists()
