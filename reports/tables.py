@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,16 @@ def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> 
     shown = shown.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
                       (f"{v:.2f}" if isinstance(v, float) else str(v)))
     styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, caption=caption)
+    text = styler.to_latex(hrules=True, caption=_latex_escape(caption) if caption else None)
     return text.replace("±", r"$\pm$").replace("—", "--")
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group(0)], text)
 
 
 def html_table(df: pd.DataFrame, index: bool = False) -> str:

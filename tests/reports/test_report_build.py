@@ -167,3 +167,12 @@ def test_mixed_devices_are_flagged(tmp_path):
         in rep.notes
     assert rep.plot_data["tradeoff_latency_synthetic"].set_index("label")["device"].to_dict() == {
         "ifa resnet18": "cpu", "fpn resnet18": "cuda"}
+
+
+def test_latex_escapes_captions_and_cells():
+    from reports.tables import latex
+
+    tex = latex(pd.DataFrame({"model": ["ifa r18 train.lr=0.02"], "mIoU (%)": ["50.00 ± 1.00"]}),
+                caption="pascal_context_59: 50% & more")
+    assert r"\caption{pascal\_context\_59: 50\% \& more}" in tex
+    assert r"ifa r18 train.lr=0.02 & 50.00 $\pm$ 1.00 \\" in tex and r"mIoU (\%)" in tex
