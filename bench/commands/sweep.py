@@ -33,4 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
     df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
                    stream=sys.stdout)
-    return 1 if (df["status"] == "failed").any() else 0
+    if (df["status"] == "failed").any():
+        return 1
+    if df["status"].isin(["running", "pending"]).any():  # interrupted (Ctrl-C): `--resume` continues
+        print(f"interrupted: continue with `ifa-bench sweep {args.experiment} --out {out} --resume`")
+        return 130
+    return 0

@@ -95,6 +95,7 @@ def _start_ray(address: str | None) -> None:
         ray.init(
             num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
             logging_level="WARNING", _node_ip_address="127.0.0.1",
+            object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
         )
 
 
