@@ -1,0 +1,49 @@
+"""Semantic-FPN (Kirillov et al. 2019): FPN neck, per-level scale heads to stride 4, summed, classifier."""
+from __future__ import annotations
+
+import math
+
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.blocks import classifier, conv_bn_relu, require_features
+
+
+class FPNHead(nn.Module):
+    supports_query_size = False
+    extra_loss_weights: dict = {}
+
+    def __init__(self, input_shape, num_classes: int, in_features=("c2", "c3", "c4", "c5"), channels: int = 256,
+                 scale_channels: int = 128, dropout: float = 0.1):
+        super().__init__()
+        require_features(input_shape, in_features, "FPNHead")
+        self.in_features = tuple(in_features)
+        specs = [input_shape[n] for n in self.in_features]
+        self.output_stride = min(s.stride for s in specs)
+        self.lateral = nn.ModuleList(nn.Conv2d(s.channels, channels, 1) for s in specs)
+        self.smooth = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in specs)
+        self.scale_heads = nn.ModuleList()
+        for spec in specs:
+            steps = max(1, int(round(math.log2(spec.stride / self.output_stride))))
+            layers = []
+            for i in range(steps):
+                layers.append(conv_bn_relu(channels if i == 0 else scale_channels, scale_channels, 3))
+                if spec.stride != self.output_stride:
+                    layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            self.scale_heads.append(nn.Sequential(*layers))
+        self.cls = classifier(scale_channels, num_classes, dropout)
+
+    def forward(self, features, size=None):
+        laterals = [conv(features[n]) for conv, n in zip(self.lateral, self.in_features)]
+        for i in range(len(laterals) - 1, 0, -1):  # top-down pathway
+            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:],
+                                                              mode="nearest")
+        pyramid = [smooth(x) for smooth, x in zip(self.smooth, laterals)]
+        target = pyramid[0].shape[-2:]
+        out = 0
+        for head, x in zip(self.scale_heads, pyramid):
+            x = head(x)
+            if x.shape[-2:] != target:  # odd input sizes: x2 steps overshoot or undershoot by a pixel
+                x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
+            out = out + x
+        return self.cls(out)

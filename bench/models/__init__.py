@@ -1,0 +1,8 @@
+"""Backbones and model assembly."""
+from bench.models.build import build_backbone, build_head, build_segmentor, head_class, register_head
+from bench.models.resnet import ResNet
+from bench.models.segmentor import Segmentor
+from ifa.shape_spec import ShapeSpec
+
+__all__ = ["ResNet", "Segmentor", "ShapeSpec", "build_backbone", "build_head", "build_segmentor", "head_class",
+           "register_head"]

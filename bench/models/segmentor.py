@@ -1,0 +1,42 @@
+"""Backbone + head (+ auxiliary head): what the engine trains and the measurement layer measures."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Segmentor(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: Optional[nn.Module] = None,
+                 aux_weight: float = 0.4):
+        super().__init__()
+        self.backbone, self.head, self.aux_head = backbone, head, aux_head
+        self.aux_weight = aux_weight
+        # Eval only: query a head that supports it (IFA) at the output size instead of upsampling its logits.
+        self.query_at_output = False
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        weights = {"main": 1.0}
+        if self.aux_head is not None:
+            weights["aux"] = self.aux_weight
+        weights.update(getattr(self.head, "extra_loss_weights", {}))
+        return weights
+
+    def forward(self, images: torch.Tensor, size=None):
+        features = self.backbone(images)
+        if self.training:
+            out = self.head(features)
+            out = dict(out) if isinstance(out, dict) else {"main": out}
+            if self.aux_head is not None:
+                out["aux"] = self.aux_head(features)
+            return out
+        size = tuple(size) if size is not None else tuple(images.shape[-2:])
+        if self.query_at_output and getattr(self.head, "supports_query_size", False):
+            return self.head(features, size=size)
+        logits = self.head(features)
+        if tuple(logits.shape[-2:]) == size:
+            return logits
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=getattr(self.head, "align_corners", False))
