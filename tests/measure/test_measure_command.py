@@ -1,0 +1,116 @@
+"""`ifa-bench measure`: table/json/csv contents on real (small) segmentors, --checkpoint, one-line errors."""
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bench.cli import main
+
+SMALL = ["--backbone", "resnet18", "--input", "64x96", "--classes", "5", "--warmup", "0", "--runs", "2"]
+
+
+def _run(capsys, *argv):
+    code = main(["measure", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_real_console_script_malformed_input_exits_2():
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "measure", "--input", "1024x"],
+                          capture_output=True, text=True, timeout=120)
+    _one_line_error(proc.returncode, proc.stderr, "--input", "'1024x'")
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--input", "axb"], ["--input", "'axb'"]),
+    (["--input", "0x5"], ["--input", "'0x5'"]),
+    (["--input", "1024x2048x3"], ["--input"]),
+    (["--backbone", "resnet9"], ["--backbone", "resnet9"]),
+    (["--head", "segformer"], ["--head", "segformer"]),
+    (["--head", "ppm", "--formulation", "fused"], ["--formulation"]),
+    (["--classes", "0"], ["--classes"]),
+    (["--checkpoint", "/nonexistent/x.pt"], ["/nonexistent/x.pt"]),
+])
+def test_bad_arguments_one_line_exit_2(capsys, argv, needles):
+    try:
+        code, _, err = _run(capsys, *argv)
+    except SystemExit as exc:  # argparse errors
+        code, err = exc.code, capsys.readouterr().err
+    _one_line_error(code, err, *needles)
+
+
+def test_all_heads_csv(capsys):
+    code, out, _ = _run(capsys, *SMALL, "--all", "--no-memory", "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["model"] for r in rows] == ["IFA (reference)", "IFA (fused)", "Semantic-FPN", "PPM (PSPNet)", "OCR"]
+    assert [r["formulation"] for r in rows] == ["reference", "fused", "", "", ""]
+    backbones = {r["gmacs_backbone"] for r in rows}
+    assert len(backbones) == 1 and float(backbones.pop()) > 0  # same backbone under every head
+    for r in rows:
+        assert r["measure_input"] == "64x96" and r["device"] == "cpu" and r["dtype"] == "float32"
+        assert float(r["gmacs_head"]) > 0 and float(r["params_head_m"]) > 0
+        assert float(r["gmacs"]) >= float(r["gmacs_backbone"]) + float(r["gmacs_head"]) - 1e-9
+        assert float(r["latency_ms_median"]) <= float(r["latency_ms_p90"])
+        assert r["peak_mem_mb"] == ""
+    ifa_ref, ifa_fused = rows[0], rows[1]
+    assert ifa_ref["params_m"] == ifa_fused["params_m"]  # same weights, different arithmetic
+    assert float(ifa_fused["gmacs_head"]) < float(ifa_ref["gmacs_head"])
+
+
+def test_single_model_json_with_memory_and_breakdown(capsys):
+    code, out, _ = _run(capsys, *SMALL, "--head", "ifa", "--formulation", "reference", "--format", "json",
+                        "--breakdown")
+    assert code == 0
+    (rec,) = json.loads(out)
+    assert rec["model"] == "IFA (reference)" and rec["head"] == "ifa" and rec["formulation"] == "reference"
+    assert rec["peak_mem_mb"] > 0 and rec["threads"] == torch.get_num_threads()
+    parts = rec["breakdown_gmacs"]
+    assert parts["head"] == pytest.approx(rec["gmacs_head"])
+    assert parts["head.mlp"] > 0 and parts["head.reduce"] > 0
+    assert parts["head.mlp"] + parts["head.reduce"] + parts.get("head.pe", 0) == pytest.approx(parts["head"])
+    assert "aux_head" in rec["uncalled_modules"]
+
+
+def test_table_lists_models_environment_and_breakdown(capsys):
+    code, out, _ = _run(capsys, *SMALL, "--head", "fpn", "--no-latency", "--no-memory", "--breakdown")
+    assert code == 0
+    assert "Semantic-FPN" in out and "GMACs by module (Semantic-FPN): backbone" in out
+    assert f"threads {torch.get_num_threads()}" in out and f"torch {torch.__version__}" in out
+    assert "64x96" in out and "uncounted ops (Semantic-FPN):" in out
+
+
+def test_checkpoint_loads_or_fails_in_one_line(capsys, tmp_path):
+    from bench.commands.measure import model_config
+    from bench.models import build_segmentor
+
+    class Args:
+        backbone, stem, output_stride, classes = "resnet18", "standard", 32, 5
+
+    model = build_segmentor(model_config(Args, "ppm", None))
+    good = tmp_path / "good.pt"
+    torch.save({"model": model.state_dict(), "iter": 7}, good)
+    code, out, _ = _run(capsys, *SMALL, "--head", "ppm", "--no-latency", "--no-memory", "--format", "json",
+                        "--checkpoint", str(good))
+    assert code == 0 and json.loads(out)[0]["head"] == "ppm"
+
+    bad = tmp_path / "bad.pt"
+    state = model.state_dict()
+    state["head.not_a_layer.weight"] = torch.zeros(1)
+    torch.save(state, bad)
+    code, _, err = _run(capsys, *SMALL, "--head", "ppm", "--no-latency", "--no-memory", "--checkpoint", str(bad))
+    _one_line_error(code, err, str(bad), "head.not_a_layer.weight")
