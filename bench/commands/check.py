@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, help="sweep directory, results.csv or results.parquet")
-    parser.add_argument("--against", type=Path, default=None,
+    parser.add_argument("results", type=Path, metavar="SWEEP_DIR|RESULTS", help="sweep directory, results.csv or results.parquet")
+    parser.add_argument("--against", type=Path, default=None, metavar="YAML",
                         help="published numbers (default: the packaged reports/published.yaml)")
     parser.add_argument("--tolerance", type=float, default=1.0, help="allowed |reproduced - published| in mIoU points")
     parser.add_argument("--metric", default="miou_ss", help="miou_ss (single scale, no flip) or miou_ms_flip")
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also fail on third-party reproduction rows (default: shown for context only)")
     parser.add_argument("--require-match", action="store_true",
                         help="exit 1 when no reproduced row matches a counted published row")
-    parser.add_argument("--out", type=Path, default=None, help="also write the matched/unmatched rows as CSV here")
+    parser.add_argument("--out", type=Path, default=None, metavar="CSV", help="also write the matched/unmatched rows as CSV here")
 
 
 def run(args: argparse.Namespace) -> int:

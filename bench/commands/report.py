@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, help="sweep directory, results.csv or results.parquet")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <sweep>/report)")
-    parser.add_argument("--published", type=Path, default=None,
+    parser.add_argument("results", type=Path, metavar="SWEEP_DIR|RESULTS", help="sweep directory, results.csv or results.parquet")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: <sweep>/report)")
+    parser.add_argument("--published", type=Path, default=None, metavar="YAML",
                         help="published numbers to compare and draw (e.g. reports/published.yaml)")
 
 
