@@ -1,0 +1,51 @@
+"""Model assembly: training outputs and loss weights, eval output size, IFA's query-at-output switch."""
+import pytest
+import torch
+
+from bench.config.model import ModelConfig
+from bench.models import build_segmentor, head_class
+
+TINY = {"name": "resnet18", "width": 0.25}
+SMALL_HEADS = {"fpn": {"channels": 16, "scale_channels": 8}, "ppm": {"channels": 16},
+               "ocr": {"channels": 16, "key_channels": 8, "region_channels": 8}, "ifa": {"channels": 16, "mlp": [32, 16]}}
+
+
+@pytest.mark.parametrize("head, train_keys, weights", [
+    ("fpn", {"main", "aux"}, {"main": 1.0, "aux": 0.4}),
+    ("ppm", {"main", "aux"}, {"main": 1.0, "aux": 0.4}),
+    ("ocr", {"main", "aux", "regions"}, {"main": 1.0, "aux": 0.4, "regions": 0.4}),
+    ("ifa", {"main", "aux"}, {"main": 1.0, "aux": 0.4}),
+])
+def test_training_outputs_and_eval_size(head, train_keys, weights):
+    model = build_segmentor(ModelConfig(num_classes=6, backbone=TINY, head={"name": head, **SMALL_HEADS[head]},
+                                        aux_head={"channels": 8}))
+    assert model.loss_weights == weights
+    out = model.train()(torch.randn(2, 3, 65, 97))
+    assert set(out) == train_keys
+    assert out["aux"].shape[-2:] == (5, 7)  # FCN on c4, stride 16
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 65, 97)).shape == (1, 6, 65, 97)
+        assert model(torch.randn(1, 3, 65, 97), size=(30, 40)).shape == (1, 6, 30, 40)
+
+
+def test_auxiliary_head_can_be_disabled_and_runs_only_in_training():
+    model = build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn"},
+                                        aux_head={"enabled": False}))
+    assert model.aux_head is None and set(model.train()(torch.randn(2, 3, 64, 64))) == {"main"}
+
+
+def test_ifa_can_be_queried_at_the_output_size():
+    model = build_segmentor(ModelConfig(num_classes=4, backbone=TINY, head={"name": "ifa", "channels": 16,
+                                                                           "mlp": [32, 16]})).eval()
+    image = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        upsampled = model(image)
+        model.query_at_output = True
+        queried = model(image)
+    assert upsampled.shape == queried.shape == (1, 4, 64, 96)
+    assert not torch.allclose(upsampled, queried)  # a different function of the same features
+
+
+def test_unknown_head_is_named():
+    with pytest.raises(KeyError, match="unknown head 'unet'"):
+        head_class("unet")
