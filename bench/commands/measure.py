@@ -150,12 +150,16 @@ def _num(value, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def _gmacs(value) -> str:
+    return "-" if value is None else f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
 def format_table(rows: list[dict], breakdown: bool) -> str:
     header = ["model", "GMACs", "backbone", "head", "params M", "head M", "latency ms (median / p90)", "peak MiB"]
     body = []
     for r in rows:
         lat = "-" if r["latency_ms_median"] is None else f"{r['latency_ms_median']:.0f} / {r['latency_ms_p90']:.0f}"
-        body.append([r["model"], _num(r["gmacs"]), _num(r["gmacs_backbone"]), _num(r["gmacs_head"]),
+        body.append([r["model"], _gmacs(r["gmacs"]), _gmacs(r["gmacs_backbone"]), _gmacs(r["gmacs_head"]),
                      _num(r["params_m"], 2), _num(r["params_head_m"], 2), lat, _num(r["peak_mem_mb"], 0)])
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
     fmt = lambda row: "  ".join(  # noqa: E731

@@ -3,6 +3,7 @@
 Convention (docs/measurement.md): one multiply-add = 1 MAC (fvcore's "flop"). On top of fvcore's defaults:
 - gathers (`index`, `gather`, `index_select`, `take_along_dim`, `embedding`) and nearest sampling
   (`grid_sampler` mode nearest, `upsample_nearest2d`) are 0 MACs: they only move memory;
+- `embedding_bag` with per-sample weights is 1 MAC per gathered value, without weights 0 (gather + adds);
 - bilinear `grid_sampler` is 4 MACs per output element per channel (fvcore's assumption, now only for bilinear),
   bicubic `grid_sampler` / `upsample_bicubic2d` 16;
 - `matmul`, `mm`, `bmm`, `baddbmm`, `addmm`, `linear`, `einsum`, `scaled_dot_product_attention` are counted as
@@ -60,6 +61,15 @@ def _const(value):
 
 def _zero(inputs, outputs) -> int:
     return 0
+
+
+def _embedding_bag(inputs, outputs) -> int:
+    """Weighted bags (per_sample_weights): one multiply-add per gathered value. Unweighted bags gather and
+    add, and adds are not MACs (as for aten::add), so they count 0."""
+    weights = _shape(inputs[6]) if len(inputs) > 6 else None
+    if weights is None:
+        return 0
+    return prod(_shape(inputs[1])) * _shape(inputs[0])[-1]
 
 
 def _grid_sampler(inputs, outputs) -> int:
@@ -137,6 +147,12 @@ OP_HANDLES = {
     "aten::index_select": _zero,
     "aten::take_along_dim": _zero,
     "aten::embedding": _zero,
+    "aten::embedding_bag": _embedding_bag,
+    # Shape queries and constant fills, like fvcore's ignored aten::size / zeros_like / full_like.
+    "aten::numel": _zero,
+    "aten::ones_like": _zero,
+    "aten::empty_like": _zero,
+    "aten::new_ones": _zero,
     "aten::matmul": _contraction(0),
     "aten::mm": _contraction(0),
     "aten::bmm": _contraction(0),

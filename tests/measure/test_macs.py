@@ -110,3 +110,12 @@ def test_by_module_depth_and_uncalled_modules():
     assert macs.total == hw * (12 + 8 + 6)
     assert macs.by_module.get("aux_head", 0) == 0 and "aux_head" in macs.uncalled_modules
     assert abs(macs.gmacs_of("head.mlp") - hw * 6 / 1e9) < 1e-15
+
+
+def test_embedding_bag_weighted_counts_gathered_values_unweighted_is_free():
+    table, idx, w = torch.rand(10, 4), torch.randint(0, 10, (6, 3)), torch.rand(6, 3)
+    weighted = _Fn(lambda t, i, pw: F.embedding_bag(i, t, mode="sum", per_sample_weights=pw))
+    plain = _Fn(lambda t, i: F.embedding_bag(i, t, mode="sum"))
+    assert count_macs(weighted, (table, idx, w)).total == 6 * 3 * 4
+    macs = count_macs(plain, (table, idx))
+    assert macs.total == 0 and macs.unsupported_ops == {}
