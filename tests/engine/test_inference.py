@@ -140,3 +140,29 @@ def test_ifa_query_mode_sets_and_restores(model):
 def test_stride_larger_than_window_is_refused(model):
     with pytest.raises(ValueError, match="uncovered"):
         slide_logits(model, torch.randn(1, 3, 40, 40), crop=(10, 10), stride=(11, 5))
+
+
+def _tiny_ifa_segmentor():
+    models = pytest.importorskip("bench.models")
+    from bench.config import ModelConfig
+
+    cfg = ModelConfig(num_classes=5, backbone={"name": "resnet18", "width": 0.25},
+                      head={"name": "ifa", "channels": 16, "mlp": [16, 16], "pe_dim": 8}, aux_head={"enabled": False})
+    return models.build_segmentor(cfg).eval()
+
+
+def test_real_ifa_segmentor_is_queried_at_the_label_size_or_upsampled():
+    model = _tiny_ifa_segmentor()
+    shapes = []
+    model.head.register_forward_hook(lambda mod, inp, out: shapes.append(tuple(out.shape[-2:])))
+    image = torch.randn(1, 3, 64, 96)
+    with ifa_query_mode(model, "label"):
+        label_probs = predict_probs(model, image, (50, 70))
+    with ifa_query_mode(model, "upsample"):
+        up_probs = predict_probs(model, image, (50, 70))
+    assert shapes == [(50, 70), (16, 24)]  # direct query at the label size vs the stride-4 grid
+    assert label_probs.shape == up_probs.shape == (1, 5, 50, 70)
+    assert not torch.allclose(label_probs, up_probs)
+    with ifa_query_mode(model, "label"):
+        slid = predict_probs(model, image, mode="slide", crop=(96, 128), stride=(64, 64))
+    assert slid.shape == (1, 5, 64, 96) and shapes[-1] == (96, 128)  # padded window queried at full resolution
