@@ -29,6 +29,7 @@ def _quiet_ray_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # A failed attempt is one line of the progress view; its traceback is in trials/<hash>/failure.json and trial.log.
     logging.getLogger("ray.tune.execution.tune_controller").setLevel(logging.CRITICAL)
+    logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)  # "Trials did not complete": our summary says it
 
 
 def local_capacity() -> tuple[float, float]:

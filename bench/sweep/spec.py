@@ -209,16 +209,15 @@ def _apply_dataset(cfg: dict, value: Any, presets: dict, where: str, sweep_dir: 
     raise UserError(f"{where}: dataset {name!r} is neither the base experiment's dataset nor under sweep.datasets")
 
 
-def _apply_backbone(cfg: dict, value: Any) -> str:
+def _apply_backbone(cfg: dict, value: Any) -> None:
     backbone = cfg.setdefault("model", {}).setdefault("backbone", {})
     if isinstance(value, dict):
         cfg["model"]["backbone"] = _merge(backbone, value)
-        return _label(value)
-    backbone["name"] = value
-    return str(value)
+    else:
+        backbone["name"] = value
 
 
-def _apply_head(cfg: dict, value: Any, where: str) -> str:
+def _apply_head(cfg: dict, value: Any, where: str) -> None:
     model = cfg.setdefault("model", {})
     base = model.get("head") or {"name": "ifa"}
     spec = dict(value) if isinstance(value, dict) else {"name": value}
@@ -226,7 +225,6 @@ def _apply_head(cfg: dict, value: Any, where: str) -> str:
         raise UserError(f"{where}: a head given as a mapping needs a `name`")
     # Same head: keep the base options. Another head: start from that head's defaults (model.head is a tagged union).
     model["head"] = _merge(base, spec) if spec["name"] == base.get("name") else spec
-    return _label(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -277,6 +275,7 @@ def load_sweep(path: str | Path) -> Sweep:
         if not any(field_name in _head_fields(str(h)) for h in sweep_heads):
             raise UserError(f"{path}: sweep.axes.{key}: no head in this sweep has the option {field_name!r}")
 
+    value_labels = {a: _short_labels(axes[a]) for a in ("backbone", "head") if a in axes}
     trials: list[TrialSpec] = []
     seen: set[str] = set()
     collapsed = 0
@@ -288,9 +287,11 @@ def load_sweep(path: str | Path) -> Sweep:
         if "dataset" in combo:
             labels["dataset"] = _apply_dataset(cfg, combo["dataset"], section.datasets, f"{where}.dataset", path.parent)
         if "backbone" in combo:
-            labels["backbone"] = _apply_backbone(cfg, combo["backbone"])
+            _apply_backbone(cfg, combo["backbone"])
+            labels["backbone"] = value_labels["backbone"][_index(axes["backbone"], combo["backbone"])]
         if "head" in combo:
-            labels["head"] = _apply_head(cfg, combo["head"], f"{where}.head")
+            _apply_head(cfg, combo["head"], f"{where}.head")
+            labels["head"] = value_labels["head"][_index(axes["head"], combo["head"])]
         if "seed" in combo:
             cfg["seed"] = combo["seed"]
             labels["seed"] = combo["seed"]
@@ -331,6 +332,16 @@ def load_sweep(path: str | Path) -> Sweep:
         ]
     name = section.name or str(base.get("name") or path.stem)
     return Sweep(path=path, name=name, section=section, trials=trials, collapsed=collapsed)
+
+
+def _index(values: list, value: Any) -> int:
+    return next(i for i, v in enumerate(values) if v is value)
+
+
+def _short_labels(values: list) -> list[str]:
+    """A mapping value is labelled by its name alone unless another value of the axis has the same name."""
+    names = [str(v.get("name", "")) if isinstance(v, dict) else str(v) for v in values]
+    return [n if names.count(n) == 1 else _label(v) for n, v in zip(names, values)]
 
 
 def _trial_id(cfg: ExperimentConfig, labels: dict[str, Any]) -> str:

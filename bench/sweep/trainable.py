@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -23,6 +24,7 @@ from bench.sweep import records
 
 log = logging.getLogger("bench.sweep.trial")
 
+_ITER = re.compile(r"^iter_(\d+)\.pt$")
 REPORT_KEYS = ("iter", "loss", "lr", "miou", "macc", "aacc", "boundary_iou")
 
 
@@ -97,16 +99,40 @@ def _measure(cfg, device) -> dict:
     )
 
 
+def _engine():
+    try:
+        from bench.engine import train_experiment
+    except ImportError:  # the package may not re-export it
+        from bench.engine.trainer import train_experiment
+    return train_experiment
+
+
+def _newest_checkpoint(tdir: Path) -> int:
+    its = [int(m.group(1)) for p in (tdir / "checkpoints").glob("iter_*.pt") if (m := _ITER.match(p.name))]
+    return max(its, default=0)
+
+
+def _note_attempt(tdir: Path, **info) -> None:
+    rec = records.read_json(tdir / records.ATTEMPTS)
+    if rec and rec.get("history"):
+        rec["history"][-1].update(info)
+        records.atomic_write_json(tdir / records.ATTEMPTS, rec)
+
+
 def _train_single(cfg, tdir: Path) -> dict:
     from ray import tune
 
-    from bench.engine import train_experiment
+    train_experiment = _engine()
+    first = []
 
     def on_report(record: dict) -> None:
         metrics = _tune_metrics(record)
         if record.get("kind") == "checkpoint":
             _report_checkpoint(record, metrics)
         elif record.get("kind") in ("train", "eval"):
+            if record.get("kind") == "train" and not first:  # evidence that a retry resumed, not restarted
+                first.append(record.get("iter"))
+                _note_attempt(tdir, first_iter=record.get("iter"))
             tune.report(metrics)
 
     return train_experiment(cfg, tdir, resume=True, on_report=on_report, progress=False)
@@ -117,8 +143,8 @@ def _worker_loop(config: dict) -> None:
     import torch
 
     from bench.config import ExperimentConfig
-    from bench.engine import train_experiment
 
+    train_experiment = _engine()
     cfg = ExperimentConfig.model_validate(config["cfg"])
     if cfg.train.threads is None:
         torch.set_num_threads(config["threads"])
@@ -221,6 +247,7 @@ def run_trial(config: dict) -> None:
         if cfg.train.threads is None:
             torch.set_num_threads(_threads(res["cpus"]))
         _restore_from_tune(tdir)
+        _note_attempt(tdir, resume_from=_newest_checkpoint(tdir))
         t0 = time.time()
         final = _train_workers(cfg, tdir, trial) if res["workers"] > 1 else _train_single(cfg, tdir)
         log.info("trained in %.1fs: mIoU %.2f", time.time() - t0, final.get("miou", float("nan")))

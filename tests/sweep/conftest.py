@@ -28,7 +28,7 @@ def tiny_experiment(data_root: Path, iterations: int = 4, checkpoint_every: int 
             "synthetic_train": 6, "synthetic_val": 3, "crop_size": [32, 32], "num_workers": 0,
         },
         "model": {
-            "num_classes": 8,
+            "num_classes": 10,
             "backbone": {"name": "resnet18", "width": 0.125},
             "head": dict(TINY_HEADS["ifa"]),
             "aux_head": {"channels": 8},

@@ -56,7 +56,7 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
 
     pc = __import__("pandas").read_csv(out / "per_class_iou.csv")
     assert list(pc.columns) == PER_CLASS_COLUMNS
-    assert len(pc) == 4 * 8 and set(pc["class_index"]) == set(range(8))
+    assert len(pc) == 4 * 10 and set(pc["class_index"]) == set(range(10))
     for h, grp in pc.groupby("config_hash"):
         final = json.loads((out / "trials" / h / "final.json").read_text())
         assert list(grp["class_name"]) == list(final["per_class_iou"])

@@ -42,7 +42,7 @@ def test_cartesian_product_and_head_reset(tmp_path):
     assert by["ppm", 1, 5].config.model.backbone.width == 0.25  # other sections untouched
     hashes = [t.config_hash for t in sweep.trials]
     assert len(set(hashes)) == len(hashes) and all(t.config.config_hash() == t.config_hash for t in sweep.trials)
-    assert by["ppm", 1, 5].trial_id == "synthetic-resnet18-ppm(channels=16)-s1-iterations=5"
+    assert by["ppm", 1, 5].trial_id == "synthetic-resnet18-ppm-s1-iterations=5"
     assert by["ppm", 1, 5].extra_axes == {"train.iterations": 5}
 
 
