@@ -205,14 +205,16 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
                       progress=not args.no_progress and sys.stderr.isatty())
-    print(format_table(result))
-    if args.out is not None:
+    if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {
             "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),
+            "checkpoint_config_hash": meta.get("config_hash"),
             "dataset": cfg.data.dataset, "split": split, "device": str(device), "torch_version": torch.__version__,
             **{k: meta[k] for k in ("iter", "iteration", "epoch") if k in meta},
             **result,
         }
         write_json_atomic(args.out, record)
+    print(format_table(result))
+    if args.out is not None:
         print(f"wrote {args.out}")
     return 0

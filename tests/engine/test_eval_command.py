@@ -138,3 +138,25 @@ def test_console_error_has_no_traceback(setup, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and str(junk) in proc.stderr
+
+
+@pytest.mark.timeout(240)
+def test_checkpoint_written_by_training_evaluates_to_the_runs_final_metrics(tmp_path, capsys):
+    from bench.engine import train_experiment
+    from bench.config import ExperimentConfig, validate
+
+    cfg = {"name": "tiny", "seed": 0,
+           "data": {"dataset": "synthetic", "root": str(tmp_path / "syn"), "generate": True,
+                    "synthetic_size": [48, 96], "synthetic_train": 2, "synthetic_val": 2, "crop_size": [48, 48],
+                    "num_workers": 0},
+           "model": {**model_section(num_classes=10, head="ifa"), "aux_head": {"enabled": False}},
+           "train": {"iterations": 2, "batch_size": 2, "checkpoint_every": 2, "log_every": 1, "device": "cpu"}}
+    final = train_experiment(validate(ExperimentConfig, cfg), tmp_path / "run", progress=False)
+    out = tmp_path / "eval.json"
+    config = tmp_path / "run" / "config.yaml"
+    assert main(["eval", str(tmp_path / "run" / "checkpoints" / "last.pt"), "--config", str(config),
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["iter"] == 2 and res["checkpoint_config_hash"] == res["config_hash"]
+    for key in ("miou", "macc", "aacc", "boundary_iou"):
+        assert res[key] == pytest.approx(final[key], abs=1e-9), key
