@@ -8,13 +8,13 @@ from baselines.blocks import classifier, conv_bn_relu, require_features
 
 class FCNHead(nn.Module):
     supports_query_size = False
-    extra_loss_weights: dict = {}
 
     def __init__(self, input_shape, num_classes: int, in_feature: str = "c4", channels: int = 256,
                  dropout: float = 0.1):
         super().__init__()
         require_features(input_shape, [in_feature], "FCNHead")
         self.in_feature = in_feature
+        self.extra_loss_weights: dict[str, float] = {}
         self.output_stride = input_shape[in_feature].stride
         self.conv = conv_bn_relu(input_shape[in_feature].channels, channels, 3)
         self.cls = classifier(channels, num_classes, dropout)

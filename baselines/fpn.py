@@ -6,22 +6,23 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.blocks import classifier, conv_bn_relu, require_features
+from baselines.blocks import classifier, conv_bn_relu, require_features, xavier_conv
 
 
 class FPNHead(nn.Module):
     supports_query_size = False
-    extra_loss_weights: dict = {}
 
     def __init__(self, input_shape, num_classes: int, in_features=("c2", "c3", "c4", "c5"), channels: int = 256,
                  scale_channels: int = 128, dropout: float = 0.1):
         super().__init__()
         require_features(input_shape, in_features, "FPNHead")
-        self.in_features = tuple(in_features)
+        # Finest first (the top-down pathway walks this order backwards); equal strides keep the given order.
+        self.in_features = tuple(sorted(in_features, key=lambda n: input_shape[n].stride))
+        self.extra_loss_weights: dict[str, float] = {}
         specs = [input_shape[n] for n in self.in_features]
         self.output_stride = min(s.stride for s in specs)
-        self.lateral = nn.ModuleList(nn.Conv2d(s.channels, channels, 1) for s in specs)
-        self.smooth = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in specs)
+        self.lateral = nn.ModuleList(xavier_conv(s.channels, channels, 1) for s in specs)
+        self.smooth = nn.ModuleList(xavier_conv(channels, channels, 3) for _ in specs)
         self.scale_heads = nn.ModuleList()
         for spec in specs:
             steps = max(1, int(round(math.log2(spec.stride / self.output_stride))))

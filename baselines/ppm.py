@@ -10,13 +10,13 @@ from baselines.blocks import classifier, conv_bn_relu, require_features
 
 class PPMHead(nn.Module):
     supports_query_size = False
-    extra_loss_weights: dict = {}
 
     def __init__(self, input_shape, num_classes: int, in_feature: str = "c5", channels: int = 512,
                  pool_scales=(1, 2, 3, 6), dropout: float = 0.1):
         super().__init__()
         require_features(input_shape, [in_feature], "PPMHead")
         self.in_feature = in_feature
+        self.extra_loss_weights: dict[str, float] = {}
         spec = input_shape[in_feature]
         self.output_stride = spec.stride
         self.pools = nn.ModuleList(

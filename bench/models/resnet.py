@@ -119,6 +119,14 @@ class ResNet(nn.Module):
             total *= stride
             out_ch = scale(64 * 2 ** i) * block.expansion
             self._shapes[f"c{i + 2}"] = ShapeSpec(out_ch, total)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """torchvision's initialisation (Kaiming-normal fan_out convs, unit BN): what a from-scratch run starts
+        from; pretrained weights overwrite it."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     @staticmethod
     def _make_layer(block, cin, planes, n, stride, dilation, prev_dilation, grid, norm):
