@@ -1,0 +1,118 @@
+"""A training run's directory: config.yaml, config_hash.txt, metrics.jsonl, checkpoints/, final.json."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import yaml
+
+from bench.errors import UserError
+
+CONFIG, HASH, METRICS, FINAL, CHECKPOINTS = "config.yaml", "config_hash.txt", "metrics.jsonl", "final.json", "checkpoints"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def json_safe(value):
+    """NaN/inf -> None (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def existing_hash(out_dir: Path) -> Optional[str]:
+    p = out_dir / HASH
+    return p.read_text().strip() if p.is_file() else None
+
+
+def check_run_dir(out_dir: Path, config_hash: str, resume: bool) -> None:
+    """Refuse a directory that holds another run: a different config (always), or the same one without resume."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a directory")
+    old = existing_hash(out_dir)
+    if old is None:
+        return
+    if old != config_hash:
+        raise UserError(f"{out_dir}: holds a run of another config (config hash {old}, this one is {config_hash}); "
+                        f"choose another output directory")
+    if not resume:
+        raise UserError(f"{out_dir}: already holds a run of this config; resume it (--resume) or choose another "
+                        f"output directory")
+
+
+def write_config(out_dir: Path, cfg) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    atomic_write_text(out_dir / HASH, cfg.config_hash() + "\n")
+
+
+class MetricsLog:
+    """Append-only metrics.jsonl (one JSON object per line, flushed per record)."""
+
+    def __init__(self, path: Path, upto_iter: Optional[int] = None, final_iter: Optional[int] = None):
+        """upto_iter: resuming from that checkpoint; records of later iterations (written by the run that was
+        interrupted, and about to be recomputed) and a torn last line are dropped first, and so is the final
+        evaluation's record (iter == final_iter), which runs after the last checkpoint."""
+        self.path = path
+        if upto_iter is not None and path.is_file():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                it = int(rec.get("iter", 0)) if isinstance(rec, dict) else upto_iter + 1
+                if it < upto_iter or (it == upto_iter and not (rec.get("kind") == "eval" and it == final_iter)):
+                    kept.append(line)
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        elif upto_iter is None:
+            atomic_write_text(path, "")
+        self._f = path.open("a")
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out

@@ -1,0 +1,333 @@
+"""train_experiment: one experiment from config to final metrics, resumable exactly (docs/training.md)."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from bench.engine import checkpoint as ckpt
+from bench.engine import distributed as ddp
+from bench.engine.checks import check_dataset, check_static, resolve_device_type
+from bench.engine.losses import build_loss, segmentation_loss
+from bench.engine.optim import BACKBONE, HEADS, PolyWarmupSchedule, build_optimizer
+from bench.engine.run_dir import (CHECKPOINTS, FINAL, METRICS, MetricsLog, check_run_dir, read_json, write_config,
+                                  write_json)
+from bench.engine.sampling import IterationBatches, TrainSamples, collate
+from bench.errors import UserError
+
+Report = Optional[Callable[[dict], None]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def _runtime(train_cfg, device_type: str):
+    """Threads and deterministic algorithms for the duration of a run (the previous settings come back)."""
+    threads = torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    try:
+        if train_cfg.threads:
+            torch.set_num_threads(train_cfg.threads)
+        if train_cfg.deterministic:
+            if device_type == "cuda":
+                # cuBLAS needs this for deterministic GEMMs; ops without a deterministic CUDA kernel only warn.
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            torch.use_deterministic_algorithms(True, warn_only=device_type == "cuda")
+        elif device_type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(det, warn_only=det_warn)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
+
+
+def _autocast(amp: str, device: torch.device):
+    if amp == "none" or device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def _build_model(cfg):
+    from bench.models import build_segmentor
+
+    try:
+        return build_segmentor(cfg.model)
+    except (ValueError, KeyError) as exc:  # an inconsistent model section (e.g. a feature name no backbone has)
+        raise UserError(f"model: {exc}") from None
+
+
+def _output_align_corners(segmentor) -> dict:
+    """How each training output is resized to the label: the head's own convention (IFA's release upsamples with
+    align_corners=True), bilinear with align_corners=False otherwise."""
+    head = getattr(segmentor, "head", None)
+    return {"main": bool(getattr(head, "align_corners", False))}
+
+
+def _gather_rng() -> list:
+    """Every rank's RNG state (index = rank); rank 0 stores them all in the checkpoint."""
+    state = ckpt.capture_rng()
+    if not ddp.is_dist():
+        return [state]
+    out = [None] * ddp.rank_world()[1]
+    torch.distributed.all_gather_object(out, state)
+    return out
+
+
+class _Trainer:
+    def __init__(self, cfg, out_dir: Path, resume: bool, on_report: Report, progress: bool, device_type: str):
+        self.cfg, self.out_dir, self.resume, self.on_report, self.progress = cfg, out_dir, resume, on_report, progress
+        self.rank, self.world = ddp.rank_world()
+        self.main = self.rank == 0
+        self.device = ddp.rank_device(device_type)
+        self.config_hash = cfg.config_hash()
+        self.log: Optional[MetricsLog] = None
+
+    # -- records -----------------------------------------------------------------------------------------------
+    def report(self, record: dict, to_log: bool = True) -> None:
+        if not self.main:
+            return
+        if to_log and self.log is not None:
+            self.log.write(record)
+        if self.on_report is not None:
+            self.on_report(record)
+
+    # -- setup -------------------------------------------------------------------------------------------------
+    def setup(self) -> Optional[dict]:
+        """Everything that can fail on bad input happens here, before the run directory is written.
+        Returns the finished run's final metrics when there is nothing left to do."""
+        from bench.data import build_dataset
+        from bench.data.transforms import EvalTransform, TrainTransform
+
+        cfg = self.cfg
+        check_static(cfg, self.world)
+        check_run_dir(self.out_dir, self.config_hash, self.resume)
+        final = read_json(self.out_dir / FINAL)
+        if self.resume and final is not None and final.get("config_hash") == self.config_hash:
+            return final
+        self.train_set = build_dataset(cfg.data, cfg.data.train_split)
+        check_dataset(cfg, self.train_set)
+        self.val_set = build_dataset(cfg.data, cfg.data.val_split)
+        check_dataset(cfg, self.val_set)
+        self.train_transform, self.eval_transform = TrainTransform(cfg.data), EvalTransform(cfg.data)
+
+        seed_everything(cfg.seed)  # the initial weights are a function of the seed
+        self.segmentor = _build_model(cfg).to(self.device)
+        self.loss_weights = dict(self.segmentor.loss_weights)
+        self.align = _output_align_corners(self.segmentor)
+        self.loss_fn = build_loss(cfg.train)
+        self.model = ddp.wrap_model(self.segmentor, self.device)
+        self.segmentor = getattr(self.model, "module", self.model)  # SyncBN conversion makes new BN modules
+        self.optimizer = build_optimizer(self.segmentor, cfg.train)
+        self.schedule = PolyWarmupSchedule.from_config(self.optimizer, cfg.train)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None
+        self.start_iter, self.prior_time = 0, 0.0
+
+        state = None
+        if self.resume:
+            path = ckpt.latest_checkpoint(self.out_dir / CHECKPOINTS)
+            if path is not None:
+                state = ckpt.load_checkpoint(path)
+                if state.get("config_hash") != self.config_hash:
+                    raise UserError(f"{path}: written for config hash {state.get('config_hash')}, this config's is "
+                                    f"{self.config_hash}; refusing to resume a different experiment")
+                self.resume_path = path
+        if state is not None:
+            self._restore(state)
+        else:
+            torch.manual_seed(cfg.seed + self.rank)  # training randomness (dropout) per rank
+        return None
+
+    def _restore(self, state: dict) -> None:
+        self.segmentor.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_iter = int(state["iter"])
+        self.prior_time = float(state.get("train_time_s", 0.0))
+        rngs = state.get("rng") or []
+        if len(rngs) == self.world:
+            ckpt.restore_rng(rngs[self.rank])
+        else:  # another world size: exact replay of dropout is impossible; stay deterministic
+            torch.manual_seed(self.cfg.seed + self.rank + 1_000_003 * self.start_iter)
+
+    def _checkpoint(self, iteration: int, train_time: float) -> None:
+        rngs = _gather_rng()
+        if self.main:
+            state = {
+                "config_hash": self.config_hash,
+                "model": self.segmentor.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "rng": rngs,
+                "train_time_s": float(train_time),
+                "world_size": self.world,
+            }
+            path = ckpt.save_checkpoint(self.out_dir / CHECKPOINTS, iteration, state, self.cfg.train.keep_checkpoints)
+            self.report({"kind": "checkpoint", "iter": iteration, "path": str(path)}, to_log=False)
+        ddp.barrier()
+
+    def _evaluate(self) -> dict:
+        from bench.engine.evaluate import evaluate
+
+        cfg = self.cfg
+        return evaluate(self.model, self.val_set, cfg.eval, cfg.model.num_classes, self.device,
+                        transform=self.eval_transform, class_names=self.val_set.classes,
+                        ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
+                        num_workers=cfg.data.num_workers)
+
+    def _eval_record(self, iteration: int, metrics: dict) -> dict:
+        keep = ("miou", "macc", "aacc", "boundary_iou", "per_class_iou", "eval_time_s", "num_images", "protocol")
+        return {"kind": "eval", "iter": iteration, **{k: metrics[k] for k in keep if k in metrics}}
+
+    # -- loop --------------------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        cfg = self.cfg
+        samples = TrainSamples(self.train_set, self.train_transform, cfg.seed, cfg.train.batch_size)
+        batches = IterationBatches(self.start_iter, cfg.train.iterations, cfg.train.batch_size, self.rank, self.world)
+        workers = cfg.data.num_workers
+        # Own generator: creating the loader's iterator must not draw from the global torch RNG (dropout's).
+        return DataLoader(samples, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
+                          persistent_workers=False, prefetch_factor=2 if workers else None)
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        with _autocast(self.cfg.train.amp, self.device):
+            outputs = self.model(images)
+        loss, parts = segmentation_loss(outputs, labels, self.loss_weights, self.loss_fn, self.align)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return loss.detach(), parts
+
+    def train(self) -> dict:
+        cfg, t = self.cfg, self.cfg.train
+        if self.main:
+            write_config(self.out_dir, cfg)
+            resumed = self.start_iter > 0
+            self.log = MetricsLog(self.out_dir / METRICS, upto_iter=self.start_iter if resumed else None,
+                                  final_iter=t.iterations)
+        bar = None
+        if self.progress and self.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=t.iterations, initial=self.start_iter, desc=cfg.name, unit="it", dynamic_ncols=True)
+        self.model.train()
+        group_names = [g.get("name", str(i)) for i, g in enumerate(self.optimizer.param_groups)]
+        segment_start, eval_time = time.perf_counter(), 0.0
+        last_log_time, last_log_iter = segment_start, self.start_iter
+        try:
+            for images, labels, it in self._loader():
+                lrs = dict(zip(group_names, self.schedule.step(it)))
+                images = images.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                loss, parts = self._step(images, labels)
+                done = it + 1
+                if bar is not None:
+                    bar.update(1)
+                train_time = self.prior_time + time.perf_counter() - segment_start - eval_time
+                if done % t.log_every == 0 or done == t.iterations:
+                    values = ddp.mean_over_ranks(torch.stack([loss, *parts.values()]).float()).tolist()
+                    if not math.isfinite(values[0]):
+                        raise FloatingPointError(f"loss is {values[0]} at iteration {done}; lower train.lr or "
+                                                 f"check the data")
+                    now = time.perf_counter()
+                    record = {"kind": "train", "iter": done, "loss": values[0],
+                              **dict(zip(parts.keys(), values[1:])),
+                              "lr": lrs.get(BACKBONE, next(iter(lrs.values()))), "lr_head": lrs.get(HEADS),
+                              "time_s": round(train_time, 3),
+                              "it_per_s": round((done - last_log_iter) / max(now - last_log_time, 1e-9), 3),
+                              "epoch": round(done * t.batch_size / len(self.train_set), 3)}
+                    last_log_time, last_log_iter = now, done
+                    self.report(record)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{values[0]:.4f}", lr=f"{record['lr']:.2e}", refresh=False)
+                if t.eval_every and done % t.eval_every == 0 and done != t.iterations:
+                    e0 = time.perf_counter()
+                    self.report(self._eval_record(done, self._evaluate()))
+                    self.model.train()
+                    eval_time += time.perf_counter() - e0
+                if done % t.checkpoint_every == 0 or done == t.iterations:
+                    c0 = time.perf_counter()
+                    self._checkpoint(done, train_time)
+                    eval_time += time.perf_counter() - c0  # checkpoint I/O is not training time either
+        finally:
+            if bar is not None:
+                bar.close()
+        train_time = self.prior_time + time.perf_counter() - segment_start - eval_time
+        if self.start_iter >= t.iterations:  # resumed from the last checkpoint: only the final evaluation is left
+            train_time = self.prior_time
+        return self._finish(train_time)
+
+    def _finish(self, train_time: float) -> dict:
+        from bench.measure.environment import environment
+
+        cfg = self.cfg
+        metrics = self._evaluate()
+        self.report(self._eval_record(cfg.train.iterations, metrics))
+        final = {
+            **metrics,
+            "iterations": cfg.train.iterations,
+            "train_time_s": round(train_time, 3),
+            "name": cfg.name,
+            "config_hash": self.config_hash,
+            "world_size": self.world,
+            "environment": environment(self.device),
+        }
+        if self.main:
+            write_json(self.out_dir / FINAL, final)
+        return final
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Report = None,
+                     progress: bool = True) -> dict:
+    """Train `cfg` (an ExperimentConfig) into `out_dir`, evaluate on the validation split, return the final metrics
+    (miou, macc, aacc, boundary_iou in percent, per_class_iou, iterations, train_time_s, ...; the same as final.json).
+
+    resume: continue from the newest checkpoint in out_dir (a run that already finished returns its final.json);
+    without a checkpoint it starts from scratch. on_report(record) gets every train/eval record and a
+    {"kind": "checkpoint", "iter", "path"} record after each checkpoint write (rank 0 only).
+    Under torch.distributed (world size > 1): DDP + SyncBatchNorm, the global batch split over ranks, rank 0 writes.
+    """
+    out_dir = Path(out_dir)
+    device_type = resolve_device_type(cfg.train)
+    created_group = ddp.maybe_init_from_env(device_type)
+    try:
+        with _runtime(cfg.train, device_type):
+            trainer = _Trainer(cfg, out_dir, resume, on_report, progress, device_type)
+            done = trainer.setup()
+            if done is not None:
+                return done
+            try:
+                return trainer.train()
+            finally:
+                trainer.close()
+    finally:
+        if created_group:
+            torch.distributed.destroy_process_group()
