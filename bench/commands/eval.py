@@ -16,14 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML the checkpoint was trained with")
     parser.add_argument("--split", default=None, help="dataset split (default: data.val_split)")
     parser.add_argument("--mode", choices=("whole", "slide"), default=None, help="default: eval.mode")
-    parser.add_argument("--crop", default=None, metavar="HxW", help="slide window (default: eval.crop_size, "
-                                                                  "else data.crop_size)")
+    parser.add_argument("--crop", default=None, metavar="HxW",
+                        help="slide window (default: eval.crop_size, else data.crop_size)")
     parser.add_argument("--stride", default=None, metavar="HxW", help="slide stride (default: 2/3 of the window)")
     parser.add_argument("--scales", default=None, metavar="S,S,...", help="test scales, e.g. 0.5,0.75,1.0,1.25")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="add horizontally flipped views (default: eval.flip)")
     parser.add_argument("--ifa-query", choices=("label", "upsample"), default=None,
-                        help="IFA: query at label resolution, or upsample the stride-4 logits (default: eval.ifa_query)")
+                        help="IFA: query at label resolution, or upsample the stride-4 logits "
+                             "(default: eval.ifa_query)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -68,7 +69,14 @@ def eval_config(cfg, args):
         data["flip"] = args.flip
     if args.ifa_query is not None:
         data["ifa_query"] = args.ifa_query
-    return validate(EvalConfig, data, "command line (eval)")
+    eval_cfg = validate(EvalConfig, data, "command line (eval)")
+    if eval_cfg.mode == "slide" and eval_cfg.stride is not None:
+        crop = eval_cfg.crop_size or cfg.data.crop_size
+        if eval_cfg.stride[0] > crop[0] or eval_cfg.stride[1] > crop[1]:
+            where = "--stride" if args.stride is not None else f"{args.config}: eval.stride"
+            raise UserError(f"{where}: {eval_cfg.stride[0]}x{eval_cfg.stride[1]} is larger than "
+                            f"the window {crop[0]}x{crop[1]} and would leave pixels unpredicted")
+    return eval_cfg
 
 
 def load_checkpoint_state(path: Path) -> tuple[dict, dict]:

@@ -128,6 +128,8 @@ def test_unreadable_or_missing_checkpoint(setup, tmp_path, capsys):
     torch.save({"optimizer": {}}, nomodel)
     assert "'model'" in _one_line_error(capsys, ["eval", str(nomodel), "--config", str(config)])
     assert "--scales" in _one_line_error(capsys, ["eval", str(junk), "--config", str(config), "--scales", "0,1"])
+    line = _one_line_error(capsys, ["eval", str(junk), "--config", str(config), "--mode", "slide", "--stride", "40x8"])
+    assert line.endswith("--stride: 40x8 is larger than the window 32x32 and would leave pixels unpredicted")
 
 
 def test_console_error_has_no_traceback(setup, tmp_path):
