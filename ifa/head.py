@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .coords import AxisSampling, axis_sampling, neighbour_slots
-from .mlp import QueryMLP, fold_batchnorm
+from .mlp import QueryMLP, bn_relu_linear, fold_batchnorm
 from .positional import build_positional
 from .shape_spec import ShapeSpec
 
@@ -56,11 +56,9 @@ class _LevelPlan:
         self.hl, self.wl = level_hw
         sy, self.types_y, self.inv_y = _axis_plan(self.h, self.hl, ensemble, absolute)
         sx, self.types_x, self.inv_x_cpu = _axis_plan(self.w, self.wl, ensemble, absolute)
-        self.sy_cpu = sy
+        self.sy_cpu, self.sx_cpu = sy, sx
         self.k = sy.k
         self.pairs = neighbour_slots(self.k, defect)
-        self.y_slots = sorted({a for a, _ in self.pairs})
-        self.x_slots = sorted({b for _, b in self.pairs})
         self.factor_y, self.factor_x = sy.factor, sx.factor
         self.iy = sy.index.to(device)
         self.ix = sx.index.to(device)
@@ -69,17 +67,11 @@ class _LevelPlan:
         self.cy = (sy.query.expand(sy.k, self.h) if absolute else sy.rel).to(device, dtype)
         self.cx = (sx.query.expand(sx.k, self.w) if absolute else sx.rel).to(device, dtype)
         self.types_x_dev = self.types_x.to(device, dtype)
-        self.inv_x = self.inv_x_cpu.to(device)
         self.device, self.dtype = device, dtype
 
     def rows_needed(self, i0: int, i1: int) -> tuple[int, int]:
         rows = self.sy_cpu.index[:, i0:i1]
         return int(rows.min()), int(rows.max()) + 1
-
-    def broadcastable(self, i0: int, i1: int) -> bool:
-        """Query block [i0, i1) x w reads whole level cells by an integer factor on both axes."""
-        fy, fx = self.factor_y, self.factor_x
-        return fy is not None and fx is not None and i0 % fy == 0 and i1 % fy == 0
 
 
 def _bands(h: int, rows: int, align: int) -> list[tuple[int, int]]:
@@ -234,13 +226,14 @@ class IFAHead(nn.Module):
         n = feats[0].shape[0]
         if self.training:
             w1, b1 = self.mlp.linears[0].weight, self.mlp.linears[0].bias
-            reduced = [red(f).permute(0, 2, 3, 1) for red, f in zip(self.reduce, feats)]
 
             def level_rows(l: int, lo: int, hi: int, wf: Tensor) -> Tensor:
-                return F.linear(reduced[l][:, lo:hi], wf)
+                rows = self._reduce_project_train(l, feats[l], wf)
+                # (slice only when needed: a slice's backward allocates a zero-filled full-size gradient)
+                return rows if (lo, hi) == (0, rows.shape[1]) else rows[:, lo:hi]
 
             z = self._fused_preactivation(plans, level_rows, w1, b1, 0, h, n)
-            logits = self.mlp.from_preactivation(z.reshape(-1, w1.shape[0]))
+            logits = self.mlp.from_preactivation_lean(z.view(-1, w1.shape[0]))
             return logits.view(n, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()
 
         layers = self.mlp.folded()
@@ -265,43 +258,86 @@ class IFAHead(nn.Module):
             out[:, i0:i1] = F.linear(x, *tail[-1]).view(n, i1 - i0, w, self.num_classes)
         return out.permute(0, 3, 1, 2).contiguous()
 
+    def _reduce_project_train(self, l: int, f: Tensor, wf: Tensor) -> Tensor:
+        """Training: W_f_l relu(BN(conv(f))) for a whole level, in rows (N, H_l, W_l, width).
+
+        The 1x1 reduction is a batched GEMM on the (N, HW, C_in) view of f (no copy), and BN -> ReLU ->
+        projection runs as one autograd function that stores only the BatchNorm input: same parameters
+        and running statistics as the `reduce` modules the reference path calls."""
+        conv, bn = self.reduce[l][0], self.reduce[l][1]
+        n, cin, hl, wl = f.shape
+        c = torch.bmm(f.flatten(2).transpose(1, 2), conv.weight.flatten(1).t().expand(n, cin, -1))
+        return bn_relu_linear(c.reshape(n * hl * wl, -1), bn, wf).view(n, hl, wl, -1)
+
     def _fused_preactivation(self, plans, level_rows, w1: Tensor, b1: Tensor, i0: int, i1: int, n: int) -> Tensor:
-        """First-layer output (before its BatchNorm) for query rows [i0, i1): (N, b, w, width)."""
-        z = None
+        """First-layer output (before its BatchNorm) for query rows [i0, i1): (N, b, w, width).
+
+        A level whose cells are the queries (same grid) is added as is. Every other level's projected cells
+        and the small PE tables (integer scales: an s x s tile; bias folded into the first) go into one
+        table; a single `embedding_bag(mode="sum")` sums, per query, its rows of that table (ensemble
+        weights as per-sample weights), so no per-level gathered tensor is materialised. Levels whose PE
+        takes about one value per query (non-integer scales) are encoded per query instead, all such levels
+        through one linear map, once for all images of the batch."""
+        b, w = i1 - i0, plans[0].w
+        identity, blocks, entries, per_query = None, [], [], []
+        offset = 0
         for l, ((wpe, wf), p) in enumerate(zip(self._first_layer_slices(w1), plans)):
+            bias = b1 if l == 0 else None
             lo, hi = p.rows_needed(i0, i1)
             proj = level_rows(l, lo, hi, wf)  # (N, hi - lo, W_l, width)
-            z = self._add_feature_term(z, proj, p, i0, i1, lo)
-            z = self._add_pe_term(z, l, p, wpe, b1 if l == 0 else None, i0, i1)
+            if identity is None and p.k == 1 and p.factor_y == 1 and p.factor_x == 1:
+                identity = proj
+            else:
+                per_image = (hi - lo) * p.wl
+                blocks.append(proj.reshape(n * per_image, -1))
+                image = torch.arange(n)[:, None, None] * per_image
+                for ky, kx in p.pairs:
+                    cell = (p.sy_cpu.index[ky, i0:i1] - lo)[:, None] * p.wl + p.sx_cpu.index[kx][None, :]
+                    weight = (p.sy_cpu.weight[ky, i0:i1][:, None] * p.sx_cpu.weight[kx][None, :]) if p.k > 1 else None
+                    entries.append((offset + image + cell, weight))
+                offset += n * per_image
+            band_types, inv_b = torch.unique(p.inv_y[i0:i1], return_inverse=True)
+            if 8 * band_types.numel() * p.types_x.shape[0] > b * w:
+                per_query.append((self._pe_per_query(l, p, i0, i1), wpe, bias))
+                continue
+            table = self._pe_table(l, p, wpe, bias, band_types)
+            blocks.append(table.reshape(-1, table.shape[-1]))
+            entries.append((offset + inv_b[:, None] * table.shape[1] + p.inv_x_cpu[None, :], None))
+            offset += table.shape[0] * table.shape[1]
+        z = None
+        if entries:
+            index = torch.stack([e.expand(n, b, w) for e, _ in entries], -1).reshape(-1, len(entries))
+            weights = None
+            if any(wt is not None for _, wt in entries):
+                ones = torch.ones(b, w, dtype=torch.float64)
+                weights = torch.stack([(wt if wt is not None else ones).expand(n, b, w) for _, wt in entries], -1)
+                weights = weights.reshape(-1, len(entries)).to(w1.device, w1.dtype)
+            z = F.embedding_bag(index.to(w1.device), torch.cat(blocks), mode="sum", per_sample_weights=weights)
+            z = z.view(n, b, w, -1)
+        if identity is not None:
+            z = identity.clone() if z is None else z.add_(identity)
+        if per_query:
+            biases = [bias for _, _, bias in per_query if bias is not None]
+            pe = F.linear(torch.cat([x for x, _, _ in per_query], -1), torch.cat([wt for _, wt, _ in per_query], 1),
+                          biases[0] if biases else None)
+            z = z.add_(pe)
         return z
 
-    @staticmethod
-    def _add_feature_term(z: Optional[Tensor], proj: Tensor, p: _LevelPlan, i0: int, i1: int, lo: int) -> Tensor:
-        n, c, b = proj.shape[0], proj.shape[-1], i1 - i0
-        if p.k == 1 and p.broadcastable(i0, i1):
-            fy, fx = p.factor_y, p.factor_x
-            if fy == 1 and fx == 1:
-                return proj if z is None else z.add_(proj)
-            if z is None:
-                z = proj.new_zeros(n, b, p.w, c)
-            z.view(n, b // fy, fy, p.wl, fx, c).add_(proj.view(n, b // fy, 1, p.wl, 1, c))
-            return z
-        rows = None
-        for ky in p.y_slots:
-            g = proj.index_select(1, p.iy[ky, i0:i1] - lo)
+    def _pe_per_query(self, l: int, p: _LevelPlan, i0: int, i1: int) -> Tensor:
+        """PE_l of every query of rows [i0, i1) (ensemble-weighted over neighbours): (b, w, pe_out)."""
+        b = i1 - i0
+        total = None
+        for ky, kx in p.pairs:
+            coord = torch.stack([p.cy[ky, i0:i1][:, None].expand(b, p.w), p.cx[kx][None, :].expand(b, p.w)], -1)
+            pe = self.pe[l](coord)
             if p.k > 1:
-                g = g * p.wy[ky, i0:i1][None, :, None, None]
-            rows = g if rows is None else rows.add_(g)
-        for kx in p.x_slots:
-            g = rows.index_select(2, p.ix[kx])
-            if p.k > 1:
-                g = g * p.wx[kx][None, None, :, None]
-            z = g if z is None else z.add_(g)
-        return z
+                pe = pe * (p.wy[ky, i0:i1][:, None] * p.wx[kx][None, :])[..., None]
+            total = pe if total is None else total + pe
+        return total
 
-    def _add_pe_term(self, z: Tensor, l: int, p: _LevelPlan, wpe: Tensor, bias: Optional[Tensor], i0: int, i1: int) -> Tensor:
-        """Add W_pe_l PE_l (+ bias) computed once per distinct (row type, column type) of the band."""
-        band_types, inv_b = torch.unique(p.inv_y[i0:i1], return_inverse=True)
+    def _pe_table(self, l: int, p: _LevelPlan, wpe: Tensor, bias: Optional[Tensor], band_types: Tensor) -> Tensor:
+        """W_pe_l PE_l (+ bias) once per distinct (row type, column type): (Ub, Ux, width).
+        For an integer scale s that is an s x s tile."""
         ty = p.types_y[band_types].to(p.device, p.dtype)
         tx = p.types_x_dev
         k = p.k
@@ -314,10 +350,4 @@ class IFAHead(nn.Module):
             table = term if table is None else table + term
         if bias is not None:
             table = table + bias
-        n, b, c = z.shape[0], i1 - i0, z.shape[-1]
-        if k == 1 and not self.absolute_pe and p.broadcastable(i0, i1):
-            fy, fx = p.factor_y, p.factor_x  # table rows/cols are the fy x fx phases, in order
-            z.view(n, b // fy, fy, p.w // fx, fx, c).add_(table.view(1, 1, fy, 1, fx, c))
-            return z
-        full = table.index_select(0, inv_b.to(p.device)).index_select(1, p.inv_x)
-        return z.add_(full)
+        return table

@@ -33,6 +33,19 @@ class QueryMLP(nn.Module):
             x = F.relu(bn(lin(x)))
         return self.linears[-1](x)
 
+    def from_preactivation_lean(self, z: Tensor) -> Tensor:
+        """`from_preactivation` in training mode, keeping only each BatchNorm's input for backward.
+
+        Every hidden "BatchNorm -> ReLU -> next Linear" runs as one autograd function that recomputes the
+        ReLU output in backward instead of storing it (same values, same running-statistics update): saved
+        activations drop from two tensors per hidden layer to one. Falls back to the modules in eval mode."""
+        if not self.training or not torch.is_grad_enabled():
+            return self.from_preactivation(z)
+        x = z
+        for lin, bn in zip(self.linears[1:], self.norms):
+            x = bn_relu_linear(x, bn, lin.weight, lin.bias)
+        return x
+
     def folded(self) -> list[tuple[Tensor, Tensor]]:
         """Eval-mode (weight, bias) per layer with each BatchNorm folded into the Linear before it."""
         out = []
@@ -47,3 +60,65 @@ def fold_batchnorm(weight: Tensor, bias: Tensor | None, bn: nn.modules.batchnorm
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     b = bias if bias is not None else torch.zeros_like(bn.running_mean)
     return weight * scale[:, None], (b - bn.running_mean) * scale + bn.bias
+
+
+def _bn_momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
+    """The factor nn.BatchNorm uses for its running statistics (and the counter update it implies)."""
+    bn.num_batches_tracked.add_(1)
+    if bn.momentum is None:
+        return 1.0 / float(bn.num_batches_tracked)
+    return bn.momentum
+
+
+def bn_relu_linear(x: Tensor, bn: nn.modules.batchnorm._BatchNorm, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear(relu(bn(x)), weight, bias) for x (M, C), training-mode BatchNorm (statistics over the M rows),
+    storing only x for backward (the ReLU output is recomputed there)."""
+    if not bn.track_running_stats or bn.running_mean is None:
+        return F.linear(F.relu(bn(x)), weight, bias)
+    factor = _bn_momentum(bn)
+    return _BNReLULinear.apply(x, bn.weight, bn.bias, weight, bias, bn.running_mean, bn.running_var, bn.eps, factor)
+
+
+_ROW_BLOCK = 8192  # rows per block in backward: bounds the recomputed ReLU output
+
+
+class _BNReLULinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, gamma, beta, weight, bias, running_mean, running_var, eps, factor):
+        # native_batch_norm updates the running statistics exactly as nn.BatchNorm does
+        out, mean, invstd = torch.native_batch_norm(x, gamma, beta, running_mean, running_var, True, factor, eps)
+        y = out.relu_()
+        res = F.linear(y, weight, bias)
+        ctx.eps = eps
+        ctx.save_for_backward(x, gamma, beta, weight, mean, invstd)
+        return res
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        """By blocks of rows: the ReLU output is recomputed per block (never whole), the input gradient is
+        formed in place in the buffer that holds the gradient at the ReLU output."""
+        x, gamma, beta, weight, mean, invstd = ctx.saved_tensors
+        m = x.shape[0]
+        scale = gamma * invstd
+        shift = beta - mean * scale
+        grad_weight = torch.zeros_like(weight) if ctx.needs_input_grad[3] else None
+        grad_bias = grad_out.sum(0) if ctx.needs_input_grad[4] else None
+        dy = torch.empty_like(x)
+        grad_beta = torch.zeros_like(mean)
+        dot = torch.zeros_like(mean)  # sum over rows of dy * (x - mean)
+        for r in range(0, m, _ROW_BLOCK):
+            xb, gb, db = x[r:r + _ROW_BLOCK], grad_out[r:r + _ROW_BLOCK], dy[r:r + _ROW_BLOCK]
+            yb = torch.addcmul(shift, xb, scale).relu_()
+            if grad_weight is not None:
+                grad_weight.addmm_(gb.t(), yb)
+            torch.mm(gb, weight, out=db)
+            db.mul_(yb.sign_())  # ReLU gradient: y >= 0, so sign(y) is the 0/1 mask
+            grad_beta += db.sum(0)
+            dot += (db * (xb - mean)).sum(0)
+        grad_gamma = dot * invstd
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd
+            k = -scale * invstd * invstd * dot / m
+            grad_x = dy.mul_(scale).addcmul_(x, k.expand_as(x[:1])).sub_(scale * grad_beta / m + mean * k)
+        return grad_x, grad_gamma, grad_beta, grad_weight, grad_bias, None, None, None, None
