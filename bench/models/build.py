@@ -1,32 +1,50 @@
-"""Config -> modules. A small make/register in the LIIF style; heads are plain classes taking shape specs."""
+"""Config -> modules. A small make/register in the LIIF style; heads are plain classes taking shape specs.
+
+Constructor errors (a multi-grid of the wrong length, a head reading a feature the backbone lacks) become
+`UserError`s naming the config key, so the CLI reports them in one line.
+"""
 from __future__ import annotations
 
 import importlib
+from typing import Union
 
 from torch import nn
 
 from bench.config.model import AuxHeadConfig, BackboneConfig, ModelConfig
+from bench.errors import UserError
 from bench.models.resnet import ResNet
 from bench.models.segmentor import Segmentor
 
-HEADS = {"ifa": "ifa:IFAHead", "fpn": "baselines:FPNHead", "ppm": "baselines:PPMHead", "ocr": "baselines:OCRHead"}
+# name -> class, or "module:ClassName" imported on first use (IFA lives in a package that may be absent).
+HEADS: dict[str, Union[type, str]] = {"ifa": "ifa:IFAHead", "fpn": "baselines:FPNHead", "ppm": "baselines:PPMHead",
+                                      "ocr": "baselines:OCRHead"}
 
 
-def register_head(name: str, target: str) -> None:
-    """Register a head class as "module:ClassName" (imported when first built)."""
+def register_head(name: str, target: Union[type, str]) -> None:
+    """Register a head class, or "module:ClassName" to import when first built."""
     HEADS[name] = target
 
 
 def head_class(name: str) -> type:
     if name not in HEADS:
         raise KeyError(f"unknown head {name!r}; expected one of {sorted(HEADS)}")
-    module, cls = HEADS[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    target = HEADS[name]
+    if isinstance(target, str):
+        module, cls = target.split(":")
+        target = HEADS[name] = getattr(importlib.import_module(module), cls)
+    return target
+
+
+def _user_error(key: str, exc: ValueError) -> UserError:
+    return UserError(f"model.{key}: {exc}")
 
 
 def build_backbone(cfg: BackboneConfig) -> ResNet:
     depth = int(cfg.name.removeprefix("resnet"))
-    backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm)
+    try:
+        backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm)
+    except ValueError as exc:
+        raise _user_error("backbone", exc) from None
     if cfg.pretrained is not None:
         from bench.models.pretrained import load_pretrained
 
@@ -36,7 +54,10 @@ def build_backbone(cfg: BackboneConfig) -> ResNet:
 
 def build_head(cfg, input_shape, num_classes: int) -> nn.Module:
     options = cfg.model_dump(exclude={"name"})
-    return head_class(cfg.name)(input_shape, num_classes, **options)
+    try:
+        return head_class(cfg.name)(input_shape, num_classes, **options)
+    except ValueError as exc:
+        raise _user_error("head", exc) from None
 
 
 def build_aux_head(cfg: AuxHeadConfig, input_shape, num_classes: int):
@@ -44,7 +65,10 @@ def build_aux_head(cfg: AuxHeadConfig, input_shape, num_classes: int):
         return None
     from baselines import FCNHead
 
-    return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout)
+    try:
+        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout)
+    except ValueError as exc:
+        raise _user_error("aux_head", exc) from None
 
 
 def build_segmentor(cfg: ModelConfig) -> Segmentor:

@@ -49,3 +49,49 @@ def test_ifa_can_be_queried_at_the_output_size():
 def test_unknown_head_is_named():
     with pytest.raises(KeyError, match="unknown head 'unet'"):
         head_class("unet")
+
+
+def test_eval_upsampling_follows_the_heads_align_corners():
+    import torch.nn.functional as F
+
+    model = build_segmentor(ModelConfig(num_classes=4, backbone=TINY, head={"name": "ifa", "channels": 16,
+                                                                           "mlp": [32, 16]})).eval()
+    fpn = build_segmentor(ModelConfig(num_classes=4, backbone=TINY, head={"name": "fpn", **SMALL_HEADS["fpn"]})).eval()
+    image = torch.randn(1, 3, 61, 83)
+    with torch.no_grad():
+        for seg, align in ((model, True), (fpn, False)):
+            native = seg.head(seg.backbone(image))
+            want = F.interpolate(native, size=(61, 83), mode="bilinear", align_corners=align)
+            assert torch.equal(seg(image), want)
+        fpn.query_at_output = True  # FPN cannot be queried: the switch changes nothing
+        assert torch.equal(fpn(image), want)
+
+
+def test_config_errors_name_the_key():
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match=r"model\.backbone: multi_grid needs 2 values"):
+        build_segmentor(ModelConfig(num_classes=3, backbone={**TINY, "multi_grid": [1, 2, 4]}))
+    with pytest.raises(UserError, match=r"model\.head: .*no feature\(s\) \['c6'\]"):
+        build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "ppm", "in_feature": "c6"}))
+    with pytest.raises(UserError, match=r"model\.aux_head: .*no feature\(s\) \['p4'\]"):
+        build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn"},
+                                    aux_head={"in_feature": "p4"}))
+
+
+def test_registered_head_classes_are_built_with_their_options(monkeypatch):
+    from bench.models import build as build_module
+    from baselines import FPNHead
+
+    calls = []
+
+    class Recording(FPNHead):
+        def __init__(self, input_shape, num_classes, **options):
+            calls.append((sorted(input_shape), num_classes, options))
+            super().__init__(input_shape, num_classes, **options)
+
+    monkeypatch.setitem(build_module.HEADS, "fpn", Recording)
+    model = build_segmentor(ModelConfig(num_classes=7, backbone=TINY, head={"name": "fpn", "channels": 8}))
+    assert isinstance(model.head, Recording)
+    assert calls == [(["c2", "c3", "c4", "c5"], 7, {"in_features": ("c2", "c3", "c4", "c5"), "channels": 8,
+                                                   "scale_channels": 128, "dropout": 0.1})]
