@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from bench.engine.boundary import boundary_stats
-from bench.engine.inference import default_stride, ifa_query_mode, model_device, predict_probs, unwrap
+from bench.engine.inference import default_stride, ifa_query_mode, model_device, predict_labels, unwrap
 from bench.engine.metrics import confusion_matrix, metrics_from_confusion, per_class_dict
 
 Transform = Callable[..., tuple]
@@ -138,10 +138,9 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
         with ifa_query_mode(net, eval_cfg.ifa_query), torch.inference_mode():
             for image, label, index in iterator:
                 label = label.to(device)
-                probs = predict_probs(net, image.unsqueeze(0), tuple(label.shape), mode=eval_cfg.mode,
+                pred = predict_labels(net, image.unsqueeze(0), tuple(label.shape), mode=eval_cfg.mode,
                                       scales=eval_cfg.scales, flip=eval_cfg.flip, crop=crop,
-                                      stride=eval_cfg.stride, window_batch=eval_cfg.batch_size)
-                pred = probs.argmax(dim=1)[0]
+                                      stride=eval_cfg.stride, window_batch=eval_cfg.batch_size)[0]
                 try:
                     conf += confusion_matrix(pred, label, num_classes, ignore_index)
                 except ValueError as exc:

@@ -125,24 +125,10 @@ def scaled_size(size: Size, scale: float) -> Size:
     return (max(1, int(round(size[0] * scale))), max(1, int(round(size[1] * scale))))
 
 
-@torch.inference_mode()
-def predict_probs(model: torch.nn.Module, image: torch.Tensor, out_size: Optional[Size] = None, *,
-                  mode: str = "whole", scales: Sequence[float] = (1.0,), flip: bool = False,
-                  crop: Optional[Size] = None, stride: Optional[Size] = None,
-                  window_batch: int = 1) -> torch.Tensor:
-    """Class probabilities (N, C, *out_size): softmax of each view's logits, averaged over scales x flips.
-
-    `image` is a normalised (N, 3, H, W) tensor (moved to the model's device); `out_size` defaults to (H, W).
-    The model must be in eval mode; its `query_at_output` is left as it is (see `ifa_query_mode`).
-    """
-    if image.dim() == 3:
-        image = image.unsqueeze(0)
-    image = image.to(model_device(model))
-    out_size = tuple(out_size or image.shape[-2:])
+def _view_logits(model, image, out_size, mode, scales, flip, crop, stride, window_batch):
+    """Logits (N, C, *out_size) of every view (scale x flip), flips undone."""
     if not scales:
         raise ValueError("scales must not be empty")
-    probs = None
-    views = 0
     for scale in scales:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
@@ -153,15 +139,44 @@ def predict_probs(model: torch.nn.Module, image: torch.Tensor, out_size: Optiona
             view = scaled.flip(-1) if flipped else scaled
             logits = infer_logits(model, view, out_size, mode=mode, crop=crop, stride=stride,
                                   window_batch=window_batch)
-            if flipped:
-                logits = logits.flip(-1)
-            p = logits.float().softmax(dim=1)
-            probs = p if probs is None else probs.add_(p)
-            views += 1
+            yield logits.flip(-1) if flipped else logits
+
+
+def _prepare(model, image, out_size):
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    image = image.to(model_device(model))
+    return image, tuple(out_size or image.shape[-2:])
+
+
+@torch.inference_mode()
+def predict_probs(model: torch.nn.Module, image: torch.Tensor, out_size: Optional[Size] = None, *,
+                  mode: str = "whole", scales: Sequence[float] = (1.0,), flip: bool = False,
+                  crop: Optional[Size] = None, stride: Optional[Size] = None,
+                  window_batch: int = 1) -> torch.Tensor:
+    """Class probabilities (N, C, *out_size): softmax of each view's logits, averaged over scales x flips.
+
+    `image` is a normalised (N, 3, H, W) tensor (moved to the model's device); `out_size` defaults to (H, W).
+    The model must be in eval mode; its `query_at_output` is left as it is (see `ifa_query_mode`).
+    """
+    image, out_size = _prepare(model, image, out_size)
+    probs, views = None, 0
+    for logits in _view_logits(model, image, out_size, mode, scales, flip, crop, stride, window_batch):
+        p = logits.float().softmax(dim=1)
+        probs = p if probs is None else probs.add_(p)
+        views += 1
     return probs / views
 
 
-def predict_labels(model: torch.nn.Module, image: torch.Tensor, out_size: Optional[Size] = None,
-                   **kwargs) -> torch.Tensor:
-    """Predicted class map (N, *out_size), int64."""
-    return predict_probs(model, image, out_size, **kwargs).argmax(dim=1)
+@torch.inference_mode()
+def predict_labels(model: torch.nn.Module, image: torch.Tensor, out_size: Optional[Size] = None, *,
+                   mode: str = "whole", scales: Sequence[float] = (1.0,), flip: bool = False,
+                   crop: Optional[Size] = None, stride: Optional[Size] = None,
+                   window_batch: int = 1) -> torch.Tensor:
+    """Predicted class map (N, *out_size), int64: the argmax of `predict_probs` (of the logits for one view)."""
+    if len(scales) == 1 and not flip:
+        image, out_size = _prepare(model, image, out_size)
+        (logits,) = _view_logits(model, image, out_size, mode, scales, flip, crop, stride, window_batch)
+        return logits.argmax(dim=1)
+    return predict_probs(model, image, out_size, mode=mode, scales=scales, flip=flip, crop=crop, stride=stride,
+                         window_batch=window_batch).argmax(dim=1)

@@ -100,6 +100,7 @@ def test_flip_is_undone_before_averaging(model):
     flipped = predict_probs(model, image, flip=True)
     torch.testing.assert_close(flipped, single)  # a per-pixel model is flip-equivariant
     torch.testing.assert_close(single.sum(1), torch.ones(1, 16, 24))
+    assert torch.equal(predict_labels(model, image), single.argmax(1))  # one view: argmax of the logits
 
 
 def test_multi_scale_averages_softmax_probabilities_at_the_output_size():
