@@ -9,7 +9,7 @@ BASE = {"data": {"dataset": "synthetic", "root": "/tmp/ifa-bench-test"}, "model"
 
 def _with(section, **kv):
     cfg = {k: dict(v) for k, v in BASE.items()}
-    cfg[section] = {**cfg[section], **kv}
+    cfg[section] = {**cfg.get(section, {}), **kv}
     return cfg
 
 
