@@ -65,3 +65,56 @@ def test_bad_arguments_are_named():
         ResNet(18, stem="tiny")
     with pytest.raises(ValueError, match="output_stride must be 32, 16 or 8"):
         ResNet(18, output_stride=4)
+
+
+@pytest.mark.parametrize("depth, params", [(34, 21_284_672), (101, 42_500_160)])
+def test_deeper_resnets_match_torchvision_without_fc(depth, params):
+    assert _params(ResNet(depth)) == params  # torchvision resnet34 21,797,672 / resnet101 44,549,160 minus fc
+
+
+def test_stem_parameter_counts():
+    # deep: +103,296 in the stem (3x3 64-64-128 vs 7x7 64) and +20,480 in layer1.0 (conv1 and shortcut read 128)
+    assert _params(ResNet(50, stem="deep")) == 23_631_808
+    v1c = ResNet(50, stem="v1c")
+    assert _params(v1c) == 23_527_264
+    assert [v1c.conv1[i].out_channels for i in (0, 3, 6)] == [32, 32, 64] and v1c.layer1[0].conv1.in_channels == 64
+
+
+def test_dilated_stages_keep_the_previous_dilation_in_their_first_block():
+    os8 = ResNet(50, output_stride=8)
+    assert [b.conv2.dilation[0] for b in os8.layer3] == [1, 2, 2, 2, 2, 2]
+    assert [b.conv2.dilation[0] for b in os8.layer4] == [2, 4, 4]
+    assert all(b.conv2.stride == (1, 1) for b in [*os8.layer3, *os8.layer4])
+    assert os8.layer3[0].downsample[0].stride == (1, 1)
+    os16 = ResNet(18, output_stride=16, multi_grid=(1, 2))  # multi-grid multiplies the stage's dilation (2)
+    assert [b.conv1.dilation[0] for b in os16.layer4] == [2, 4]
+
+
+def test_deep_stem_ceil_mode_pool_adds_a_cell_at_some_sizes():
+    """The release's ceil-mode max-pool: 512 -> 129 cells at stride 4 (not 128); 769 (the release's crop) -> 193."""
+    net = ResNet(18, stem="deep", width=0.125).eval()
+    with torch.no_grad():
+        even = net(torch.randn(1, 3, 64, 96))
+        crop = net(torch.randn(1, 3, 97, 97))
+    assert [tuple(f.shape[-2:]) for f in even.values()] == [(17, 25), (9, 13), (5, 7), (3, 4)]
+    assert [tuple(f.shape[-2:]) for f in crop.values()] == [(25, 25), (13, 13), (7, 7), (4, 4)]
+
+
+def test_norm_kinds():
+    from bench.models.norm import FrozenBatchNorm2d
+
+    assert isinstance(ResNet(18, norm="syncbn", width=0.125).bn1, torch.nn.SyncBatchNorm)
+    frozen = ResNet(18, norm="frozen_bn", width=0.125)
+    assert isinstance(frozen.layer1[0].bn2, FrozenBatchNorm2d)
+    x = torch.randn(2, 3, 40, 40)
+    frozen.train()
+    assert torch.equal(frozen(x)["c5"], frozen.eval()(x)["c5"])  # statistics never move
+    with pytest.raises(ValueError, match="unknown norm 'gn'"):
+        ResNet(18, norm="gn")
+
+
+def test_backbone_trains_at_odd_sizes():
+    net = ResNet(50, stem="deep", width=0.125, output_stride=8, multi_grid=(1, 2, 4)).train()
+    feats = net(torch.randn(2, 3, 97, 131))
+    sum(f.square().mean() for f in feats.values()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
