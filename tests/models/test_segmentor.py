@@ -29,7 +29,7 @@ def test_training_outputs_and_eval_size(head, train_keys, weights):
 
 
 def test_auxiliary_head_can_be_disabled_and_runs_only_in_training():
-    model = build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn"},
+    model = build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn", **SMALL_HEADS["fpn"]},
                                         aux_head={"enabled": False}))
     assert model.aux_head is None and set(model.train()(torch.randn(2, 3, 64, 64))) == {"main"}
 
@@ -75,7 +75,7 @@ def test_config_errors_name_the_key():
     with pytest.raises(UserError, match=r"model\.head: .*no feature\(s\) \['c6'\]"):
         build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "ppm", "in_feature": "c6"}))
     with pytest.raises(UserError, match=r"model\.aux_head: .*no feature\(s\) \['p4'\]"):
-        build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn"},
+        build_segmentor(ModelConfig(num_classes=3, backbone=TINY, head={"name": "fpn", **SMALL_HEADS["fpn"]},
                                     aux_head={"in_feature": "p4"}))
 
 
