@@ -126,6 +126,9 @@ def plot_curves(data: pd.DataFrame, path: Path, title: str) -> Path:
         sub = data[data["kind"] == kind]
         sns.lineplot(sub, x="iter", y="value", hue="label", units="trial_id", estimator=None, ax=ax,
                      marker="o" if kind == "miou" else None, linewidth=1.2, alpha=0.85)
+        values = sub["value"][sub["value"] > 0]
+        if kind == "loss" and len(values) and values.max() / values.min() > 10:
+            ax.set_yscale("log")  # early spikes would flatten the rest of the curves
         ax.set_xlabel("iteration")
         ax.set_ylabel(ylabels[kind])
         ax.grid(True, alpha=0.3)
