@@ -118,3 +118,16 @@ def test_backbone_trains_at_odd_sizes():
     feats = net(torch.randn(2, 3, 97, 131))
     sum(f.square().mean() for f in feats.values()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_frozen_bn_computes_and_counts_like_eval_batchnorm():
+    from bench.measure import count_macs
+
+    bn, frozen = ResNet(18, width=0.125).eval(), ResNet(18, width=0.125, norm="frozen_bn")
+    state = {k: torch.rand_like(v) + 0.5 if v.is_floating_point() else v for k, v in bn.state_dict().items()}
+    bn.load_state_dict(state)
+    frozen.load_state_dict(state)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(frozen(x)["c5"], bn(x)["c5"])
+    assert count_macs(frozen, x).total == count_macs(bn, x).total
