@@ -95,3 +95,20 @@ def test_registered_head_classes_are_built_with_their_options(monkeypatch):
     assert isinstance(model.head, Recording)
     assert calls == [(["c2", "c3", "c4", "c5"], 7, {"in_features": ("c2", "c3", "c4", "c5"), "channels": 8,
                                                    "scale_channels": 128, "dropout": 0.1})]
+
+
+def test_build_segmentor_loads_pretrained_backbone_weights(tmp_path):
+    from bench.errors import UserError
+    from bench.models import ResNet
+
+    source = ResNet(18, width=0.25)
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in source.state_dict().items()}
+    torch.save({"state_dict": state, "fc.weight": torch.zeros(2)}, tmp_path / "r18.pth")
+    cfg = {"num_classes": 3, "head": {"name": "ppm", "channels": 8}, "aux_head": {"enabled": False}}
+    model = build_segmentor(ModelConfig(backbone={**TINY, "pretrained": tmp_path / "r18.pth"}, **cfg))
+    assert torch.equal(model.backbone.layer2[1].conv2.weight, state["layer2.1.conv2.weight"])
+    with pytest.raises(UserError, match=r"r18\.pth: weights do not match"):
+        build_segmentor(ModelConfig(backbone={**TINY, "stem": "deep", "pretrained": tmp_path / "r18.pth"}, **cfg))
+    loose = build_segmentor(ModelConfig(backbone={**TINY, "stem": "deep", "pretrained": tmp_path / "r18.pth",
+                                                  "pretrained_strict": False}, **cfg))
+    assert torch.equal(loose.backbone.layer2[1].conv2.weight, state["layer2.1.conv2.weight"])
