@@ -38,7 +38,9 @@ class SweepProgress(Callback):
         self.failed: dict[str, str] = {}
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
+        self.iters: dict[str, int] = {}
         self.t0 = time.time()
+        self.last_line = 0.0
 
     def setup(self, **info):
         self._state()
@@ -53,7 +55,7 @@ class SweepProgress(Callback):
                 out[h] = rec["row"]
         return out
 
-    def _emit(self, event: str) -> None:
+    def _emit(self, event: str, rewrite: bool = True) -> None:
         done = self._done()
         n_done, n_run, n_fail = len(done), len(self.running), len(self.failed)
         pending = self.total - n_done - n_run - n_fail
@@ -67,8 +69,10 @@ class SweepProgress(Callback):
                 f"pending {pending}  failed {n_fail}  |  {best_s}  |  ETA {eta}")
         if event:
             line += f"  <- {event}"
+        self.last_line = time.time()
         print(line, file=sys.stdout, flush=True)
-        write_table(Path(self.sweep_dir), self.name, self.payloads, running=self.running, failed=self.failed)
+        if rewrite:
+            write_table(Path(self.sweep_dir), self.name, self.payloads, running=self.running, failed=self.failed)
 
     @staticmethod
     def _hash(trial) -> str:
@@ -84,6 +88,15 @@ class SweepProgress(Callback):
         self.failed.pop(h, None)
         self.started[h] = time.time()
         self._emit(f"started {self._id(trial)}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        h = self._hash(trial)
+        if isinstance(result.get("iter"), (int, float)):
+            self.iters[h] = int(result["iter"])
+        if time.time() - self.last_line >= 30:  # a heartbeat while trials run
+            total = {p["config_hash"]: p["cfg"]["train"]["iterations"] for p in self.payloads}
+            self._emit(", ".join(f"{self.ids.get(r, r)} at {self.iters.get(r, 0)}/{total.get(r, '?')}"
+                                 for r in sorted(self.running)), rewrite=False)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self._emit(f"retrying {self._id(trial)} from its last checkpoint")

@@ -209,6 +209,14 @@ def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
     return final
 
 
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line`, plus the root cause's line when the message wraps another traceback (Ray Train)."""
+    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
+    tail = [ln for ln in lines[1:] if not ln.startswith(("...", "File ", "^", "[", "Traceback"))]
+    text = lines[0] + (f" ... {tail[-1]}" if tail and tail[-1] != lines[0] else "")
+    return text[:500]
+
+
 def run_trial(config: dict) -> None:
     """The Tune function. `config["trial"]` is the payload made by bench.sweep.runner.trial_payload."""
     import ray
@@ -265,7 +273,7 @@ def run_trial(config: dict) -> None:
     except BaseException as exc:
         records.atomic_write_json(
             tdir / records.FAILURE,
-            {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500], "attempt": attempt, "at": _now(),
+            {"error": _one_line(exc), "attempt": attempt, "at": _now(),
              "host": node, "traceback": traceback.format_exc()},
         )
         log.exception("attempt %d failed", attempt)
