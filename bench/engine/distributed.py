@@ -51,11 +51,68 @@ def rank_device(device_type: str) -> torch.device:
     return torch.device("cpu")
 
 
+class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm synchronised over the ranks for CPU training (torch's SyncBatchNorm, and DDP with it, refuse CPU
+    tensors): in training under DDP the per-channel sum, sum of squares and count are all-reduced with the
+    differentiable all_reduce, so the statistics and their gradients are those of the global batch. Any input
+    rank >= 2; eval mode (and a single process) is plain BatchNorm."""
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input, got {x.dim()}D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and is_dist()):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), float(x.numel() // c))])
+        total = all_reduce(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean * mean).clamp_min(0)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+                self.running_var.mul_(1 - m).add_(var * n / (n - 1).clamp_min(1), alpha=m)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Every BatchNorm (1d/2d/3d, not frozen ones) -> CPUSyncBatchNorm sharing its parameters and statistics."""
+    if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not isinstance(
+            module, (torch.nn.SyncBatchNorm, CPUSyncBatchNorm)):
+        new = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)
+        if module.affine:
+            new.weight, new.bias = module.weight, module.bias
+        if module.track_running_stats:
+            new.running_mean, new.running_var = module.running_mean, module.running_var
+            new.num_batches_tracked = module.num_batches_tracked
+        new.train(module.training)
+        return new
+    for name, child in module.named_children():
+        module.add_module(name, convert_sync_batchnorm(child))
+    return module
+
+
 def wrap_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Under DDP: BatchNorm -> SyncBatchNorm, then DistributedDataParallel. Otherwise the model itself."""
+    """Under DDP: BatchNorm -> SyncBatchNorm (torch's on CUDA, CPUSyncBatchNorm on CPU), then
+    DistributedDataParallel. Otherwise the model itself."""
     if not is_dist():
         return model
-    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    else:
+        model = convert_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
 
