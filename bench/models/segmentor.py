@@ -26,6 +26,9 @@ class Segmentor(nn.Module):
         return weights
 
     def forward(self, images: torch.Tensor, size=None):
+        """Training: {"main", "aux"?, head extras} at native strides (weights: `loss_weights`).
+        Eval: logits at `size or images.shape[-2:]`, queried (IFA with `query_at_output`) or upsampled bilinearly
+        with the head's `align_corners` (default False)."""
         features = self.backbone(images)
         if self.training:
             out = self.head(features)
