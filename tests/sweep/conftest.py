@@ -20,7 +20,7 @@ def data_root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("sweepdata") / "synthetic"
 
 
-def tiny_experiment(data_root: Path, iterations: int = 4, checkpoint_every: int = 2) -> dict:
+def tiny_experiment(data_root: Path, iterations: int = 4, checkpoint_every: int = 2, measure: bool = True) -> dict:
     return {
         "name": "tiny",
         "data": {
@@ -36,7 +36,7 @@ def tiny_experiment(data_root: Path, iterations: int = 4, checkpoint_every: int 
         "train": {"iterations": iterations, "batch_size": 2, "checkpoint_every": checkpoint_every, "log_every": 1,
                   "threads": 1},
         "eval": {"batch_size": 1},
-        "measure": {"input_size": [32, 64], "warmup": 0, "runs": 2},
+        "measure": {"enabled": measure, "input_size": [32, 64], "warmup": 0, "runs": 2},
     }
 
 
