@@ -131,3 +131,13 @@ def test_frozen_bn_computes_and_counts_like_eval_batchnorm():
     with torch.no_grad():
         torch.testing.assert_close(frozen(x)["c5"], bn(x)["c5"])
     assert count_macs(frozen, x).total == count_macs(bn, x).total
+
+
+def test_reference_features():
+    """Pinned output of a seeded backbone: catches silent changes of architecture, initialisation or padding."""
+    torch.manual_seed(0)
+    net = ResNet(18, stem="deep", width=0.125, output_stride=16).eval()
+    with torch.no_grad():
+        feats = net(torch.randn(1, 3, 61, 83, generator=torch.Generator().manual_seed(1)))
+    sums = {k: v.sum().item() for k, v in feats.items()}  # post-ReLU: sum == abs-sum
+    assert sums == pytest.approx({"c2": 1379.586, "c3": 516.968, "c4": 265.191, "c5": 533.845}, rel=1e-4)
