@@ -105,6 +105,10 @@ class SweepProgress(Callback):
         h = self._hash(trial)
         self.running.discard(h)
         last = trial.last_result or {}
+        if last.get("kind") == "user_error":
+            self.failed[h] = last.get("error", "bad input")
+            self._emit(f"FAILED {self._id(trial)}: {self.failed[h]}")
+            return
         tdir = records.trial_dir(Path(self.sweep_dir), h)
         if records.read_done(tdir) is None and last.get("result_json"):  # storage not shared with the worker
             records.atomic_write_json(tdir / records.RESULT, json.loads(last["result_json"]))

@@ -184,7 +184,9 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
             )
         grid = tuner.fit()
         for result in grid:
-            if result.error is not None:
+            if result.error is None and (result.metrics or {}).get("kind") == "user_error":
+                failed[result.config["trial"]["config_hash"]] = result.metrics.get("error", "bad input")
+            elif result.error is not None:
                 h = result.config["trial"]["config_hash"]
                 if records.read_done(records.trial_dir(out, h)) is None:
                     rec = records.read_failure(records.trial_dir(out, h))

@@ -20,6 +20,7 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.errors import UserError
 from bench.sweep import records
 
 log = logging.getLogger("bench.sweep.trial")
@@ -277,6 +278,9 @@ def run_trial(config: dict) -> None:
              "host": node, "traceback": traceback.format_exc()},
         )
         log.exception("attempt %d failed", attempt)
+        if isinstance(exc, UserError):  # bad input fails the same way every time: no retry
+            tune.report({"kind": "user_error", "error": _one_line(exc)})
+            return
         raise
     finally:
         root.removeHandler(handler)

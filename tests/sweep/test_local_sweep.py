@@ -1,6 +1,7 @@
-"""A real local sweep (embedded Ray, real engine, real models, real measurement) and an idempotent rerun."""
+"""A real local sweep (embedded Ray, real engine, real models, real measurement), an idempotent rerun, a failure."""
 import json
 
+import pandas as pd
 import pytest
 
 from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
@@ -54,7 +55,7 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
         assert (tdir / "config_hash.txt").read_text().strip() == row["config_hash"]
         assert (tdir / "trial.log").read_text().count("attempt 1 on") == 1
 
-    pc = __import__("pandas").read_csv(out / "per_class_iou.csv")
+    pc = pd.read_csv(out / "per_class_iou.csv")
     assert list(pc.columns) == PER_CLASS_COLUMNS
     assert len(pc) == 4 * 10 and set(pc["class_index"]) == set(range(10))
     for h, grp in pc.groupby("config_hash"):
@@ -82,3 +83,23 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
     new = df2.iloc[4]
     assert new["head"] == "fpn" and new["attempts"] == 1 and new["config_hash"] not in stamps
     assert df2.iloc[:4]["miou"].tolist() == pytest.approx(df["miou"].tolist())
+
+
+@pytest.mark.timeout(180)
+def test_failed_trial_is_a_row_with_its_error(tmp_path, data_root, ray_down):
+    experiment = tiny_experiment(data_root, measure=False)
+    experiment["model"]["num_classes"] = 8  # the synthetic dataset has 10: the engine refuses (a UserError)
+    spec = write_spec(tmp_path / "s.yaml", experiment, {"name": "bad", "axes": {"seed": [0]}, "max_failures": 2})
+    sweep = load_sweep(spec)
+    out = tmp_path / "out"
+    run_sweep(sweep, out)
+    df = read_results(out)
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["status"] == "failed" and row["config_hash"] == sweep.trials[0].config_hash
+    assert row["error"].startswith("UserError: model.num_classes: 8") and "10 classes" in row["error"]
+    assert row["attempts"] == 1  # bad input is not retried
+    assert pd.isna(row["miou"]) and pd.isna(row["gmacs"])
+    tdir = out / row["trial_dir"]
+    assert json.loads((tdir / "failure.json").read_text())["error"] == row["error"]
+    assert not (tdir / "result.json").exists()
