@@ -42,4 +42,5 @@ class Segmentor(nn.Module):
         logits = self.head(features)
         if tuple(logits.shape[-2:]) == size:
             return logits
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=getattr(self.head, "align_corners", False))
+        align_corners = getattr(self.head, "align_corners", False)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
