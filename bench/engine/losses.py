@@ -70,7 +70,8 @@ def segmentation_loss(outputs, label: torch.Tensor, weights: Mapping[str, float]
     """sum_k weights[k] * loss_fn(resize(outputs[k]), label) over the segmentor's outputs.
 
     outputs: a dict of logits (training forward) or a single Tensor (treated as "main"). Every output must
-    have a weight; a weight of 0 skips that output. Returns (total, {"loss_<key>": unweighted value as a detached tensor}).
+    have a weight; a weight of 0 skips that output.
+    Returns (total, {"loss_<key>": the unweighted value as a detached tensor}).
     """
     if isinstance(outputs, torch.Tensor):
         outputs = {"main": outputs}

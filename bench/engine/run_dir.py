@@ -12,7 +12,8 @@ import yaml
 
 from bench.errors import UserError
 
-CONFIG, HASH, METRICS, FINAL, CHECKPOINTS = "config.yaml", "config_hash.txt", "metrics.jsonl", "final.json", "checkpoints"
+CONFIG, HASH, METRICS = "config.yaml", "config_hash.txt", "metrics.jsonl"
+FINAL, CHECKPOINTS = "final.json", "checkpoints"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
