@@ -98,7 +98,8 @@ def test_single_model_json_with_memory_and_breakdown(capsys):
     assert parts["head"] == pytest.approx(rec["gmacs_head"])
     assert parts["head.mlp"] > 0 and parts["head.reduce"] > 0
     assert parts["head.mlp"] + parts["head.reduce"] + parts.get("head.pe", 0) == pytest.approx(parts["head"])
-    assert "aux_head" in rec["uncalled_modules"]
+    assert "aux_head" in rec["uncalled_modules"]  # built (aux enabled by default) but not run in eval
+    assert rec["params_m"] == pytest.approx(rec["params_backbone_m"] + rec["params_head_m"])  # aux excluded
 
 
 def test_table_lists_models_environment_and_breakdown(capsys):
