@@ -4,10 +4,11 @@ One set of parameters, two formulations (switch `head.formulation` at run time; 
 - "reference": per query, gather the nearest cell of every reduced level, concatenate [PE_l, feat_l] over
   levels (4 x (26 + 256) = 1128 channels in the release), run the MLP. What hzhupku/IFA computes.
 - "fused": the first MLP layer is linear, so W x = sum_l gather_l(W_f_l F_l) + sum_l W_pe_l PE_l. The feature
-  term is a 1x1 projection at each level's own resolution followed by an integer-index gather (or a
-  broadcast when the query grid is an integer multiple of the level grid); the PE term is a table over the
-  distinct relative coordinates (an s x s tile for an integer scale s, per query otherwise). The
-  1128-channel tensor is never built. See docs/ifa.md for the arithmetic.
+  term is a 1x1 projection at each level's own resolution followed by an integer-index gather (all levels and
+  PE tiles in one embedding_bag sum); the PE term is a table over the distinct relative coordinates (an s x s
+  tile for an integer scale s, per query otherwise, then once for the whole batch). The 1128-channel tensor is
+  never built. Training uses an autograd function per BatchNorm-ReLU-linear triple that stores only the
+  BatchNorm input. See docs/ifa.md for the arithmetic.
 
 Memory: in eval mode both formulations run over bands of query rows; the fused one also reduces and projects
 each level only for the rows a band needs. In training mode both run unchunked: BatchNorm needs statistics
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .coords import AxisSampling, axis_sampling, neighbour_slots
+from .coords import axis_sampling, neighbour_slots
 from .mlp import QueryMLP, bn_relu_linear, fold_batchnorm
 from .positional import build_positional
 from .shape_spec import ShapeSpec

@@ -25,7 +25,8 @@ def test_bench_smoke(tmp_path):
     ref = records[("infer_cityscapes_b1", "reference", "fp32", False)]
     fused = records[("infer_cityscapes_b1", "fused", "fp32", False)]
     for r in (ref, fused):
-        assert r["runs"] == len(r["times_ms"]) >= 1 and r["median_ms"] > 0
+        assert r["runs"] == len(r["times_ms"]) == len(r["cpu_times_ms"]) >= 1 and r["median_ms"] > 0
+        assert r["median_cpu_ms"] > 0
         assert r["peak_mb"] > 0 and r["method"].startswith(("rss_", "cuda_"))
         assert 0 < r["fraction_of_gemm"] == pytest.approx(r["gmacs"] / (r["median_ms"] / 1e3) / result["gemm_rate_gmac_per_s"])
     # fvcore MACs: the fused formulation does fewer for the same head (64x128 input: 16x32 queries)
