@@ -73,7 +73,10 @@ def _bn_momentum(bn: nn.modules.batchnorm._BatchNorm) -> float:
 def bn_relu_linear(x: Tensor, bn: nn.modules.batchnorm._BatchNorm, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """F.linear(relu(bn(x)), weight, bias) for x (M, C), training-mode BatchNorm (statistics over the M rows),
     storing only x for backward (the ReLU output is recomputed there)."""
-    if not bn.track_running_stats or bn.running_mean is None:
+    # Only a plain BatchNorm may be replaced by the native kernel: a synchronised one (torch's SyncBatchNorm,
+    # the engine's CPU SyncBN under DDP) must run its own forward so that statistics cross processes.
+    plain = type(bn) in (nn.BatchNorm1d, nn.BatchNorm2d)
+    if not plain or not bn.track_running_stats or bn.running_mean is None:
         return F.linear(F.relu(bn(x)), weight, bias)
     factor = _bn_momentum(bn)
     return _BNReLULinear.apply(x, bn.weight, bn.bias, weight, bias, bn.running_mean, bn.running_var, bn.eps, factor)
