@@ -41,10 +41,13 @@ def _axis_plan(q: int, n: int, ensemble: bool, absolute: bool):
     A type is what the PE term of a query depends on along this axis: its per-slot coordinate and weight.
     Returns (sampling, types (U, 2K), inverse (q,)).
     """
-    s = axis_sampling(q, n, ensemble=ensemble, dtype=torch.float64)
-    coord = s.query.expand(s.k, q) if absolute else s.rel
-    desc = torch.cat([coord, s.weight], dim=0).t().contiguous()
-    types, inverse = torch.unique(desc, dim=0, return_inverse=True)
+    # The cache outlives the call: tensors made under torch.inference_mode() could never be used by a later
+    # training forward, so the plan is always built outside it.
+    with torch.inference_mode(False):
+        s = axis_sampling(q, n, ensemble=ensemble, dtype=torch.float64)
+        coord = s.query.expand(s.k, q) if absolute else s.rel
+        desc = torch.cat([coord, s.weight], dim=0).t().contiguous()
+        types, inverse = torch.unique(desc, dim=0, return_inverse=True)
     return s, types, inverse
 
 
