@@ -12,26 +12,12 @@ from __future__ import annotations
 
 import gc
 import json
-import re
 import sys
 
 import torch
 
+from bench.measure.memory import _reset_hwm, _status_kib  # the same /proc high-water-mark probe
 from benchmarks.cases import build
-
-
-def _status_kib(key: str) -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1))
-
-
-def _reset_hwm() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def measure(spec: dict, repeat: int = 1) -> dict:

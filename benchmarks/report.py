@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from bench.atomic import write_text
 
 # (name, group, metric, comparison, threshold)
 TARGETS = [
@@ -88,18 +88,7 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def write_outputs(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "bench.json", json.dumps(result, indent=1, default=str))
-    _atomic_write(out / "bench.md", markdown(result))
+    write_text(out / "bench.json", json.dumps(result, indent=1, default=str))
+    write_text(out / "bench.md", markdown(result))

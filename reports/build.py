@@ -14,7 +14,7 @@ import pandas as pd
 
 from reports import plots
 from reports.aggregate import common_settings, model_table
-from reports.atomic import write_text
+from bench.atomic import write_text
 from reports.check import CheckResult, run_check
 from reports.document import Document
 from reports.load import STATUSES, Results, read_results

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import distinguishing_columns
-from reports.atomic import write_text
+from bench.atomic import write_text
 
 DASH = "—"
 

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from reports.atomic import write_text
+    from bench.atomic import write_text
     from reports.check import format_report, run_check
     from reports.load import CHECK_REQUIRED, read_results
     from reports.mapping import METRICS

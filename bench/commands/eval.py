@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
+from bench.atomic import write_json
+from bench.device import resolve_device
 from bench.errors import UserError
 
 
@@ -147,40 +146,6 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_json_safe(payload), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: cuda requested but no CUDA device is available")
-    return torch.device(name)
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -197,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
     state, meta = load_checkpoint_state(args.checkpoint)
-    device = _device(args.device or cfg.train.device)
+    device = resolve_device(args.device or cfg.train.device)
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)
@@ -221,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             **{k: meta[k] for k in ("iter", "iteration", "epoch") if k in meta},
             **result,
         }
-        write_json_atomic(args.out, record)
+        write_json(args.out, record)
     print(format_table(result))
     if args.out is not None:
         print(f"wrote {args.out}")

@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+from bench.device import resolve_device
 from bench.errors import UserError
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -73,16 +74,6 @@ def _check_args(args) -> None:
         raise UserError("--checkpoint: cannot be combined with --all (one checkpoint fits one model)")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise UserError(f"{args.checkpoint}: no such file")
-
-
-def _device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device: cuda requested but no CUDA device is available")
-    return torch.device(name)
 
 
 def model_config(args, head: str, formulation: str | None):
@@ -218,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
     size = parse_size(args.input)
     _check_args(args)
-    device = _device(args.device)
+    device = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = []

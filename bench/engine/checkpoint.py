@@ -10,13 +10,13 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 
+from bench.atomic import replacing
 from bench.errors import UserError
 
 FORMAT = 1
@@ -46,18 +46,8 @@ def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _link_last(path: Path) -> None:

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
+from bench.device import resolve_device
 from bench.errors import UserError
 
 
 def resolve_device_type(train_cfg) -> str:
     """'cuda' or 'cpu' for train.device (auto: CUDA when available); refuses CUDA-only options on CPU."""
-    want = train_cfg.device
-    if want == "cuda" and not torch.cuda.is_available():
-        raise UserError("train.device: cuda requested but no CUDA device is available")
-    device_type = "cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu"
+    device_type = resolve_device(train_cfg.device, "train.device").type
     if train_cfg.amp != "none" and device_type != "cuda":
         raise UserError(f"train.amp: {train_cfg.amp} mixed precision needs a CUDA device (training runs on CPU); "
                         f"set train.amp: none")

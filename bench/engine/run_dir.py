@@ -2,46 +2,18 @@
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 import yaml
 
+from bench.atomic import json_safe, write_json, write_text
 from bench.errors import UserError
+
+__all__ = ["write_json"]  # re-exported for the trainer
 
 CONFIG, HASH, METRICS = "config.yaml", "config_hash.txt", "metrics.jsonl"
 FINAL, CHECKPOINTS = "final.json", "checkpoints"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def json_safe(value):
-    """NaN/inf -> None (strict JSON), recursively."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json(path: Path, payload: dict) -> None:
-    atomic_write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Optional[dict]:
@@ -73,8 +45,8 @@ def check_run_dir(out_dir: Path, config_hash: str, resume: bool) -> None:
 
 def write_config(out_dir: Path, cfg) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    atomic_write_text(out_dir / HASH, cfg.config_hash() + "\n")
+    write_text(out_dir / CONFIG, yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    write_text(out_dir / HASH, cfg.config_hash() + "\n")
 
 
 class MetricsLog:
@@ -95,9 +67,9 @@ class MetricsLog:
                 it = int(rec.get("iter", 0)) if isinstance(rec, dict) else upto_iter + 1
                 if it < upto_iter or (it == upto_iter and not (rec.get("kind") == "eval" and it == final_iter)):
                     kept.append(line)
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
+            write_text(path, "".join(line + "\n" for line in kept))
         elif upto_iter is None:
-            atomic_write_text(path, "")
+            write_text(path, "")
         self._f = path.open("a")
 
     def write(self, record: dict) -> None:

@@ -15,11 +15,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from bench.atomic import write_text
 
 TRIALS = "trials"
 RESULT = "result.json"
@@ -33,23 +33,8 @@ def trial_dir(sweep_dir: Path, config_hash: str) -> Path:
     return Path(sweep_dir) / TRIALS / config_hash
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any | None:

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from bench.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.results_schema import (
     CONFIG, ENVIRONMENT, IDENTITY, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
@@ -107,27 +106,19 @@ def _frame(rows: list[dict], extra: Iterable[str]) -> pd.DataFrame:
     return df
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd.DataFrame:
     """results.csv, results.parquet and per_class_iou.csv, each replaced atomically."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX)}
     df = _frame(rows, extra)
-    _atomic(sweep_dir / "results.csv", lambda p: df.to_csv(p, index=False))
-    _atomic(sweep_dir / "results.parquet", lambda p: df.to_parquet(p, index=False))
+    with replacing(sweep_dir / "results.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    with replacing(sweep_dir / "results.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
     pc = pd.DataFrame(per_class, columns=PER_CLASS_COLUMNS)
-    _atomic(sweep_dir / "per_class_iou.csv", lambda p: pc.to_csv(p, index=False))
+    with replacing(sweep_dir / "per_class_iou.csv") as tmp:
+        pc.to_csv(tmp, index=False)
     return df
 
 
