@@ -49,7 +49,7 @@ def measure_model(
 ) -> dict:
     """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
 
-    The model is moved to `device`/`dtype` (`.to`, never `.cuda()`) and put back in its training mode afterwards.
+    The model is moved to `device`/`dtype` (with `.to`; the device is never hard-coded) and put back in its training mode afterwards.
     The auxiliary head only runs in training, so it is neither traced nor timed; its parameters are excluded.
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
     """
