@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from bench.atomic import write_json
+from bench.commands.arguments import parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
 
@@ -29,17 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _pair(text: str, flag: str) -> list[int]:
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) != 2 or min(values) < 1:
-        raise UserError(f"{flag}: expected HxW with positive integers, got {text!r}")
-    return values
-
-
 def _scales(text: str) -> list[float]:
     try:
         values = [float(s) for s in text.split(",") if s.strip()]
@@ -59,9 +49,9 @@ def eval_config(cfg, args):
     if args.mode is not None:
         data["mode"] = args.mode
     if args.crop is not None:
-        data["crop_size"] = _pair(args.crop, "--crop")
+        data["crop_size"] = parse_size(args.crop, "--crop")
     if args.stride is not None:
-        data["stride"] = _pair(args.stride, "--stride")
+        data["stride"] = parse_size(args.stride, "--stride")
     if args.scales is not None:
         data["scales"] = _scales(args.scales)
     if args.flip is not None:

@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+from bench.commands.arguments import parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
 
@@ -47,16 +48,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--breakdown", action="store_true", help="GMACs per module (backbone, head and its parts)")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
-
-
-def parse_size(text: str, flag: str = "--input") -> tuple[int, int]:
-    parts = text.strip().lower().split("x")
-    values: list[int] = []
-    if len(parts) == 2 and all(p.strip().isascii() and p.strip().isdigit() for p in parts):
-        values = [int(p) for p in parts]
-    if len(values) != 2 or min(values) < 1:
-        raise UserError(f"{flag}: expected HxW with positive integers (e.g. 1024x2048), got {text!r}")
-    return values[0], values[1]
 
 
 def _check_args(args) -> None:

@@ -37,15 +37,6 @@ def _threads(cpus: float) -> int:
     return max(1, int(round(cpus)))
 
 
-def _device(cfg):
-    import torch
-
-    want = cfg.train.device
-    if want == "cuda" or (want == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def _tune_metrics(record: dict) -> dict:
     out = {k: record[k] for k in REPORT_KEYS if isinstance(record.get(k), (int, float))}
     out["kind"] = record.get("kind", "")
@@ -260,7 +251,9 @@ def run_trial(config: dict) -> None:
         t0 = time.time()
         final = _train_workers(cfg, tdir, trial) if res["workers"] > 1 else _train_single(cfg, tdir)
         log.info("trained in %.1fs: mIoU %.2f", time.time() - t0, final.get("miou", float("nan")))
-        device = _device(cfg)
+        from bench.device import resolve_device
+
+        device = resolve_device(cfg.train.device, "train.device")
         measurement = _measure(cfg, device)
         records.atomic_write_json(tdir / records.MEASURE, measurement)
         spec = spec_from_payload(trial)

@@ -1,0 +1,15 @@
+"""Parsers for command-line values shared by several subcommands."""
+from __future__ import annotations
+
+from bench.errors import UserError
+
+
+def parse_size(text: str, flag: str = "--input") -> tuple[int, int]:
+    """"HxW" with positive integers, e.g. "1024x2048"; anything else is a UserError naming `flag`."""
+    parts = text.strip().lower().split("x")
+    values: list[int] = []
+    if len(parts) == 2 and all(p.strip().isascii() and p.strip().isdigit() for p in parts):
+        values = [int(p) for p in parts]
+    if len(values) != 2 or min(values) < 1:
+        raise UserError(f"{flag}: expected HxW with positive integers (e.g. 1024x2048), got {text!r}")
+    return values[0], values[1]
