@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from bench.atomic import write_json
-from bench.commands.arguments import parse_size
+from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
 
@@ -115,24 +115,20 @@ def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
 
 
-def _fmt(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
-
-
 def format_table(result: dict) -> str:
     lines = [
         f"protocol: {result['protocol']}",
         f"images: {result['num_images']}",
-        f"mIoU {_fmt(result['miou'])}  mAcc {_fmt(result['macc'])}  aAcc {_fmt(result['aacc'])}  "
-        f"boundary IoU {_fmt(result['boundary_iou'])}",
+        f"mIoU {format_number(result['miou'])}  mAcc {format_number(result['macc'])}  aAcc {format_number(result['aacc'])}  "
+        f"boundary IoU {format_number(result['boundary_iou'])}",
         "",
     ]
     names = list(result["per_class_iou"])
     width = max([len("class")] + [len(n) for n in names])
     lines.append(f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}  {'B-IoU':>7}")
     for name in names:
-        lines.append(f"{name:<{width}}  {_fmt(result['per_class_iou'][name]):>7}  "
-                     f"{_fmt(result['per_class_acc'][name]):>7}  {_fmt(result['per_class_boundary_iou'][name]):>7}")
+        lines.append(f"{name:<{width}}  {format_number(result['per_class_iou'][name]):>7}  "
+                     f"{format_number(result['per_class_acc'][name]):>7}  {format_number(result['per_class_boundary_iou'][name]):>7}")
     return "\n".join(lines)
 
 

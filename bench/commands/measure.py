@@ -6,10 +6,9 @@ import argparse
 import csv
 import io
 import json
-import math
 from pathlib import Path
 
-from bench.commands.arguments import parse_size
+from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
 
@@ -126,12 +125,6 @@ def measure_one(args, label: str, head: str, formulation: str | None, size, devi
     return out
 
 
-def _num(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
-
-
 def _gmacs(value) -> str:
     return "-" if value is None else f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
@@ -142,7 +135,8 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
     for r in rows:
         lat = "-" if r["latency_ms_median"] is None else f"{r['latency_ms_median']:.0f} / {r['latency_ms_p90']:.0f}"
         body.append([r["model"], _gmacs(r["gmacs"]), _gmacs(r["gmacs_backbone"]), _gmacs(r["gmacs_head"]),
-                     _num(r["params_m"], 2), _num(r["params_head_m"], 2), lat, _num(r["peak_mem_mb"], 0)])
+                     format_number(r["params_m"], 2), format_number(r["params_head_m"], 2), lat,
+                     format_number(r["peak_mem_mb"], 0)])
     widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
     fmt = lambda row: "  ".join(  # noqa: E731
         str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))

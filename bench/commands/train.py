@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
+from bench.commands.values import format_number
 from bench.errors import UserError
 
 
@@ -69,10 +69,6 @@ def load_experiment(path: Path, overrides: list[str]):
     return validate(ExperimentConfig, data, source)
 
 
-def _fmt(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
-
-
 def _line_printer(total: int, log_every: int):
     """Without a terminal: one line per ~5% of the run instead of a progress bar."""
     every = max(log_every, total // 20)
@@ -82,8 +78,8 @@ def _line_printer(total: int, log_every: int):
             print(f"iter {record['iter']}/{total}  loss {record['loss']:.4f}  lr {record['lr']:.3e}  "
                   f"{record['time_s']:.0f}s", flush=True)
         elif record.get("kind") == "eval":
-            print(f"eval @ {record['iter']}: mIoU {_fmt(record.get('miou'))}  "
-                  f"boundary IoU {_fmt(record.get('boundary_iou'))}", flush=True)
+            print(f"eval @ {record['iter']}: mIoU {format_number(record.get('miou'))}  "
+                  f"boundary IoU {format_number(record.get('boundary_iou'))}", flush=True)
     return on_report
 
 
@@ -97,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
     on_report = None if progress else _line_printer(cfg.train.iterations, cfg.train.log_every)
     print(f"run directory: {out}  (config hash {cfg.config_hash()})", flush=True)
     final = train_experiment(cfg, out, resume=args.resume, on_report=on_report, progress=progress)
-    print(f"{cfg.name}: mIoU {_fmt(final['miou'])}  mAcc {_fmt(final['macc'])}  aAcc {_fmt(final['aacc'])}  "
-          f"boundary IoU {_fmt(final['boundary_iou'])}  ({final['iterations']} iterations, "
+    print(f"{cfg.name}: mIoU {format_number(final['miou'])}  mAcc {format_number(final['macc'])}  "
+          f"aAcc {format_number(final['aacc'])}  "
+          f"boundary IoU {format_number(final['boundary_iou'])}  ({final['iterations']} iterations, "
           f"{final['train_time_s']:.0f}s training)")
     print(f"wrote {out / 'final.json'}")
     return 0

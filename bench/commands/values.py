@@ -1,5 +1,7 @@
-"""Parsers for command-line values shared by several subcommands."""
+"""How subcommands read values from the command line and print numbers."""
 from __future__ import annotations
+
+import math
 
 from bench.errors import UserError
 
@@ -13,3 +15,10 @@ def parse_size(text: str, flag: str = "--input") -> tuple[int, int]:
     if len(values) != 2 or min(values) < 1:
         raise UserError(f"{flag}: expected HxW with positive integers (e.g. 1024x2048), got {text!r}")
     return values[0], values[1]
+
+
+def format_number(value, digits: int = 2) -> str:
+    """Fixed-point text, or "-" for a missing (None) or undefined (NaN) value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
