@@ -34,7 +34,7 @@ class ObjectAttention(nn.Module):
 class OCRHead(nn.Module):
     supports_query_size = False
 
-    def __init__(self, input_shape, num_classes: int, in_features=("c2", "c3", "c4", "c5"),
+    def __init__(self, input_shape, num_classes: int, in_features=("c5",),
                  in_feature_region: str = "c4", channels: int = 512, key_channels: int = 256,
                  region_channels: int = 256, region_loss_weight: float = 0.4, dropout: float = 0.1):
         super().__init__()

@@ -6,7 +6,11 @@ from baselines import OCRHead
 from tests.models.head_contract import INPUT_SHAPE, NUM_CLASSES, HeadContract, make_features
 
 
+ALL_LEVELS = ("c2", "c3", "c4", "c5")  # the HRNet-style concat at stride 4 (the default reads c5 alone)
+
+
 def _small(input_shape=INPUT_SHAPE, **kw):
+    kw.setdefault("in_features", ALL_LEVELS)
     return OCRHead(input_shape, NUM_CLASSES, channels=24, key_channels=16, region_channels=16, **kw)
 
 
@@ -16,7 +20,8 @@ class TestOCRHead(HeadContract):
     reference = (157.0482, 307.9232)
 
     def make_head(self, input_shape, num_classes):
-        return OCRHead(input_shape, num_classes, channels=24, key_channels=16, region_channels=16)
+        return OCRHead(input_shape, num_classes, in_features=ALL_LEVELS, channels=24, key_channels=16,
+                       region_channels=16)
 
 
 def test_training_returns_soft_region_logits_with_their_weight():
