@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench bench-smoke clean
+.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check
 
 setup: $(STAMP)
 
@@ -31,3 +31,10 @@ bench-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# One GPU, at most ~5 minutes: every CUDA path (docs/performance.md). Skips with a message where there is no GPU.
+# GPU_PYTHON: a python whose torch has CUDA (the venv's torch is the CPU build pinned by constraints.txt).
+GPU_PYTHON ?= $(PY)
+gpu-check:
+	@if [ "$(GPU_PYTHON)" = "$(PY)" ]; then $(MAKE) --no-print-directory setup; fi
+	$(GPU_PYTHON) -m benchmarks.gpu_check --out runs/gpu-check/gpu_check.json

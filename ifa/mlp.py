@@ -101,6 +101,10 @@ class _BNReLULinear(torch.autograd.Function):
         """By blocks of rows: the ReLU output is recomputed per block (never whole), the input gradient is
         formed in place in the buffer that holds the gradient at the ReLU output."""
         x, gamma, beta, weight, mean, invstd = ctx.saved_tensors
+        # Under autocast the forward's linear ran in bf16/fp16, so grad_out (and perhaps x) arrive in low precision
+        # while the parameters are fp32: the backward runs in the parameters' dtype, x's gradient goes back in x's.
+        x_dtype, dtype = x.dtype, weight.dtype
+        x, grad_out, mean, invstd = x.to(dtype), grad_out.to(dtype), mean.to(dtype), invstd.to(dtype)
         m = x.shape[0]
         scale = gamma * invstd
         shift = beta - mean * scale
@@ -124,4 +128,5 @@ class _BNReLULinear(torch.autograd.Function):
             # dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd
             k = -scale * invstd * invstd * dot / m
             grad_x = dy.mul_(scale).addcmul_(x, k.expand_as(x[:1])).sub_(scale * grad_beta / m + mean * k)
+            grad_x = grad_x.to(x_dtype)
         return grad_x, grad_gamma, grad_beta, grad_weight, grad_bias, None, None, None, None

@@ -1,0 +1,321 @@
+"""`make gpu-check`: exercise every CUDA path of the suite on one GPU in a few minutes, and say what passed.
+
+Steps (each guarded on its own, so one failure does not hide the others):
+- ifa_heads:   fused vs reference IFA head at 1024x2048 (released deep-stem R-50 feature shapes, 19 classes),
+               same state_dict, fp32 and bf16 autocast, timed with CUDA events; outputs must agree.
+- measure:     the measurement layer (`bench.measure.measure_model`) on CUDA: CUDA-event latency, CUDA peak memory.
+- channels_last: a whole IFA segmentor (R-50 deep stem) in channels-last vs contiguous memory: same logits, timings.
+- amp_bf16, amp_fp16: training steps of the real engine (`train_experiment`) under autocast (fp16 with GradScaler).
+- ddp_nccl:    a 1-process NCCL process group and a DDP (+SyncBatchNorm) training run through the engine.
+- sweep_gpu:   a one-trial embedded-Ray sweep whose trial requests {"GPU": 1}.
+
+Without a GPU it prints why and exits 0 (nothing to check). Exit 1 when any step failed. `--out FILE` writes JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = (1024, 2048)
+
+
+def _events_ms(call, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        call()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return times
+
+
+def _stats(times: list[float]) -> dict:
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median_ms": round(statistics.median(times), 3), "min_ms": round(min(times), 3),
+            "iqr_ms": round(q[2] - q[0], 3), "runs": len(times)}
+
+
+def _rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.float(), b.float()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def step_ifa_heads(device) -> dict:
+    from benchmarks.cases import RELEASED_LEVELS, random_features
+    from ifa import IFAHead, ShapeSpec
+
+    shapes = {k: ShapeSpec(c, s) for k, (c, s) in RELEASED_LEVELS.items()}
+    torch.manual_seed(0)
+    ref = IFAHead(shapes, 19, formulation="reference")
+    for m in ref.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_var.uniform_(0.5, 2.0)
+            m.running_mean.uniform_(-0.1, 0.1)
+    fused = IFAHead(shapes, 19, formulation="fused")
+    fused.load_state_dict(ref.state_dict())
+    ref, fused = ref.to(device).eval(), fused.to(device).eval()
+    feats = random_features(IMAGE, 1, device, torch.float32, channels_last=False)
+    out = {"image": f"{IMAGE[0]}x{IMAGE[1]}", "batch": 1}
+    with torch.inference_mode():
+        y_ref, y_fused = ref(feats), fused(feats)
+        out["rel_diff_fp32"] = _rel_diff(y_fused, y_ref)
+        out["argmax_agree_fp32"] = float((y_fused.argmax(1) == y_ref.argmax(1)).float().mean())
+        for name, head in (("reference", ref), ("fused", fused)):
+            out[f"{name}_fp32"] = _stats(_events_ms(lambda h=head: h(feats), 3, 10))
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y_bf16 = fused(feats)
+            out["fused_bf16"] = _stats(_events_ms(lambda: fused(feats), 3, 10))
+            out["reference_bf16"] = _stats(_events_ms(lambda: ref(feats), 3, 10))
+        out["rel_diff_bf16_vs_fp32"] = _rel_diff(y_bf16, y_ref)
+    out["speedup_fp32"] = round(out["reference_fp32"]["median_ms"] / out["fused_fp32"]["median_ms"], 2)
+    out["speedup_bf16"] = round(out["reference_bf16"]["median_ms"] / out["fused_bf16"]["median_ms"], 2)
+    ok = out["rel_diff_fp32"] < 1e-3 and out["argmax_agree_fp32"] > 0.999
+    return {"ok": ok, **out}
+
+
+def _segmentor(head: dict, classes: int = 19):
+    from bench.config.model import ModelConfig
+    from bench.models import build_segmentor
+
+    cfg = ModelConfig.model_validate({"num_classes": classes, "backbone": {"name": "resnet50", "stem": "deep"},
+                                      "head": head})
+    torch.manual_seed(0)
+    return build_segmentor(cfg)
+
+
+def _without_tf32(call):
+    """The comparison runs in true fp32 (cuDNN's TF32 convolutions differ by ~1e-3 between memory layouts)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return call()
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def step_profile_fused(device) -> dict:
+    """Where the fused head spends its time on a GPU (top operators by self CUDA time, and CPU time per call)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from benchmarks.cases import RELEASED_LEVELS, random_features
+    from ifa import IFAHead, ShapeSpec
+
+    shapes = {k: ShapeSpec(c, s) for k, (c, s) in RELEASED_LEVELS.items()}
+    torch.manual_seed(0)
+    head = IFAHead(shapes, 19, formulation="fused").to(device).eval()
+    feats = random_features(IMAGE, 1, device, torch.float32, channels_last=False)
+    with torch.inference_mode():
+        for _ in range(3):
+            head(feats)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                head(feats)
+            torch.cuda.synchronize()
+    rows = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)[:8]
+    top = [{"op": e.key, "cuda_ms_per_call": round(e.self_device_time_total / 3e3, 3),
+            "cpu_ms_per_call": round(e.self_cpu_time_total / 3e3, 3), "count": e.count // 3} for e in rows]
+    cpu_total = sum(e.self_cpu_time_total for e in prof.key_averages()) / 3e3
+    cuda_total = sum(e.self_device_time_total for e in prof.key_averages()) / 3e3
+    return {"ok": True, "cpu_ms_per_call": round(cpu_total, 2), "cuda_ms_per_call": round(cuda_total, 2), "top": top}
+
+
+def step_measure(device) -> dict:
+    from bench.measure import measure_model
+
+    rec = measure_model(_segmentor({"name": "ifa", "formulation": "fused"}), input_size=IMAGE, device=device,
+                        warmup=3, runs=10)
+    keep = {k: v for k, v in rec.items() if isinstance(v, (int, float, str, bool)) or v is None}
+    ok = bool(rec.get("latency_ms_median")) and bool(rec.get("peak_mem_mb"))
+    return {"ok": ok, **keep}
+
+
+def step_models(device) -> dict:
+    """Whole deep-stem R-50 segmentors at 1024x2048, fp32 (default TF32 settings), batch 1: IFA in both
+    formulations and the three baselines, interleaved so that clocks and caches treat them alike."""
+    images = torch.randn(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0)).to(device)
+    heads = {"ifa_reference": {"name": "ifa", "formulation": "reference"},
+             "ifa_fused": {"name": "ifa", "formulation": "fused"}, "fpn": {"name": "fpn"}, "ppm": {"name": "ppm"},
+             "ocr": {"name": "ocr"}}
+    models = {k: _segmentor(v).to(device).eval() for k, v in heads.items()}
+    times = {k: [] for k in models}
+    with torch.inference_mode():
+        for m in models.values():
+            _events_ms(lambda m=m: m(images), 3, 0)
+        for _ in range(10):
+            for k, m in models.items():
+                times[k] += _events_ms(lambda m=m: m(images), 0, 1)
+    return {"ok": True, **{k: _stats(v) for k, v in times.items()}}
+
+
+def step_channels_last(device) -> dict:
+    model = _segmentor({"name": "ifa", "formulation": "fused"}).to(device).eval()
+    images = torch.randn(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0)).to(device)
+    out = {}
+    with torch.inference_mode():
+        y = _without_tf32(lambda: model(images))
+        out["contiguous"] = _stats(_events_ms(lambda: model(images), 3, 10))
+        model_cl = model.to(memory_format=torch.channels_last)
+        images_cl = images.contiguous(memory_format=torch.channels_last)
+        y_cl = _without_tf32(lambda: model_cl(images_cl))
+        out["channels_last"] = _stats(_events_ms(lambda: model_cl(images_cl), 3, 10))
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out["channels_last_bf16"] = _stats(_events_ms(lambda: model_cl(images_cl), 3, 10))
+    out["rel_diff_no_tf32"] = _rel_diff(y_cl, y)
+    out["tf32_default"] = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+    out["speedup_channels_last"] = round(out["contiguous"]["median_ms"] / out["channels_last"]["median_ms"], 2)
+    return {"ok": out["rel_diff_no_tf32"] < 1e-4, **out}
+
+
+def _experiment(work: Path, **train):
+    """The synthetic demo experiment, shortened, on CUDA."""
+    from bench.commands.train import load_experiment
+
+    sets = [f"data.root={work / 'data'}", "train.iterations=6", "train.checkpoint_every=3", "train.log_every=1",
+            "train.device=cuda", "train.warmup_iters=1"] + [f"train.{k}={v}" for k, v in train.items()]
+    return load_experiment(ROOT / "experiments" / "synthetic.yaml", sets)
+
+
+def _train(work: Path, name: str, **train) -> dict:
+    from bench.engine import train_experiment
+
+    losses = []
+    cfg = _experiment(work, **train)
+    t0 = time.perf_counter()
+    final = train_experiment(cfg, work / name, on_report=lambda r: losses.append(r.get("loss"))
+                             if r.get("kind") == "train" else None, progress=False)
+    losses = [x for x in losses if x is not None]
+    finite = all(x == x and abs(x) != float("inf") for x in losses)
+    on_cuda = str((final.get("environment") or {}).get("device", "")).startswith("cuda")
+    return {"ok": finite and bool(losses) and on_cuda, "losses": [round(x, 4) for x in losses], "miou": final.get("miou"),
+            "device": (final.get("environment") or {}).get("device"),
+            "world_size": final.get("world_size"), "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def step_amp(work: Path, amp: str) -> dict:
+    return _train(work, f"amp_{amp}", amp=amp)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def step_ddp_nccl(work: Path) -> dict:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+                      LOCAL_RANK="0")
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        buf = torch.ones(4, device="cuda")
+        dist.all_reduce(buf)
+        res = _train(work, "ddp_nccl")
+        res["backend"] = dist.get_backend()
+        res["all_reduce_ok"] = bool(buf.eq(1).all())
+        res["ok"] = res["ok"] and res["backend"] == "nccl" and res["all_reduce_ok"]
+        return res
+    finally:
+        dist.destroy_process_group()
+        for k in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+            os.environ.pop(k, None)
+
+
+def step_sweep_gpu(work: Path) -> dict:
+    import pandas as pd
+    import yaml
+
+    from bench.sweep.runner import run_sweep
+    from bench.sweep.spec import load_sweep
+
+    base = yaml.safe_load((ROOT / "experiments" / "synthetic.yaml").read_text())
+    base["data"]["root"] = str(work / "sweep_data")
+    base["train"].update(iterations=6, checkpoint_every=3, warmup_iters=1, device="cuda")
+    base["sweep"] = {"name": "gpu-check", "axes": {"head": ["ifa"], "seed": [0]},
+                     "resources": {"cpus": 2, "gpus": 1}, "max_failures": 0}
+    exp = work / "gpu_sweep.yaml"
+    exp.write_text(yaml.safe_dump(base))
+    t0 = time.perf_counter()
+    df = run_sweep(load_sweep(exp), work / "sweep", stream=sys.stdout)
+    row = df.iloc[0].to_dict()
+    keep = ("status", "device", "device_name", "miou", "latency_ms_median", "gmacs", "train_time_s")
+    return {"ok": row.get("status") == "completed" and str(row.get("device", "")).startswith("cuda"),
+            **{k: (None if pd.isna(row.get(k)) else row.get(k)) for k in keep},
+            "wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def _conditions() -> dict:
+    p = torch.cuda.get_device_properties(0)
+    return {"gpu": torch.cuda.get_device_name(0), "capability": f"{p.major}.{p.minor}",
+            "memory_gib": round(p.total_memory / 2**30, 1), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(), "python": sys.version.split()[0]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--only", nargs="*", default=None, help="run only these steps")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("gpu-check: skipped: no CUDA device is available (torch "
+              f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
+        return 0
+    device = torch.device("cuda", 0)
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    steps = {
+        "ifa_heads": lambda: step_ifa_heads(device),
+        "profile_fused": lambda: step_profile_fused(device),
+        "measure": lambda: step_measure(device),
+        "models": lambda: step_models(device),
+        "channels_last": lambda: step_channels_last(device),
+        "amp_bf16": lambda: step_amp(work, "bf16"),
+        "amp_fp16": lambda: step_amp(work, "fp16"),
+        "ddp_nccl": lambda: step_ddp_nccl(work),
+        "sweep_gpu": lambda: step_sweep_gpu(work),
+    }
+    report = {"conditions": _conditions(), "steps": {}}
+    print("gpu-check on", json.dumps(report["conditions"]), flush=True)
+    for name, fn in steps.items():
+        if args.only and name not in args.only:
+            continue
+        t0 = time.perf_counter()
+        try:
+            res = fn()
+        except Exception as exc:  # noqa: BLE001 - every step reports, whatever breaks
+            res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+        res["seconds"] = round(time.perf_counter() - t0, 1)
+        report["steps"][name] = res
+        torch.cuda.empty_cache()
+        brief = {k: v for k, v in res.items() if k not in ("traceback", "losses")}
+        print(f"{'PASS' if res['ok'] else 'FAIL'}  {name}: {json.dumps(brief, default=str)}", flush=True)
+        if not res["ok"] and "traceback" in res:
+            print(res["traceback"], flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+    failed = [k for k, v in report["steps"].items() if not v["ok"]]
+    print(f"gpu-check: {len(report['steps']) - len(failed)}/{len(report['steps'])} steps passed"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
