@@ -12,6 +12,8 @@ CONFIG = [
 
 METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row
 
+INTERVALS = ["miou_ci_low", "miou_ci_high"]  # 95% bootstrap interval of miou over val images (bench/engine/bootstrap.py)
+
 MEASUREMENTS = [
     "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
     "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
@@ -21,7 +23,7 @@ ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype",
 
 TIMING = ["train_time_s", "finished_at"]
 
-RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + MEASUREMENTS + ENVIRONMENT + TIMING
+RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
 
 # per_class_iou.csv beside results.csv, long format:
 PER_CLASS_COLUMNS = ["trial_id", "config_hash", "dataset", "backbone", "head", "seed", "class_index", "class_name", "iou"]

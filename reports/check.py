@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import pandas as pd
 
+from bench.engine.bootstrap import Interval
 from bench.errors import UserError
 from reports.aggregate import model_table
 from reports.load import Results
@@ -27,6 +29,7 @@ class CheckResult:
     matched: pd.DataFrame  # one row per (model, published row) pair
     unmatched: pd.DataFrame  # models with no published row, and why
     exit_code: int  # 1 when a counted row is outside tolerance or has too few seeds
+    ci: Optional[float] = None  # the --ci level, when the interval rule was used
 
 
 def _fmt(v) -> str:
@@ -43,7 +46,9 @@ def _same(published_value, ours) -> bool:
 
 
 def run_check(results: Results, published: list[dict], *, metric="miou_ss", tolerance=1.0, min_seeds=1,
-              include_reproductions=False) -> CheckResult:
+              include_reproductions=False, ci: Optional[float] = None) -> CheckResult:
+    """ci: a confidence level (e.g. 95). A row then fails only when the published value lies outside the model's
+    bootstrap interval over val images widened by the tolerance on both sides (reports/intervals.py)."""
     if metric not in METRICS:
         raise UserError(f"--metric: unknown metric {metric!r} (known: {', '.join(METRICS)})")
     if tolerance < 0:
@@ -58,14 +63,25 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
         if not rows:
             unmatched.append({**base, "reason": reason})
             continue
+        interval = None
+        if ci is not None:
+            from reports.intervals import model_interval
+
+            interval = model_interval(results, str(m["trial_ids"]).split(","), ci)
         for p in rows:
             counts = p["kind"] == "published" or include_reproductions
             reproduced = float(m["miou_mean"])
             delta = reproduced - float(p[metric])
-            within = not math.isnan(delta) and abs(delta) <= tolerance + 1e-9
+            if interval is None:
+                within = not math.isnan(delta) and abs(delta) <= tolerance + 1e-9
+            elif isinstance(interval, str):
+                within = False
+            else:
+                within = interval.contains(float(p[metric]), widen=tolerance + 1e-9)
             enough = m["n"] >= min_seeds
             verdict = "ok" if within and enough else (
-                f"too few seeds ({int(m['n'])} < {min_seeds})" if not enough else "outside tolerance")
+                f"too few seeds ({int(m['n'])} < {min_seeds})" if not enough else
+                (interval if isinstance(interval, str) else "outside tolerance"))
             matched.append({
                 **base, "reproduced": reproduced, "reproduced_std": float(m["miou_std"]),
                 "published": float(p[metric]), "delta": delta, "within_tolerance": within,
@@ -73,19 +89,21 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
                 "kind": p["kind"], "published_method": p["method"], "published_backbone": p["backbone"],
                 "published_dataset": p["dataset"], "source": p["source"],
                 "assumed": p["match"].get("assumed", ""),
+                "ci_low": interval.low if isinstance(interval, Interval) else math.nan,
+                "ci_high": interval.high if isinstance(interval, Interval) else math.nan,
             })
     matched_df = pd.DataFrame(matched, columns=_MATCHED_COLUMNS)
     unmatched_df = pd.DataFrame(unmatched, columns=_UNMATCHED_COLUMNS)
     matched_df["counts"] = matched_df["counts"].astype(bool)
     matched_df["within_tolerance"] = matched_df["within_tolerance"].astype(bool)
     failing = matched_df[matched_df["counts"] & (matched_df["verdict"] != "ok")]
-    return CheckResult(metric, tolerance, min_seeds, matched_df, unmatched_df, 1 if len(failing) else 0)
+    return CheckResult(metric, tolerance, min_seeds, matched_df, unmatched_df, 1 if len(failing) else 0, ci)
 
 
 _BASE = ["label"] + MODEL_COLUMNS + ["eval_mode", "eval_scales", "eval_flip", "n", "status"]
 _MATCHED_COLUMNS = _BASE + ["reproduced", "reproduced_std", "published", "delta", "within_tolerance", "verdict",
                             "counts", "kind", "published_method", "published_backbone", "published_dataset",
-                            "source", "assumed"]
+                            "source", "assumed", "ci_low", "ci_high"]
 _UNMATCHED_COLUMNS = _BASE + ["reason"]
 
 
@@ -129,6 +147,11 @@ def _text_table(df: pd.DataFrame) -> str:
 def format_report(result: CheckResult) -> str:
     """Plain-text report printed by `ifa-bench check`."""
     lines = [f"metric {result.metric}, tolerance ±{result.tolerance:g} mIoU points, min seeds {result.min_seeds}"]
+    if result.ci is None:
+        lines.append(f"rule: a row passes when |reproduced - published| <= {result.tolerance:g}")
+    else:
+        lines.append(f"rule: a row passes when the published value lies inside the {result.ci:g}% bootstrap interval "
+                     f"of the reproduced mIoU over val images (mean over seeds), widened by ±{result.tolerance:g}")
     m = result.matched
     if len(m):
         show = pd.DataFrame({
@@ -139,6 +162,8 @@ def format_report(result: CheckResult) -> str:
                            for r, s in zip(m["reproduced"], m["reproduced_std"])],
             "published": m["published"].map(lambda v: f"{v:.2f}"),
             "delta": m["delta"].map(lambda v: "—" if math.isnan(v) else f"{v:+.2f}"),
+            **({"interval": [f"[{lo:.2f}, {hi:.2f}]" if not math.isnan(lo) else "—"
+                             for lo, hi in zip(m["ci_low"], m["ci_high"])]} if result.ci is not None else {}),
             "within": m["within_tolerance"].map({True: "yes", False: "no"}),
             "verdict": m["verdict"], "kind": m["kind"],
             "source": m["source"] + " [" + m["published_method"] + " " + m["published_backbone"] + "]",

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also fail on third-party reproduction rows (default: shown for context only)")
     parser.add_argument("--require-match", action="store_true",
                         help="exit 1 when no reproduced row matches a counted published row")
+    parser.add_argument("--ci", type=float, default=None, metavar="LEVEL",
+                        help="e.g. 95: fail a row only when the published value is outside the LEVEL%% bootstrap "
+                             "interval over val images, widened by --tolerance (needs the trials' per_image.npz)")
+    parser.add_argument("--paired", nargs=2, default=None, metavar=("A", "B"),
+                        help="paired bootstrap of mIoU(A) - mIoU(B) on the same images (trial_id or config_hash); "
+                             "prints the interval (level --ci, default 95) and whether it excludes 0")
     parser.add_argument("--out", type=Path, default=None, metavar="CSV", help="also write the matched/unmatched rows as CSV here")
 
 
@@ -36,10 +42,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--metric: unknown metric {args.metric!r} (known: {', '.join(METRICS)})")
     if args.min_seeds < 0:
         raise UserError(f"--min-seeds: must be >= 0, got {args.min_seeds}")
+    import math
+
+    if args.ci is not None and not (math.isfinite(args.ci) and 0 < args.ci < 100):
+        raise UserError(f"--ci: a confidence level between 0 and 100 (e.g. 95), got {args.ci:g}")
     results = read_results(args.results, required=CHECK_REQUIRED)
+    if args.paired:
+        from reports.intervals import paired
+
+        d = paired(results, *args.paired, level=args.ci or 95.0)
+        significant = not d.contains(0.0)
+        sys.stdout.write(f"mIoU({args.paired[0]}) - mIoU({args.paired[1]}) = {d.estimate:+.2f}, {d.level:g}% paired "
+                         f"bootstrap interval [{d.low:+.2f}, {d.high:+.2f}] ({d.replicates} replicates, seed {d.seed}): "
+                         f"{'significant' if significant else 'not significant'} (the interval "
+                         f"{'excludes' if significant else 'includes'} 0)\n")
+        return 0
     published = load_published(args.against)
     result = run_check(results, published, metric=args.metric, tolerance=args.tolerance,
-                       min_seeds=args.min_seeds, include_reproductions=args.include_reproductions)
+                       min_seeds=args.min_seeds, include_reproductions=args.include_reproductions, ci=args.ci)
     sys.stdout.write(format_report(result))
     if args.out:
         import pandas as pd

@@ -121,6 +121,12 @@ def format_table(result: dict) -> str:
         f"images: {result['num_images']}",
         f"mIoU {format_number(result['miou'])}  mAcc {format_number(result['macc'])}  aAcc {format_number(result['aacc'])}  "
         f"boundary IoU {format_number(result['boundary_iou'])}",
+    ]
+    if result.get("miou_ci_low") is not None:
+        lines.append(f"mIoU {result['ci_level']:g}% bootstrap interval over images: "
+                     f"[{format_number(result['miou_ci_low'])}, {format_number(result['miou_ci_high'])}] "
+                     f"({result['ci_replicates']} replicates)")
+    lines += [
         "",
     ]
     names = list(result["per_class_iou"])
@@ -163,7 +169,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: data: split {split!r} has no images")
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
-                      progress=not args.no_progress and sys.stderr.isatty())
+                      progress=not args.no_progress and sys.stderr.isatty(), per_image=True)
+    from bench.engine import bootstrap
+
+    inter, union = result.pop("per_image_inter"), result.pop("per_image_union")
+    result.update(bootstrap.interval_fields(inter, union))
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {
             "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),
@@ -173,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             **result,
         }
         write_json(args.out, record)
+        bootstrap.save_per_image(args.out.with_name(args.out.stem + "." + bootstrap.PER_IMAGE_FILE), inter, union)
     print(format_table(result))
     if args.out is not None:
         print(f"wrote {args.out}")

@@ -93,7 +93,7 @@ def describe(proto: dict) -> str:
 def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device=None, *,
              transform: Optional[Transform] = None, class_names: Optional[Sequence[str]] = None,
              ignore_index: int = 255, default_crop_size: Optional[tuple[int, int]] = None,
-             num_workers: int = 0, progress: bool = False) -> dict:
+             num_workers: int = 0, progress: bool = False, per_image: bool = False) -> dict:
     """Metrics of `model` on `dataset` under the protocol `eval_cfg` (bench.config.experiment.EvalConfig).
 
     dataset: either items are (image tensor, label tensor) pairs already normalised, or `transform` is given
@@ -103,6 +103,8 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     Returns miou, macc, aacc, boundary_iou (percent), per_class_iou / per_class_acc / per_class_boundary_iou
     ({class_name: percent}, NaN where undefined), num_images, eval_time_s, the protocol columns and a one-line
     `protocol` description. The model's train/eval mode and query_at_output are restored afterwards.
+    per_image: also return `per_image_inter` and `per_image_union`, (images, classes) int64 numpy arrays of each
+    image's class intersections and unions in dataset order (bench.engine.bootstrap's input).
     """
     net = unwrap(model)  # DDP's forward would synchronise ranks that run different numbers of windows
     device = torch.device(device) if device is not None else model_device(net)
@@ -126,6 +128,8 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     conf = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
     b_inter = torch.zeros(num_classes, dtype=torch.int64, device=device)
     b_union = torch.zeros(num_classes, dtype=torch.int64, device=device)
+    img_inter = torch.zeros(len(dataset) if per_image else 0, num_classes, dtype=torch.int64, device=device)
+    img_union = torch.zeros_like(img_inter)
     seen = 0
     was_training = net.training
     net.eval()
@@ -142,9 +146,14 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
                                       scales=eval_cfg.scales, flip=eval_cfg.flip, crop=crop,
                                       stride=eval_cfg.stride, window_batch=eval_cfg.batch_size)[0]
                 try:
-                    conf += confusion_matrix(pred, label, num_classes, ignore_index)
+                    image_conf = confusion_matrix(pred, label, num_classes, ignore_index)
                 except ValueError as exc:
                     raise ValueError(f"dataset item {index}: {exc}") from None
+                conf += image_conf
+                if per_image:
+                    diag = image_conf.diagonal()
+                    img_inter[index] = diag
+                    img_union[index] = image_conf.sum(0) + image_conf.sum(1) - diag
                 i, u = boundary_stats(pred, label, num_classes, ignore_index, eval_cfg.boundary_dilation_ratio)
                 b_inter += i
                 b_union += u
@@ -160,6 +169,10 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     b_union = packed[n2 + num_classes:n2 + 2 * num_classes].cpu().numpy().astype(np.float64)
     num_images = int(packed[-1])
 
+    extra = {}
+    if per_image:  # each rank filled its own images' rows; the sum over ranks is the whole table
+        extra = {"per_image_inter": _all_reduce(img_inter).cpu().numpy(),
+                 "per_image_union": _all_reduce(img_union).cpu().numpy()}
     m = metrics_from_confusion(conf)
     b_iou = np.full(num_classes, np.nan)
     ok = b_union > 0
@@ -178,4 +191,5 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
         "eval_time_s": time.perf_counter() - start,
         **proto,
         "protocol": describe(proto),
+        **extra,
     }

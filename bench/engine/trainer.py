@@ -184,14 +184,14 @@ class _Trainer:
             self.report({"kind": "checkpoint", "iter": iteration, "path": str(path)}, to_log=False)
         ddp.barrier()
 
-    def _evaluate(self) -> dict:
+    def _evaluate(self, per_image: bool = False) -> dict:
         from bench.engine.evaluate import evaluate
 
         cfg = self.cfg
         return evaluate(self.model, self.val_set, cfg.eval, cfg.model.num_classes, self.device,
                         transform=self.eval_transform, class_names=self.val_set.classes,
                         ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
-                        num_workers=cfg.data.num_workers)
+                        num_workers=cfg.data.num_workers, per_image=per_image)
 
     def _eval_record(self, iteration: int, metrics: dict) -> dict:
         keep = ("miou", "macc", "aacc", "boundary_iou", "per_class_iou", "eval_time_s", "num_images", "protocol")
@@ -284,8 +284,14 @@ class _Trainer:
     def _finish(self, train_time: float) -> dict:
         from bench.measure.environment import environment
 
+        from bench.engine import bootstrap
+
         cfg = self.cfg
-        metrics = self._evaluate()
+        metrics = self._evaluate(per_image=True)
+        inter, union = metrics.pop("per_image_inter"), metrics.pop("per_image_union")
+        metrics.update(bootstrap.interval_fields(inter, union))
+        if self.main:  # the interval's input, for seed-pooled and paired bootstraps later (check --ci)
+            bootstrap.save_per_image(self.out_dir / bootstrap.PER_IMAGE_FILE, inter, union)
         self.report(self._eval_record(cfg.train.iterations, metrics))
         final = {
             **metrics,

@@ -11,11 +11,11 @@ import pandas as pd
 from bench.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.results_schema import (
-    CONFIG, ENVIRONMENT, IDENTITY, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
+    CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
 )
 from bench.sweep.spec import TrialSpec
 
-NUMERIC = set(METRICS) | set(MEASUREMENTS) - {"measure_input"} | {"train_time_s"}
+NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - {"measure_input"} | {"train_time_s"}
 CFG_PREFIX = "cfg."
 
 
@@ -63,7 +63,7 @@ def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "",
 def completed_row(trial: TrialSpec, sweep_name: str, final: dict, measurement: dict, environment: dict,
                   attempts: int) -> dict:
     row = base_row(trial, sweep_name, "completed", attempts=attempts)
-    for k in METRICS:
+    for k in METRICS + INTERVALS:
         row[k] = final.get(k)
     row["train_time_s"] = final.get("train_time_s")
     for k in MEASUREMENTS:

@@ -78,7 +78,15 @@ def test_eval_writes_json_matching_an_independent_count(setup, capsys):
     assert set(res["per_class_iou"]) >= {"road", "bicycle"} and len(res["per_class_iou"]) == 19
     assert res["eval_mode"] == "whole" and res["eval_scales"] == "1.0" and res["eval_flip"] is False
     assert 0 <= res["boundary_iou"] <= 100
-    assert [p.name for p in out.parent.iterdir()] == ["metrics.json"]  # no temp file left
+    # beside it, each image's class intersections and unions (the bootstrap's input); no temp file left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.json", "metrics.per_image.npz"]
+    from bench.engine.bootstrap import load_per_image, miou_from_sums
+
+    inter, union = load_per_image(out.parent / "metrics.per_image.npz")
+    assert inter.shape == union.shape == (2, 19)
+    assert miou_from_sums(inter.sum(0), union.sum(0)) == pytest.approx(res["miou"], abs=1e-9)
+    assert res["miou_ci_low"] <= res["miou"] <= res["miou_ci_high"] and res["ci_level"] == 95
+    assert "bootstrap interval" in printed
 
 
 def test_eval_overrides_protocol(setup, capsys):
