@@ -26,7 +26,6 @@ ALL_ROWS = (
     ("PPM (PSPNet)", "ppm", None),
     ("OCR", "ocr", None),
 )
-ID_COLUMNS = ["model", "backbone", "stem", "output_stride", "head", "formulation", "num_classes"]
 # Without --config, the model options' defaults; with it, the experiment sets them (and --set changes them).
 MODEL_DEFAULTS = {"backbone": "resnet50", "stem": "standard", "output_stride": 32, "head": "ifa", "classes": 19}
 MODEL_OPTIONS = {"backbone": "model.backbone.name", "stem": "model.backbone.stem",
