@@ -1,5 +1,7 @@
 """`ifa-bench measure`: GMACs (fvcore), parameters, latency and peak memory of one model, or of every head
-(`--all`: IFA reference, IFA fused, Semantic-FPN, PPM, OCR) on one backbone. Conventions: docs/measurement.md."""
+(`--all`: IFA reference, IFA fused, Semantic-FPN, PPM, OCR) on one backbone. The model comes from the command line
+or, with `--config EXP.yaml [--set key=value ...]`, is exactly the one that experiment builds. Each row is printed
+and appended to `--out` as soon as it is measured. Conventions: docs/measurement.md."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +10,8 @@ import io
 import json
 from pathlib import Path
 
+from bench.commands.overrides import add_set_argument
+from bench.commands.row_file import RowFile
 from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
@@ -22,35 +26,74 @@ ALL_ROWS = (
     ("PPM (PSPNet)", "ppm", None),
     ("OCR", "ocr", None),
 )
-ID_COLUMNS = ["model", "backbone", "stem", "output_stride", "head", "formulation", "num_classes"]
+# Without --config, the model options' defaults; with it, the experiment sets them (and --set changes them).
+MODEL_DEFAULTS = {"backbone": "resnet50", "stem": "standard", "output_stride": 32, "head": "ifa", "classes": 19}
+MODEL_OPTIONS = {"backbone": "model.backbone.name", "stem": "model.backbone.stem",
+                 "output_stride": "model.backbone.output_stride", "head": "model.head.name",
+                 "classes": "model.num_classes", "formulation": "model.head.formulation"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", choices=BACKBONES, default="resnet50")
-    parser.add_argument("--stem", choices=("standard", "deep", "v1c"), default="standard",
-                        help="ResNet stem (the IFA release uses deep)")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=32)
-    parser.add_argument("--head", choices=HEADS, default="ifa")
+    parser.add_argument("--config", type=Path, default=None, metavar="EXP.yaml",
+                        help="measure the model this experiment builds (widths, heads, options), at its "
+                             "measure.input_size, warmup and runs unless --input/--warmup/--runs are given")
+    add_set_argument(parser)
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE.csv|FILE.jsonl",
+                        help="append each row to this file as soon as it is measured (kept if interrupted)")
+    parser.add_argument("--backbone", choices=BACKBONES, default=None, help="default resnet50")
+    parser.add_argument("--stem", choices=("standard", "deep", "v1c"), default=None,
+                        help="ResNet stem (the IFA release uses deep; default standard)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="default 32")
+    parser.add_argument("--head", choices=HEADS, default=None, help="default ifa")
     parser.add_argument("--formulation", choices=("fused", "reference"), default=None,
                         help="IFA head only (default: the config default, fused)")
     parser.add_argument("--all", action="store_true",
                         help="measure IFA reference, IFA fused, FPN, PPM and OCR on the chosen backbone")
-    parser.add_argument("--input", default="1024x2048", metavar="HxW", help="input size, batch 1 (default 1024x2048)")
-    parser.add_argument("--classes", type=int, default=19, metavar="N", help="number of classes (default 19)")
+    parser.add_argument("--input", default=None, metavar="HxW", help="input size, batch 1 (default 1024x2048)")
+    parser.add_argument("--classes", type=int, default=None, metavar="N", help="number of classes (default 19)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="load these weights first (state_dict, or a train checkpoint with 'model')")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
-    parser.add_argument("--warmup", type=int, default=3, metavar="N", help="untimed runs before timing (default 3)")
-    parser.add_argument("--runs", type=int, default=10, metavar="N", help="timed runs (default 10)")
+    parser.add_argument("--warmup", type=int, default=None, metavar="N",
+                        help="untimed runs before timing (default 3)")
+    parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed runs (default 10)")
     parser.add_argument("--no-latency", action="store_true", help="skip timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--breakdown", action="store_true", help="GMACs per module (backbone, head and its parts)")
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
 
+def resolve_args(args):
+    """Fill in the defaults: the experiment's (model, measure section) with --config, the command line's without.
+    Returns the ExperimentConfig or None."""
+    cfg = None
+    if args.config is not None:
+        from bench.commands.overrides import load_experiment
+
+        for option, key in MODEL_OPTIONS.items():
+            if getattr(args, option) is not None:
+                flag = "--" + option.replace("_", "-")
+                raise UserError(f"{flag}: cannot be combined with --config (the experiment sets the model); "
+                                f"use --set {key}=...")
+        cfg = load_experiment(args.config, args.overrides)
+        args.input = args.input or "x".join(map(str, cfg.measure.input_size))
+        args.warmup = cfg.measure.warmup if args.warmup is None else args.warmup
+        args.runs = cfg.measure.runs if args.runs is None else args.runs
+    else:
+        if args.overrides:
+            raise UserError("--set: needs --config (it overrides keys of the experiment file)")
+        for option, value in MODEL_DEFAULTS.items():
+            if getattr(args, option) is None:
+                setattr(args, option, value)
+        args.input = args.input or "1024x2048"
+        args.warmup = 3 if args.warmup is None else args.warmup
+        args.runs = 10 if args.runs is None else args.runs
+    return cfg
+
+
 def _check_args(args) -> None:
-    if args.classes < 1:
+    if args.classes is not None and args.classes < 1:
         raise UserError(f"--classes: must be a positive integer, got {args.classes}")
     if args.runs < 1:
         raise UserError(f"--runs: must be at least 1, got {args.runs}")
@@ -58,7 +101,7 @@ def _check_args(args) -> None:
         raise UserError(f"--warmup: must be 0 or more, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: must be at least 1, got {args.threads}")
-    if args.formulation is not None and not args.all and args.head != "ifa":
+    if args.formulation is not None and not args.all and args.head not in (None, "ifa"):
         raise UserError(f"--formulation: only applies to --head ifa, not {args.head!r}")
     if args.all and args.checkpoint is not None:
         raise UserError("--checkpoint: cannot be combined with --all (one checkpoint fits one model)")
@@ -81,44 +124,77 @@ def model_config(args, head: str, formulation: str | None):
     return validate(ModelConfig, data, "command line (measure)")
 
 
+def _label(head: str, formulation: str | None) -> str:
+    if head == "ifa":
+        return f"IFA ({formulation or 'fused'})"
+    return next(lbl for lbl, h, _ in ALL_ROWS if h == head)
+
+
 def _rows(args) -> list[tuple[str, str, str | None]]:
     if args.all:
         return list(ALL_ROWS)
-    label = dict((h, lbl) for lbl, h, _ in ALL_ROWS if h != "ifa")
-    if args.head == "ifa":
-        return [(f"IFA ({args.formulation or 'fused'})", "ifa", args.formulation)]
-    return [(label[args.head], args.head, None)]
+    return [(_label(args.head, args.formulation), args.head, args.formulation)]
 
 
-def _load_checkpoint(model, path: Path) -> None:
+def config_rows(cfg, all_heads: bool) -> list[tuple[str, object]]:
+    """(label, ModelConfig) of an experiment: its own model, or (--all) every head on its backbone. A head the
+    experiment does not use gets that head's defaults (as `--set model.head.name=...` would); the IFA rows keep
+    the experiment's IFA options when it uses IFA."""
+    from bench.config import validate
+    from bench.config.model import ModelConfig
+
+    model = cfg.model
+    if not all_heads:
+        head = model.head.name
+        return [(_label(head, getattr(model.head, "formulation", None)), model)]
+    rows = []
+    for label, head, formulation in ALL_ROWS:
+        data = model.model_dump()
+        if data["head"]["name"] != head:
+            data["head"] = {"name": head}
+        if formulation is not None:
+            data["head"]["formulation"] = formulation
+        rows.append((label, validate(ModelConfig, data, f"{cfg.name} with head {head}")))
+    return rows
+
+
+def _load_checkpoint(model, path: Path, source: Path) -> None:
     from bench.commands.eval import load_checkpoint_state, load_weights
 
     state, _ = load_checkpoint_state(path)
-    load_weights(model, state, path, Path("the command line (--backbone/--head/--classes)"))
+    load_weights(model, state, path, source)
 
 
-def measure_one(args, label: str, head: str, formulation: str | None, size, device) -> dict:
+def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
+    """One row: identity keys, conditions (input size, batch, dtype, threads, device name) and every key that
+    bench.measure.measure_model returns."""
     from bench.measure import count_macs, measure_model
     from bench.models import build_segmentor
 
     import torch
 
-    cfg = model_config(args, head, formulation)
     torch.manual_seed(0)
     model = build_segmentor(cfg)
     if args.checkpoint is not None:
-        _load_checkpoint(model, args.checkpoint)
+        source = args.config if experiment is not None else Path("the command line (--backbone/--head/--classes)")
+        _load_checkpoint(model, args.checkpoint, source)
     model.eval().to(device)
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     macs = count_macs(model, images, by_module_depth=2)
     record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
                            latency=not args.no_latency, memory=not args.no_memory, macs=macs)
+    head = cfg.head.name
     ident = {
-        "model": label, "backbone": args.backbone, "stem": args.stem, "output_stride": args.output_stride,
-        "head": head, "formulation": (cfg.head.formulation if head == "ifa" else ""),
-        "num_classes": args.classes,
+        "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
+        "output_stride": cfg.backbone.output_stride, "head": head,
+        "formulation": (cfg.head.formulation if head == "ifa" else ""), "num_classes": cfg.num_classes,
+        "backbone_width": cfg.backbone.width,
     }
-    out = {**ident, **record}
+    if experiment is not None:
+        ident.update({"config": str(args.config), "overrides": " ".join(args.overrides),
+                      "config_hash": experiment.model_copy(update={"model": cfg}).config_hash()})
+    ident["checkpoint"] = "" if args.checkpoint is None else str(args.checkpoint)
+    out = {**ident, "batch": 1, **record}
     out["breakdown_gmacs"] = {name: n / 1e9 for name, n in macs.by_module.items()
                               if name in ("backbone", "head") or name.startswith("head.")}
     out["uncalled_modules"] = macs.uncalled_modules
@@ -151,6 +227,10 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
         f"device: {first['device']} ({first['device_name']}), threads {first['threads']}, torch "
         f"{first['torch_version']}, python {first['python_version']}, host {first['hostname']}",
     ]
+    if first.get("config"):
+        sets = f" with --set {first['overrides']}" if first.get("overrides") else ""
+        lines.append(f"config: {first['config']}{sets}, backbone width {first['backbone_width']:g}"
+                     + (f", checkpoint {first['checkpoint']}" if first.get("checkpoint") else ""))
     for r in rows:
         lines.append(f"uncounted ops ({r['model']}): {r['unsupported_ops'] or 'none'}")
     if breakdown:
@@ -165,10 +245,13 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
     return "\n".join(lines)
 
 
-def format_csv(rows: list[dict]) -> str:
-    from bench.measure import RECORD_KEYS
+def flat_row(row: dict) -> dict:
+    """A row without the nested entries (breakdown, uncalled modules): what CSV and --out files hold."""
+    return {k: v for k, v in row.items() if k not in ("breakdown_gmacs", "uncalled_modules")}
 
-    columns = ID_COLUMNS + RECORD_KEYS
+
+def format_csv(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(k for r in rows for k in flat_row(r)))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -187,21 +270,40 @@ def format_json(rows: list[dict], breakdown: bool) -> str:
     return json.dumps(out, indent=2, allow_nan=False)
 
 
+def row_line(row: dict) -> str:
+    """One row as soon as it is measured (stderr)."""
+    lat = row.get("latency_ms_median")
+    return (f"{row['model']}: {_gmacs(row['gmacs'])} GMACs, {format_number(row['params_m'], 2)} M params, latency "
+            f"{'-' if lat is None else f'{lat:.1f}'} ms, peak {format_number(row['peak_mem_mb'], 0)} MiB "
+            f"({row['measure_input']}, batch 1, {row['dtype']}, {row['threads']} threads, {row['device_name']})")
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
     import torch
 
+    experiment = resolve_args(args)
     size = parse_size(args.input)
     _check_args(args)
     device = resolve_device(args.device)
+    out_file = RowFile(args.out) if args.out is not None else None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if experiment is not None:
+        plan = config_rows(experiment, args.all)
+    else:
+        plan = [(label, model_config(args, head, formulation)) for label, head, formulation in _rows(args)]
     rows = []
-    for label, head, formulation in _rows(args):
-        if args.format == "table" and len(_rows(args)) > 1:
+    for label, cfg in plan:
+        if len(plan) > 1:
             sys.stderr.write(f"measuring {label} ...\n")
-        rows.append(measure_one(args, label, head, formulation, size, device))
+        row = measure_one(args, label, cfg, size, device, experiment)
+        rows.append(row)
+        if out_file is not None:
+            out_file.append(flat_row(row))
+        sys.stderr.write(row_line(row) + (f"  -> {args.out}" if out_file is not None else "") + "\n")
+        sys.stderr.flush()
     if args.format == "json":
         text = format_json(rows, args.breakdown)
     elif args.format == "csv":

@@ -1,0 +1,161 @@
+"""`ifa-bench measure --config EXP.yaml [--set ...] [--checkpoint] [--all] [--out]`: the experiment's own model,
+the same numbers as a sweep's measurement, rows kept when a run is interrupted."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.commands.overrides import load_experiment
+
+SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"
+FAST = ["--no-latency", "--no-memory", "--format", "json"]
+
+
+def _run(capsys, *argv):
+    code = main(["measure", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _one_line_error(code, err, *needles):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_config_gives_the_sweeps_gmacs_and_params_for_the_demo_ifa(capsys):
+    from bench.sweep.trainable import _measure
+
+    code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *FAST)
+    assert code == 0
+    (row,) = json.loads(out)
+    cfg = load_experiment(SYNTHETIC, ["measure.latency=false"])
+    sweep = _measure(cfg, torch.device("cpu"))  # how a sweep trial measures its model
+    for key in ("gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
+                "measure_input", "unsupported_ops", "dtype", "device"):
+        assert row[key] == sweep[key], key
+    assert set(sweep) <= set(row)  # every key measure_model returns is passed through
+    # the README's demo row for IFA: 2.57 GMACs at 256x512, 2.93 M parameters
+    assert round(row["gmacs"], 2) == 2.57 and round(row["params_m"], 2) == 2.93
+    assert row["measure_input"] == "256x512" and row["batch"] == 1 and row["backbone_width"] == 0.5
+    assert row["model"] == "IFA (fused)" and row["num_classes"] == 10 and row["stem"] == "deep"
+    assert row["config_hash"] == load_experiment(SYNTHETIC, []).config_hash()
+
+
+def test_set_changes_the_measured_model(capsys):
+    small = ["--input", "64x128"]
+    code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *small, *FAST)
+    assert code == 0
+    (base,) = json.loads(out)
+    code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *small, *FAST, "--set", "model.backbone.width=0.25",
+                        "--set", "model.head.name=fpn")
+    assert code == 0
+    (other,) = json.loads(out)
+    assert other["model"] == "Semantic-FPN" and other["backbone_width"] == 0.25
+    assert other["params_backbone_m"] < base["params_backbone_m"] / 3  # width 0.25 vs 0.5: ~1/4 of the weights
+    assert other["overrides"] == "model.backbone.width=0.25 model.head.name=fpn"
+    assert other["config_hash"] != base["config_hash"]
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--set", "model.backbone.width=-1"], ["model.backbone.width"]),
+    (["--set", "model.nosuchkey=1"], ["nosuchkey"]),
+    (["--set", "model.backbone.width"], ["--set", "KEY.PATH=VALUE"]),
+    (["--backbone", "resnet50"], ["--backbone", "--config", "--set model.backbone.name"]),
+    (["--head", "fpn"], ["--head", "--set model.head.name"]),
+    (["--classes", "3"], ["--classes", "model.num_classes"]),
+    (["--out", "rows.txt"], ["--out", "rows.txt", ".csv"]),
+])
+def test_config_errors_are_one_line(capsys, argv, needles):
+    code, _, err = _run(capsys, "--config", str(SYNTHETIC), *FAST, *argv)
+    _one_line_error(code, err, *needles)
+
+
+def test_set_without_config_and_missing_config_are_one_line(capsys, tmp_path):
+    code, _, err = _run(capsys, "--set", "model.num_classes=3", *FAST)
+    _one_line_error(code, err, "--set", "--config")
+    code, _, err = _run(capsys, "--config", str(tmp_path / "nope.yaml"), *FAST)
+    _one_line_error(code, err, "nope.yaml")
+
+
+def test_half_width_checkpoint_loads_with_its_config_only(capsys, tmp_path):
+    from bench.models import build_segmentor
+
+    cfg = load_experiment(SYNTHETIC, [])
+    torch.manual_seed(1)
+    ckpt = tmp_path / "iter_300.pt"
+    torch.save({"model": build_segmentor(cfg.model).state_dict(), "iter": 300}, ckpt)
+
+    code, out, _ = _run(capsys, "--config", str(SYNTHETIC), "--input", "64x128", *FAST, "--checkpoint", str(ckpt))
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["checkpoint"] == str(ckpt) and row["backbone_width"] == 0.5
+
+    # the same file against another width (the config with --set, or the command line's full-width model)
+    code, _, err = _run(capsys, "--config", str(SYNTHETIC), *FAST, "--set", "model.backbone.width=1.0",
+                        "--checkpoint", str(ckpt))
+    _one_line_error(code, err, str(ckpt), str(SYNTHETIC))
+    code, _, err = _run(capsys, "--backbone", "resnet18", "--stem", "deep", "--classes", "10", *FAST,
+                        "--checkpoint", str(ckpt))
+    _one_line_error(code, err, str(ckpt))
+
+
+@pytest.mark.slow
+def test_all_measures_every_head_on_the_configs_backbone_and_appends_rows(capsys, tmp_path):
+    out_file = tmp_path / "rows.jsonl"
+    out_file.write_text(json.dumps({"model": "earlier row"}) + "\n")
+    code, out, err = _run(capsys, "--config", str(SYNTHETIC), "--all", "--input", "64x128", *FAST,
+                          "--out", str(out_file))
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["model"] for r in rows] == ["IFA (reference)", "IFA (fused)", "Semantic-FPN", "PPM (PSPNet)", "OCR"]
+    assert len({r["gmacs_backbone"] for r in rows}) == 1 and {r["backbone_width"] for r in rows} == {0.5}
+    assert {r["num_classes"] for r in rows} == {10}
+    # the IFA rows are the experiment's IFA (channels 64, mlp 128-64-64), not the default head
+    code, single, _ = _run(capsys, "--config", str(SYNTHETIC), "--input", "64x128", *FAST)
+    assert json.loads(single)[0]["params_head_m"] == rows[0]["params_head_m"] == rows[1]["params_head_m"]
+    kept = [json.loads(line) for line in out_file.read_text().splitlines()]
+    assert [r["model"] for r in kept] == ["earlier row"] + [r["model"] for r in rows]
+    assert kept[1]["gmacs"] == rows[0]["gmacs"] and kept[1]["measure_input"] == "64x128"
+    assert "breakdown_gmacs" not in kept[1]
+    assert err.count(f"-> {out_file}") == 5  # each row printed as it was measured
+
+
+@pytest.mark.slow
+def test_interrupted_all_keeps_the_rows_it_finished(tmp_path):
+    out_file = tmp_path / "rows.csv"
+    exe = Path(sys.executable).parent / "ifa-bench"
+    # Each row takes a second or more (an fvcore trace and 20 timed runs); the interrupt comes within 50 ms of the
+    # first row's write, while the second row is being measured.
+    proc = subprocess.Popen([str(exe), "measure", "--config", str(SYNTHETIC), "--all", "--input", "64x128",
+                             "--warmup", "0", "--runs", "20", "--no-memory", "--out", str(out_file)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 240
+        while not out_file.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert out_file.exists(), f"no row was written (exit {proc.poll()})"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err  # stopped by the interrupt, not finished
+    rows = list(csv.DictReader(out_file.open()))
+    assert 1 <= len(rows) < 5
+    assert rows[0]["model"] == "IFA (reference)" and float(rows[0]["latency_ms_median"]) > 0
+    assert rows[0]["measure_input"] == "64x128" and int(rows[0]["threads"]) >= 1 and rows[0]["device_name"]
+    assert "IFA (reference): " in err and "interrupted" in err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left behind
