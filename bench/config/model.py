@@ -34,7 +34,11 @@ class IFAHeadConfig(_Strict):
     pe_learnable_freq: bool = True
     mlp: tuple[PositiveInt, ...] = (512, 256, 256)
     local_ensemble: bool = False
-    released_ensemble_defect: bool = False  # reproduce hzhupku/IFA's non-accumulating ensemble
+    # hzhupku/IFA's local ensemble as released (neighbours half a *query* cell away, eps_shift, clamp, and only the
+    # last neighbour kept since it never accumulates); needs local_ensemble and sampling "release"
+    released_ensemble_defect: bool = False
+    # nearest-cell rule: "exact" (exact arithmetic) or "release" (hzhupku/IFA's float32 coordinates + grid_sample)
+    sampling: Literal["exact", "release"] = "exact"
     formulation: Literal["reference", "fused"] = "fused"
     chunk_queries: Optional[PositiveInt] = None  # None: chosen from memory_budget_mb
     memory_budget_mb: PositiveInt = 1024
