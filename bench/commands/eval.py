@@ -147,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
     eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
-    state, meta = load_checkpoint_state(args.checkpoint)
+    from bench.commands.convert import load_converted
+
+    state, meta = load_converted(args.checkpoint, cfg.model)  # ifa-bench, or a registered foreign format
     device = resolve_device(args.device or cfg.train.device)
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

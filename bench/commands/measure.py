@@ -90,10 +90,11 @@ def _rows(args) -> list[tuple[str, str, str | None]]:
     return [(label[args.head], args.head, None)]
 
 
-def _load_checkpoint(model, path: Path) -> None:
-    from bench.commands.eval import load_checkpoint_state, load_weights
+def _load_checkpoint(model, path: Path, model_cfg) -> None:
+    from bench.commands.convert import load_converted
+    from bench.commands.eval import load_weights
 
-    state, _ = load_checkpoint_state(path)
+    state, _ = load_converted(path, model_cfg)  # ifa-bench, or a registered foreign format (hzhupku/IFA)
     load_weights(model, state, path, Path("the command line (--backbone/--head/--classes)"))
 
 
@@ -107,7 +108,7 @@ def measure_one(args, label: str, head: str, formulation: str | None, size, devi
     torch.manual_seed(0)
     model = build_segmentor(cfg)
     if args.checkpoint is not None:
-        _load_checkpoint(model, args.checkpoint)
+        _load_checkpoint(model, args.checkpoint, cfg)
     model.eval().to(device)
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     macs = count_macs(model, images, by_module_depth=2)
