@@ -23,6 +23,8 @@ class BackboneConfig(_Strict):
     pretrained: Optional[Path] = None
     pretrained_strict: bool = True
     norm: Literal["bn", "syncbn", "frozen_bn"] = "bn"
+    # zero the last BatchNorm weight of every residual block at initialisation (the IFA release does)
+    zero_init_residual: bool = False
 
 
 class IFAHeadConfig(_Strict):
@@ -86,6 +88,8 @@ class AuxHeadConfig(_Strict):
     channels: PositiveInt = 256
     weight: float = Field(0.4, ge=0)
     dropout: float = Field(0.1, ge=0, lt=1)
+    # resize the auxiliary logits to the label with align_corners=True for the loss (the IFA release does)
+    align_corners: bool = False
 
 
 class ModelConfig(_Strict):

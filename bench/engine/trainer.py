@@ -75,8 +75,8 @@ def _build_model(cfg):
 def _output_align_corners(segmentor) -> dict:
     """How each training output is resized to the label: the head's own convention (IFA's release upsamples with
     align_corners=True), bilinear with align_corners=False otherwise."""
-    head = getattr(segmentor, "head", None)
-    return {"main": bool(getattr(head, "align_corners", False))}
+    head, aux = getattr(segmentor, "head", None), getattr(segmentor, "aux_head", None)
+    return {"main": bool(getattr(head, "align_corners", False)), "aux": bool(getattr(aux, "align_corners", False))}
 
 
 def _gather_rng() -> list:
