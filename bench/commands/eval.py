@@ -15,6 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="checkpoint file (.pt) written by `ifa-bench train`")
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML the checkpoint was trained with")
     parser.add_argument("--split", default=None, help="dataset split (default: data.val_split)")
+    parser.add_argument("--save-preds", type=Path, default=None, metavar="DIR",
+                        help="write one prediction PNG per image into DIR (see --format)")
+    parser.add_argument("--format", dest="pred_format", choices=("cityscapes", "trainids"), default="trainids",
+                        help="--save-preds encoding: cityscapes = labelIds named as the Cityscapes submission "
+                             "expects (DIR/CITY/CITY_SEQ_FRAME_leftImg8bit.png); trainids = train ids (default)")
     parser.add_argument("--mode", choices=("whole", "slide"), default=None, help="default: eval.mode")
     parser.add_argument("--crop", default=None, metavar="HxW",
                         help="slide window (default: eval.crop_size, else data.crop_size)")
@@ -163,9 +168,14 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_dataset(cfg.data, split)
     if len(dataset) == 0:
         raise UserError(f"{args.config}: data: split {split!r} has no images")
+    save = None
+    if args.save_preds is not None:
+        from bench.commands.predict import prediction_saver
+
+        save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
-                      progress=not args.no_progress and sys.stderr.isatty())
+                      progress=not args.no_progress and sys.stderr.isatty(), on_prediction=save)
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {
             "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),

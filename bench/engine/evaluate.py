@@ -93,7 +93,7 @@ def describe(proto: dict) -> str:
 def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device=None, *,
              transform: Optional[Transform] = None, class_names: Optional[Sequence[str]] = None,
              ignore_index: int = 255, default_crop_size: Optional[tuple[int, int]] = None,
-             num_workers: int = 0, progress: bool = False) -> dict:
+             num_workers: int = 0, progress: bool = False, on_prediction=None) -> dict:
     """Metrics of `model` on `dataset` under the protocol `eval_cfg` (bench.config.experiment.EvalConfig).
 
     dataset: either items are (image tensor, label tensor) pairs already normalised, or `transform` is given
@@ -103,6 +103,7 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     Returns miou, macc, aacc, boundary_iou (percent), per_class_iou / per_class_acc / per_class_boundary_iou
     ({class_name: percent}, NaN where undefined), num_images, eval_time_s, the protocol columns and a one-line
     `protocol` description. The model's train/eval mode and query_at_output are restored afterwards.
+    on_prediction: called as on_prediction(dataset index, train-id prediction (H, W) tensor) for every image.
     """
     net = unwrap(model)  # DDP's forward would synchronise ranks that run different numbers of windows
     device = torch.device(device) if device is not None else model_device(net)
@@ -141,6 +142,8 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
                 pred = predict_labels(net, image.unsqueeze(0), tuple(label.shape), mode=eval_cfg.mode,
                                       scales=eval_cfg.scales, flip=eval_cfg.flip, crop=crop,
                                       stride=eval_cfg.stride, window_batch=eval_cfg.batch_size)[0]
+                if on_prediction is not None:
+                    on_prediction(int(index), pred)
                 try:
                     conf += confusion_matrix(pred, label, num_classes, ignore_index)
                 except ValueError as exc:
