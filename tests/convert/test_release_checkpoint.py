@@ -2,14 +2,15 @@
 Conv1d MLP, 12x2 `emb` frequency matrices, `auxor`), its state_dict in the release's key layout, converted and
 loaded into the project's model: equal logits (head and auxiliary head), strict key accounting, and the CLI."""
 import copy
+import json
 
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
 from bench.cli import main
+from bench.config.loading import read_yaml
 from bench.config.model import ModelConfig
 from bench.convert.registry import detect_format, to_project
 from bench.errors import UserError
@@ -155,14 +156,13 @@ def test_every_key_is_accounted_for():
 
 
 def test_cli_convert_then_eval_loader(tmp_path, capsys):
-    with open("experiments/synthetic.yaml") as f:
-        exp = yaml.safe_load(f)
+    exp = read_yaml("experiments/synthetic.yaml")
     exp.pop("sweep", None)
     exp["model"] = {"num_classes": 5, "backbone": {"name": "resnet18", "stem": "deep", "width": 0.5},
                     "head": {"name": "ifa", "channels": 16, "mlp": [32, 16, 16], "sampling": "release"},
                     "aux_head": {"channels": 16}}
     config = tmp_path / "exp.yaml"
-    config.write_text(yaml.safe_dump(exp))
+    config.write_text(json.dumps(exp))  # JSON is YAML
     release = _release_model()
     src = tmp_path / "ckpt_best.pth"
     torch.save({"epoch": 99, "model_state": _release_state(release)}, src)
