@@ -67,11 +67,9 @@ def build_aux_head(cfg: AuxHeadConfig, input_shape, num_classes: int):
     from baselines import FCNHead
 
     try:
-        aux = FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout)
+        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout, cfg.align_corners)
     except ValueError as exc:
         raise _user_error("aux_head", exc) from None
-    aux.align_corners = cfg.align_corners  # how the trainer resizes its logits for the loss
-    return aux
 
 
 def build_segmentor(cfg: ModelConfig) -> Segmentor:
