@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check
+.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official
 
 setup: $(STAMP)
 
@@ -38,3 +38,12 @@ GPU_PYTHON ?= $(PY)
 gpu-check:
 	@if [ "$(GPU_PYTHON)" = "$(PY)" ]; then $(MAKE) --no-print-directory setup; fi
 	$(GPU_PYTHON) -m benchmarks.gpu_check --out runs/gpu-check/gpu_check.json
+
+# The official Cityscapes evaluator (own venv: cityscapesscripts 2.3.0 needs numpy < 2.4) vs `ifa-bench eval`.
+OFFICIAL_VENV := .venv-official
+check-official: $(STAMP)
+	test -x $(OFFICIAL_VENV)/bin/python || ($(PYTHON) -m venv $(OFFICIAL_VENV) && \
+		$(OFFICIAL_VENV)/bin/pip install -q "cityscapesscripts==2.3.0" "numpy<2.4")
+	rm -rf runs/check-official
+	$(PY) tools/check_official.py prepare runs/check-official
+	$(OFFICIAL_VENV)/bin/python tools/check_official.py official runs/check-official

@@ -16,6 +16,8 @@ COMMANDS = {
     "sweep": "run a Ray sweep over datasets x backbones x heads x seeds",
     "report": "tables and plots from a sweep's results",
     "check": "regression-check reproduced mIoU against published numbers",
+    "convert": "convert a checkpoint of hzhupku/IFA (or another registered format) to an ifa-bench checkpoint",
+    "predict": "write prediction PNGs (train ids, the dataset's label encoding, a colour overlay) for images",
 }
 
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .coords import axis_sampling, neighbour_slots
+from .coords import SAMPLINGS, axis_sampling, neighbour_slots, pair_weight
 from .mlp import QueryMLP, bn_relu_linear, fold_batchnorm
 from .positional import build_positional
 from .shape_spec import ShapeSpec
@@ -35,7 +35,7 @@ FUSED_MAX_BAND_QUERIES = 16384
 
 
 @lru_cache(maxsize=128)
-def _axis_plan(q: int, n: int, ensemble: bool, absolute: bool):
+def _axis_plan(q: int, n: int, ensemble: bool, absolute: bool, sampling: str):
     """Sampling of one axis plus its distinct 'row types' for the PE table (CPU, float64, cached).
 
     A type is what the PE term of a query depends on along this axis: its per-slot coordinate and weight.
@@ -44,7 +44,7 @@ def _axis_plan(q: int, n: int, ensemble: bool, absolute: bool):
     # The cache outlives the call: tensors made under torch.inference_mode() could never be used by a later
     # training forward, so the plan is always built outside it.
     with torch.inference_mode(False):
-        s = axis_sampling(q, n, ensemble=ensemble, dtype=torch.float64)
+        s = axis_sampling(q, n, ensemble=ensemble, dtype=torch.float64, sampling=sampling)
         coord = s.query.expand(s.k, q) if absolute else s.rel
         desc = torch.cat([coord, s.weight], dim=0).t().contiguous()
         types, inverse = torch.unique(desc, dim=0, return_inverse=True)
@@ -55,11 +55,12 @@ class _LevelPlan:
     """Per-forward view of one level: sampling on both axes, moved to the features' device and dtype."""
 
     def __init__(self, size: tuple[int, int], level_hw: tuple[int, int], ensemble: bool, absolute: bool,
-                 defect: bool, device, dtype):
+                 defect: bool, sampling: str, device, dtype):
         self.h, self.w = size
         self.hl, self.wl = level_hw
-        sy, self.types_y, self.inv_y = _axis_plan(self.h, self.hl, ensemble, absolute)
-        sx, self.types_x, self.inv_x_cpu = _axis_plan(self.w, self.wl, ensemble, absolute)
+        sy, self.types_y, self.inv_y = _axis_plan(self.h, self.hl, ensemble, absolute, sampling)
+        sx, self.types_x, self.inv_x_cpu = _axis_plan(self.w, self.wl, ensemble, absolute, sampling)
+        self.defect = defect
         self.sy_cpu, self.sx_cpu = sy, sx
         self.k = sy.k
         self.pairs = neighbour_slots(self.k, defect)
@@ -100,6 +101,7 @@ class IFAHead(nn.Module):
         mlp: Sequence[int] = (512, 256, 256),
         local_ensemble: bool = False,
         released_ensemble_defect: bool = False,
+        sampling: str = "exact",
         formulation: str = "fused",
         chunk_queries: Optional[int] = None,
         memory_budget_mb: int = 1024,
@@ -112,6 +114,14 @@ class IFAHead(nn.Module):
         if released_ensemble_defect and not local_ensemble:
             raise ValueError("released_ensemble_defect=True reproduces a bug of the local ensemble; "
                              "it needs local_ensemble=True")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if released_ensemble_defect and sampling != "release":
+            raise ValueError("released_ensemble_defect=True reproduces the release's float32 ensemble; "
+                             "it needs sampling='release'")
+        if local_ensemble and not released_ensemble_defect and sampling == "release":
+            raise ValueError("the correct local ensemble has no release counterpart: use sampling='exact', "
+                             "or released_ensemble_defect=True for the release's ensemble")
         if chunk_queries is not None and chunk_queries < 1:
             raise ValueError(f"chunk_queries must be positive, got {chunk_queries}")
         self.in_features = tuple(in_features)
@@ -119,6 +129,7 @@ class IFAHead(nn.Module):
         self.channels = channels
         self.local_ensemble = local_ensemble
         self.released_ensemble_defect = released_ensemble_defect
+        self.sampling = sampling
         self.formulation = formulation
         self.chunk_queries = chunk_queries
         self.memory_budget_mb = memory_budget_mb
@@ -160,7 +171,7 @@ class IFAHead(nn.Module):
             raise ValueError(f"query size must be positive, got {size}")
         plans = [
             _LevelPlan(size, tuple(f.shape[-2:]), self.local_ensemble, self.absolute_pe,
-                       self.released_ensemble_defect, f.device, f.dtype)
+                       self.released_ensemble_defect, self.sampling, f.device, f.dtype)
             for f in feats
         ]
         if self.formulation == "reference":
@@ -212,7 +223,7 @@ class IFAHead(nn.Module):
             pe = self.pe[level](coord).expand(n, b, p.w, self.pe_out)
             ctx = torch.cat([pe, feat], dim=-1)
             if self.local_ensemble:
-                ctx = ctx * (p.wy[ky, i0:i1][:, None] * p.wx[kx][None, :])[None, :, :, None]
+                ctx = ctx * pair_weight(p.wy[:, i0:i1], p.wx, ky, kx, p.defect)[None, :, :, None]
             total = ctx if total is None else total + ctx
         return total
 
@@ -297,7 +308,7 @@ class IFAHead(nn.Module):
                 image = torch.arange(n)[:, None, None] * per_image
                 for ky, kx in p.pairs:
                     cell = (p.sy_cpu.index[ky, i0:i1] - lo)[:, None] * p.wl + p.sx_cpu.index[kx][None, :]
-                    weight = (p.sy_cpu.weight[ky, i0:i1][:, None] * p.sx_cpu.weight[kx][None, :]) if p.k > 1 else None
+                    weight = pair_weight(p.sy_cpu.weight[:, i0:i1], p.sx_cpu.weight, ky, kx, p.defect) if p.k > 1 else None
                     entries.append((offset + image + cell, weight))
                 offset += n * per_image
             band_types, inv_b = torch.unique(p.inv_y[i0:i1], return_inverse=True)
@@ -335,7 +346,7 @@ class IFAHead(nn.Module):
             coord = torch.stack([p.cy[ky, i0:i1][:, None].expand(b, p.w), p.cx[kx][None, :].expand(b, p.w)], -1)
             pe = self.pe[l](coord)
             if p.k > 1:
-                pe = pe * (p.wy[ky, i0:i1][:, None] * p.wx[kx][None, :])[..., None]
+                pe = pe * pair_weight(p.wy[:, i0:i1], p.wx, ky, kx, p.defect)[..., None]
             total = pe if total is None else total + pe
         return total
 
@@ -350,7 +361,7 @@ class IFAHead(nn.Module):
             coord = torch.stack([ty[:, ky][:, None].expand(-1, tx.shape[0]), tx[:, kx][None, :].expand(ty.shape[0], -1)], -1)
             term = F.linear(self.pe[l](coord), wpe)
             if k > 1:
-                term = term * (ty[:, k + ky][:, None] * tx[:, k + kx][None, :])[..., None]
+                term = term * pair_weight(ty[:, k:].t(), tx[:, k:].t(), ky, kx, p.defect)[..., None]
             table = term if table is None else table + term
         if bias is not None:
             table = table + bias

@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="split to check (repeatable; default: train and val, or the splits a synthetic "
                              "dataset records)")
     verify.add_argument("--jobs", type=_positive, default=None, help="reader threads (default: up to 8)")
+    verify.add_argument("--full", action="store_true",
+                        help="Cityscapes: compare labelTrainIds with labelIds on every image (default: a sample)")
     verify.add_argument("--strict-counts", action="store_true",
                         help="treat a split size different from the official release as a problem")
 
@@ -73,7 +75,7 @@ def _verify(args) -> int:
     from bench.data.verify import summarise, verify_dataset
 
     reports = verify_dataset(args.dataset, args.root, args.splits, jobs=args.jobs,
-                             strict_counts=args.strict_counts, progress=sys.stderr.isatty())
+                             strict_counts=args.strict_counts, progress=sys.stderr.isatty(), full=args.full)
     classes = dataset_classes(args.dataset, args.root)[0]
     total = 0
     for report in reports:

@@ -15,6 +15,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="checkpoint file (.pt) written by `ifa-bench train`")
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML the checkpoint was trained with")
     parser.add_argument("--split", default=None, help="dataset split (default: data.val_split)")
+    parser.add_argument("--save-preds", type=Path, default=None, metavar="DIR",
+                        help="write one prediction PNG per image into DIR (see --format)")
+    parser.add_argument("--format", dest="pred_format", choices=("cityscapes", "trainids"), default="trainids",
+                        help="--save-preds encoding: cityscapes = labelIds named as the Cityscapes submission "
+                             "expects (DIR/CITY/CITY_SEQ_FRAME_leftImg8bit.png); trainids = train ids (default)")
     parser.add_argument("--mode", choices=("whole", "slide"), default=None, help="default: eval.mode")
     parser.add_argument("--crop", default=None, metavar="HxW",
                         help="slide window (default: eval.crop_size, else data.crop_size)")
@@ -153,7 +158,9 @@ def run(args: argparse.Namespace) -> int:
     eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
-    state, meta = load_checkpoint_state(args.checkpoint)
+    from bench.commands.convert import load_converted
+
+    state, meta = load_converted(args.checkpoint, cfg.model)  # ifa-bench, or a registered foreign format
     device = resolve_device(args.device or cfg.train.device)
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -167,9 +174,15 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_dataset(cfg.data, split)
     if len(dataset) == 0:
         raise UserError(f"{args.config}: data: split {split!r} has no images")
+    save = None
+    if args.save_preds is not None:
+        from bench.commands.predict import prediction_saver
+
+        save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
-                      progress=not args.no_progress and sys.stderr.isatty(), per_image=True)
+                      progress=not args.no_progress and sys.stderr.isatty(), per_image=True,
+                      on_prediction=save)
     from bench.engine import bootstrap
 
     inter, union = result.pop("per_image_inter"), result.pop("per_image_union")

@@ -158,10 +158,11 @@ def config_rows(cfg, all_heads: bool) -> list[tuple[str, object]]:
     return rows
 
 
-def _load_checkpoint(model, path: Path, source: Path) -> None:
-    from bench.commands.eval import load_checkpoint_state, load_weights
+def _load_checkpoint(model, path: Path, model_cfg, source: Path) -> None:
+    from bench.commands.convert import load_converted
+    from bench.commands.eval import load_weights
 
-    state, _ = load_checkpoint_state(path)
+    state, _ = load_converted(path, model_cfg)  # ifa-bench, or a registered foreign format (hzhupku/IFA)
     load_weights(model, state, path, source)
 
 
@@ -177,7 +178,7 @@ def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
     model = build_segmentor(cfg)
     if args.checkpoint is not None:
         source = args.config if experiment is not None else Path("the command line (--backbone/--head/--classes)")
-        _load_checkpoint(model, args.checkpoint, source)
+        _load_checkpoint(model, args.checkpoint, cfg, source)
     model.eval().to(device)
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     macs = count_macs(model, images, by_module_depth=2)

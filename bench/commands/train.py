@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="experiment YAML (e.g. experiments/synthetic.yaml)")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<name>-<config hash>)")
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    parser.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                        help="initial weights: an ifa-bench checkpoint or a registered foreign one (hzhupku/IFA), "
+                             "loaded strictly into the whole model")
     add_set_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -31,16 +34,37 @@ def _line_printer(total: int, log_every: int):
     return on_report
 
 
+def _init_state(path: Path, cfg, config_path: Path) -> dict:
+    """--init: the checkpoint as the project's state_dict, checked key by key against the model (one-line errors)."""
+    from bench.commands.convert import load_converted
+    from bench.commands.eval import load_weights
+    from bench.models import build_segmentor
+
+    state, _ = load_converted(path, cfg.model)
+    model = build_segmentor(cfg.model)
+    load_weights(model, state, path, config_path)
+    missing = [k for k in model.state_dict() if k not in state]
+    if missing:  # load_weights tolerates a missing auxiliary head (evaluation); training needs every weight
+        raise UserError(f"{path}: key {missing[0]!r} is missing; --init needs weights for the whole model"
+                        + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+    return state
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.config, args.overrides)
     out = args.out or Path("runs") / f"{cfg.name}-{cfg.config_hash()}"
 
     from bench.engine import train_experiment
 
+    init_state = None
+    if args.init is not None:
+        init_state = _init_state(args.init, cfg, args.config)
+
     progress = not args.no_progress and sys.stderr.isatty()
     on_report = None if progress else _line_printer(cfg.train.iterations, cfg.train.log_every)
     print(f"run directory: {out}  (config hash {cfg.config_hash()})", flush=True)
-    final = train_experiment(cfg, out, resume=args.resume, on_report=on_report, progress=progress)
+    final = train_experiment(cfg, out, resume=args.resume, on_report=on_report, progress=progress,
+                             init_state=init_state)
     print(f"{cfg.name}: mIoU {format_number(final['miou'])}  mAcc {format_number(final['macc'])}  "
           f"aAcc {format_number(final['aacc'])}  "
           f"boundary IoU {format_number(final['boundary_iou'])}  ({final['iterations']} iterations, "

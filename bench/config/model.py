@@ -23,6 +23,8 @@ class BackboneConfig(_Strict):
     pretrained: Optional[Path] = None
     pretrained_strict: bool = True
     norm: Literal["bn", "syncbn", "frozen_bn"] = "bn"
+    # zero the last BatchNorm weight of every residual block at initialisation (the IFA release does)
+    zero_init_residual: bool = False
 
 
 class IFAHeadConfig(_Strict):
@@ -34,7 +36,11 @@ class IFAHeadConfig(_Strict):
     pe_learnable_freq: bool = True
     mlp: tuple[PositiveInt, ...] = (512, 256, 256)
     local_ensemble: bool = False
-    released_ensemble_defect: bool = False  # reproduce hzhupku/IFA's non-accumulating ensemble
+    # hzhupku/IFA's local ensemble as released (neighbours half a *query* cell away, eps_shift, clamp, and only the
+    # last neighbour kept since it never accumulates); needs local_ensemble and sampling "release"
+    released_ensemble_defect: bool = False
+    # nearest-cell rule: "exact" (exact arithmetic) or "release" (hzhupku/IFA's float32 coordinates + grid_sample)
+    sampling: Literal["exact", "release"] = "exact"
     formulation: Literal["reference", "fused"] = "fused"
     chunk_queries: Optional[PositiveInt] = None  # None: chosen from memory_budget_mb
     memory_budget_mb: PositiveInt = 1024
@@ -82,6 +88,8 @@ class AuxHeadConfig(_Strict):
     channels: PositiveInt = 256
     weight: float = Field(0.4, ge=0)
     dropout: float = Field(0.1, ge=0, lt=1)
+    # resize the auxiliary logits to the label with align_corners=True for the loss (the IFA release does)
+    align_corners: bool = False
 
 
 class ModelConfig(_Strict):

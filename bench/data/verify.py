@@ -67,7 +67,7 @@ def check_sample(sample: Sample) -> _SampleResult:
 
 
 def verify_split(name: str, root, split: str, jobs: int | None = None, strict_counts: bool = False,
-                 progress: bool = False) -> SplitReport:
+                 progress: bool = False, full: bool = False) -> SplitReport:
     spec = get_spec(name)
     scan = scan_split(name, root, split)
     num_classes = len(dataset_classes(name, root)[0])
@@ -87,6 +87,12 @@ def verify_split(name: str, root, split: str, jobs: int | None = None, strict_co
             if result.histogram is not None:
                 report.class_pixels += result.histogram[:num_classes]
                 report.ignore_pixels += int(result.histogram[IGNORE_INDEX])
+    if name == "cityscapes":
+        from bench.data.label_agreement import verify_agreement
+
+        problems, note = verify_agreement(scan.root, split, full)
+        report.problems.extend(problems)
+        report.notes.extend([note] if note else [])
     expected = spec.full_counts.get(split)
     if expected is not None and report.pairs and report.pairs != expected:
         text = f"{scan.root}: split '{split}' has {report.pairs} pairs; the official release has {expected}"
@@ -95,13 +101,13 @@ def verify_split(name: str, root, split: str, jobs: int | None = None, strict_co
 
 
 def verify_dataset(name: str, root, splits=None, jobs: int | None = None, strict_counts: bool = False,
-                   progress: bool = False) -> list[SplitReport]:
+                   progress: bool = False, full: bool = False) -> list[SplitReport]:
     """One report per split (default: the dataset's standard splits). UserError for an unknown dataset or a
     missing root (bad arguments), never for problems inside the dataset."""
     get_spec(name)
     if not Path(root).expanduser().is_dir():
         raise UserError(f"{root}: dataset root does not exist or is not a directory")
-    return [verify_split(name, root, split, jobs, strict_counts, progress)
+    return [verify_split(name, root, split, jobs, strict_counts, progress, full)
             for split in (splits or default_splits(name, root))]
 
 

@@ -93,7 +93,8 @@ def describe(proto: dict) -> str:
 def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device=None, *,
              transform: Optional[Transform] = None, class_names: Optional[Sequence[str]] = None,
              ignore_index: int = 255, default_crop_size: Optional[tuple[int, int]] = None,
-             num_workers: int = 0, progress: bool = False, per_image: bool = False) -> dict:
+             num_workers: int = 0, progress: bool = False, per_image: bool = False,
+             on_prediction=None) -> dict:
     """Metrics of `model` on `dataset` under the protocol `eval_cfg` (bench.config.experiment.EvalConfig).
 
     dataset: either items are (image tensor, label tensor) pairs already normalised, or `transform` is given
@@ -105,6 +106,7 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     `protocol` description. The model's train/eval mode and query_at_output are restored afterwards.
     per_image: also return `per_image_inter` and `per_image_union`, (images, classes) int64 numpy arrays of each
     image's class intersections and unions in dataset order (bench.engine.bootstrap's input).
+    on_prediction: called as on_prediction(dataset index, train-id prediction (H, W) tensor) for every image.
     """
     net = unwrap(model)  # DDP's forward would synchronise ranks that run different numbers of windows
     device = torch.device(device) if device is not None else model_device(net)
@@ -145,6 +147,8 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
                 pred = predict_labels(net, image.unsqueeze(0), tuple(label.shape), mode=eval_cfg.mode,
                                       scales=eval_cfg.scales, flip=eval_cfg.flip, crop=crop,
                                       stride=eval_cfg.stride, window_batch=eval_cfg.batch_size)[0]
+                if on_prediction is not None:
+                    on_prediction(int(index), pred)
                 try:
                     image_conf = confusion_matrix(pred, label, num_classes, ignore_index)
                 except ValueError as exc:

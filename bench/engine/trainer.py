@@ -75,8 +75,8 @@ def _build_model(cfg):
 def _output_align_corners(segmentor) -> dict:
     """How each training output is resized to the label: the head's own convention (IFA's release upsamples with
     align_corners=True), bilinear with align_corners=False otherwise."""
-    head = getattr(segmentor, "head", None)
-    return {"main": bool(getattr(head, "align_corners", False))}
+    head, aux = getattr(segmentor, "head", None), getattr(segmentor, "aux_head", None)
+    return {"main": bool(getattr(head, "align_corners", False)), "aux": bool(getattr(aux, "align_corners", False))}
 
 
 def _gather_rng() -> list:
@@ -127,7 +127,10 @@ class _Trainer:
         self.train_transform, self.eval_transform = TrainTransform(cfg.data), EvalTransform(cfg.data)
 
         seed_everything(cfg.seed)  # the initial weights are a function of the seed
-        self.segmentor = _build_model(cfg).to(self.device)
+        self.segmentor = _build_model(cfg)
+        if getattr(self, "init_state", None) is not None:
+            self.segmentor.load_state_dict(self.init_state, strict=True)
+        self.segmentor = self.segmentor.to(self.device)
         self.loss_weights = dict(self.segmentor.loss_weights)
         self.align = _output_align_corners(self.segmentor)
         self.loss_fn = build_loss(cfg.train)
@@ -312,7 +315,7 @@ class _Trainer:
 
 
 def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Report = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, init_state: Optional[dict] = None) -> dict:
     """Train `cfg` (an ExperimentConfig) into `out_dir`, evaluate on the validation split, return the final metrics
     (miou, macc, aacc, boundary_iou in percent, per_class_iou, iterations, train_time_s, ...; the same as final.json).
 
@@ -320,6 +323,8 @@ def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Rep
     without a checkpoint it starts from scratch. on_report(record) gets every train/eval record and a
     {"kind": "checkpoint", "iter", "path"} record after each checkpoint write (rank 0 only).
     Under torch.distributed (world size > 1): DDP + SyncBatchNorm, the global batch split over ranks, rank 0 writes.
+    init_state: initial weights (a project state_dict, e.g. a converted hzhupku/IFA checkpoint) loaded strictly
+    after the model is built; a resumed run's checkpoint replaces them.
     """
     out_dir = Path(out_dir)
     device_type = resolve_device_type(cfg.train)
@@ -327,6 +332,7 @@ def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Rep
     try:
         with _runtime(cfg.train, device_type):
             trainer = _Trainer(cfg, out_dir, resume, on_report, progress, device_type)
+            trainer.init_state = init_state
             done = trainer.setup()
             if done is not None:
                 return done

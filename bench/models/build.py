@@ -42,7 +42,8 @@ def _user_error(key: str, exc: ValueError) -> UserError:
 def build_backbone(cfg: BackboneConfig) -> ResNet:
     depth = int(cfg.name.removeprefix("resnet"))
     try:
-        backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm)
+        backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm,
+                          zero_init_residual=cfg.zero_init_residual)
     except ValueError as exc:
         raise _user_error("backbone", exc) from None
     if cfg.pretrained is not None:
@@ -66,7 +67,7 @@ def build_aux_head(cfg: AuxHeadConfig, input_shape, num_classes: int):
     from baselines import FCNHead
 
     try:
-        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout)
+        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout, cfg.align_corners)
     except ValueError as exc:
         raise _user_error("aux_head", exc) from None
 

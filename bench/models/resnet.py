@@ -76,7 +76,8 @@ def stage_dilations(output_stride: int) -> tuple[tuple[int, int], ...]:
 
 class ResNet(nn.Module):
     def __init__(self, depth: int = 50, stem: str = "standard", output_stride: int = 32,
-                 multi_grid: Optional[Sequence[int]] = None, width: float = 1.0, norm: str = "bn"):
+                 multi_grid: Optional[Sequence[int]] = None, width: float = 1.0, norm: str = "bn",
+                 zero_init_residual: bool = False):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"unsupported ResNet depth {depth}; expected one of {sorted(DEPTHS)}")
@@ -119,14 +120,17 @@ class ResNet(nn.Module):
             total *= stride
             out_ch = scale(64 * 2 ** i) * block.expansion
             self._shapes[f"c{i + 2}"] = ShapeSpec(out_ch, total)
-        self._init_weights()
+        self._init_weights(zero_init_residual)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, zero_init_residual: bool = False) -> None:
         """torchvision's initialisation (Kaiming-normal fan_out convs, unit BN): what a from-scratch run starts
-        from; pretrained weights overwrite it."""
+        from; pretrained weights overwrite it. zero_init_residual: each residual branch's last BN starts at 0,
+        so every block starts as the identity (Goyal et al. 2017; the IFA release sets it)."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if zero_init_residual and isinstance(m, (Bottleneck, BasicBlock)):
+                nn.init.zeros_((m.bn3 if isinstance(m, Bottleneck) else m.bn2).weight)
 
     @staticmethod
     def _make_layer(block, cin, planes, n, stride, dilation, prev_dilation, grid, norm):

@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from ifa import IFAHead, ShapeSpec
 from ifa.coords import cell_centers
 
+
+def _make_coord(n):
+    """The release's make_coord for one axis, float32: -1 + r + 2r * i with r = 1 / n."""
+    r = 2 / (2 * n)
+    return (-1 + r) + (2 * r) * torch.arange(n).float()
+
 SHAPES = {"c2": ShapeSpec(16, 4), "c3": ShapeSpec(24, 8), "c4": ShapeSpec(32, 16), "c5": ShapeSpec(40, 32)}
 IMAGE = (64, 96)  # c2 16x24, c3 8x12, c4 4x6, c5 2x3
 # the stride-4 grid, 3.3x and 1.7x of the c3 grid (non-integer for every level), and smaller than c2
@@ -39,19 +45,32 @@ def _head(**kw):
 def _release_style(head: IFAHead, feats: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
     """The released computation written with grid_sample (nearest) and make_coord-style centres.
 
+    sampling="release": float32 make_coord centres (queries through the release's (c + 1) / 2 * 2 - 1 round
+    trip). released_ensemble_defect: the release's ensemble, written from its ifa_feat / ifa_simfpn formulas:
+    the four neighbour queries are shifted by -/+ 1/h and -/+ 1/w (h, w: the *query* grid) plus 1e-6, clamped
+    to +-(1 - 1e-6); rel is taken from the unshifted query; areas |rel_y rel_x| + 1e-9; only the last
+    neighbour (+, +) survives, weighted by the area of (-, -) over the total. Otherwise (LIIF's ensemble, the
+    correct one) the shifts are half a *level* cell.
+
     Also returns a (h, w) mask of the queries where LIIF's area weights are degenerate: a query exactly on
     the centre of a last row/column cell has all four areas ~0, so the 1e-9 terms make the weights equal
     (the head uses the per-axis limit there, i.e. bilinear interpolation)."""
     h, w = size
     n = next(iter(feats.values())).shape[0]
-    qy, qx = cell_centers(h), cell_centers(w)
+    release = head.sampling == "release"
+    qy, qx = (_make_coord(h), _make_coord(w)) if release else (cell_centers(h), cell_centers(w))
+    if release:
+        qy, qx = ((qy + 1) / 2) * 2 - 1, ((qx + 1) / 2) * 2 - 1
     coords = torch.stack(torch.meshgrid(qy, qx, indexing="ij"), -1).view(-1, 2)  # (Q, 2), (y, x)
     contexts = []
     degenerate = torch.zeros(h * w, dtype=torch.bool)
     for level, name in enumerate(head.in_features):
         r = head.reduce[level](feats[name])
         hl, wl = r.shape[-2:]
-        centres = torch.stack(torch.meshgrid(cell_centers(hl), cell_centers(wl), indexing="ij"), 0).expand(n, 2, hl, wl)
+        cy, cx = (_make_coord(hl), _make_coord(wl)) if release else (cell_centers(hl), cell_centers(wl))
+        centres = torch.stack(torch.meshgrid(cy, cx, indexing="ij"), 0).expand(n, 2, hl, wl)
+        # neighbour shift: half a query cell in the release's ensemble, half a level cell in LIIF's
+        step_y, step_x = (1 / h, 1 / w) if head.released_ensemble_defect else (1 / hl, 1 / wl)
         if head.local_ensemble:
             shifts, eps = [(-1, -1), (-1, 1), (1, -1), (1, 1)], 1e-6
         else:
@@ -59,8 +78,8 @@ def _release_style(head: IFAHead, feats: dict, size) -> tuple[torch.Tensor, torc
         ctx, areas = [], []
         for vy, vx in shifts:
             c = coords.clone()
-            c[:, 0] += vy / hl + eps
-            c[:, 1] += vx / wl + eps
+            c[:, 0] += vy * step_y + eps
+            c[:, 1] += vx * step_x + eps
             c.clamp_(-1 + 1e-6, 1 - 1e-6)
             grid = c.flip(-1).view(1, 1, -1, 2).expand(n, 1, -1, 2)
             q_feat = F.grid_sample(r, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
@@ -70,12 +89,14 @@ def _release_style(head: IFAHead, feats: dict, size) -> tuple[torch.Tensor, torc
             ctx.append(torch.cat([head.pe[level](coord_in), q_feat], -1))
             areas.append((rel[..., 0] * rel[..., 1]).abs() + 1e-9)
         if head.local_ensemble:
+            if head.released_ensemble_defect:
+                total = torch.stack(areas).sum(0)
+                contexts.append(ctx[-1] * (areas[0] / total)[..., None])
+                continue
             total = sum(areas)
             degenerate |= (total[0] < 1e-6)
             opposite = areas[::-1]
             pairs = list(zip(ctx, opposite))
-            if head.released_ensemble_defect:
-                pairs = pairs[-1:]
             contexts.append(sum(c * (a / total)[..., None] for c, a in pairs))
         else:
             contexts.append(ctx[0])
@@ -83,18 +104,33 @@ def _release_style(head: IFAHead, feats: dict, size) -> tuple[torch.Tensor, torc
     return head.mlp(x.reshape(-1, head.in_dim)).view(n, h, w, -1).permute(0, 3, 1, 2), degenerate.view(h, w)
 
 
-@pytest.mark.parametrize("ensemble,defect", [(False, False), (True, False), (True, True)])
+ENSEMBLES = [(False, False, "exact"), (False, False, "release"), (True, False, "exact"), (True, True, "release")]
+
+
+@pytest.mark.parametrize("ensemble,defect,sampling", ENSEMBLES)
+@pytest.mark.parametrize("formulation", ["reference", "fused"])
 @pytest.mark.parametrize("pe", ["sinusoidal", "learned"])
-def test_reference_matches_release_style_grid_sample(ensemble, defect, pe):
-    head = _head(local_ensemble=ensemble, released_ensemble_defect=defect, pe=pe, formulation="reference").eval()
+def test_matches_release_style_grid_sample(ensemble, defect, sampling, formulation, pe):
+    head = _head(local_ensemble=ensemble, released_ensemble_defect=defect, sampling=sampling, pe=pe,
+                 formulation=formulation).eval()
     feats = _features()
     with torch.no_grad():
-        for size in [None, (26, 40), (14, 20)]:
+        for size in [None, (26, 40), (14, 20), (15, 23)]:
             out = head(feats, size)
             ref, degenerate = _release_style(head, feats, size or (16, 24))
             assert out.shape == ref.shape
             assert degenerate.float().mean() < 0.15  # last row + column at most
-            assert (out - ref).abs()[..., ~degenerate].max() < 1e-4, size
+            scale = ref.abs().max()
+            assert (out - ref).abs()[..., ~degenerate].max() < 1e-5 * scale, size
+
+
+def test_released_ensemble_is_not_the_correct_one():
+    """The release's ensemble (half-query-cell shifts, last neighbour only) gives other logits than LIIF's."""
+    feats = _features()
+    with torch.no_grad():
+        correct = _head(local_ensemble=True).eval()(feats, (26, 40))
+        released = _head(local_ensemble=True, released_ensemble_defect=True, sampling="release").eval()(feats, (26, 40))
+    assert (correct - released).abs().max() > 0.03 * correct.abs().max()
 
 
 @pytest.mark.parametrize("ensemble", [False, True])
@@ -132,7 +168,7 @@ def test_fused_equals_reference_train_with_gradients(ensemble, defect, size):
     Gradients are compared in float64: in float32 a pre-activation within ~1e-6 of 0 can land on
     different sides of a ReLU in the two summation orders, which changes that element's gradient
     entirely (seen in practice on this tiny model); that is rounding, not a formulation difference."""
-    kw = dict(local_ensemble=ensemble, released_ensemble_defect=defect)
+    kw = dict(local_ensemble=ensemble, released_ensemble_defect=defect, sampling="release" if defect else "exact")
     ref32, _, _ = _train_step("reference", torch.float32, size, **kw)
     fused32, _, _ = _train_step("fused", torch.float32, size, **kw)
     assert (fused32 - ref32).abs().max() < 1e-4
@@ -180,7 +216,13 @@ def test_bad_options():
     with pytest.raises(ValueError, match="in_features"):
         IFAHead(SHAPES, 5, in_features=("c2", "p6"))
     with pytest.raises(ValueError, match="local_ensemble"):
-        IFAHead(SHAPES, 5, released_ensemble_defect=True)
+        IFAHead(SHAPES, 5, released_ensemble_defect=True, sampling="release")
+    with pytest.raises(ValueError, match="needs sampling='release'"):
+        IFAHead(SHAPES, 5, local_ensemble=True, released_ensemble_defect=True)
+    with pytest.raises(ValueError, match="no release counterpart"):
+        IFAHead(SHAPES, 5, local_ensemble=True, sampling="release")
+    with pytest.raises(ValueError, match="sampling must be"):
+        IFAHead(SHAPES, 5, sampling="float")
 
 
 def test_chunking_is_invisible_and_bounded():

@@ -1,0 +1,110 @@
+"""`ifa-bench predict --config EXP.yaml CKPT IMAGE_OR_DIR... --out DIR`: per image, the train-id PNG
+(`STEM_trainIds.png`), the dataset's own label encoding (`STEM_labelIds.png` for Cityscapes), and a colourised
+overlay (`STEM_overlay.png`), with the experiment's evaluation protocol (eval.mode, scales, flip, window)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import UserError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="ifa-bench checkpoint, or a registered foreign one (hzhupku/IFA)")
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="IMAGE_OR_DIR",
+                        help="images, or directories searched recursively for .png/.jpg")
+    parser.add_argument("--config", type=Path, required=True, help="experiment YAML of the checkpoint")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the prediction files")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def find_images(inputs: list[Path]) -> list[Path]:
+    found = []
+    for path in inputs:
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UserError(f"{path}: no such image or directory")
+    if not found:
+        raise UserError(f"{', '.join(map(str, inputs))}: no .png/.jpg images found")
+    return found
+
+
+def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config: Path):
+    """on_prediction callback for evaluate(): writes each prediction as `fmt` ('cityscapes' or 'trainids')."""
+    from bench.data.prediction_files import cityscapes_result_path, dataset_encoding, image_stem, write_png
+
+    if fmt == "cityscapes" and dataset_name != "cityscapes":
+        raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a directory")
+
+    def save(index: int, pred) -> None:
+        train_ids = pred.to("cpu").numpy().astype("uint8")
+        image = dataset.image_path(index)
+        if fmt == "cityscapes":
+            write_png(dataset_encoding("cityscapes", train_ids)[1], cityscapes_result_path(out_dir, image))
+        else:
+            write_png(train_ids, out_dir / f"{image_stem(image)}_trainIds.png")
+
+    return save
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.commands.convert import load_converted
+    from bench.commands.eval import load_weights
+    from bench.config import ExperimentConfig, load_config
+    from bench.data.image_io import read_image
+    from bench.data.prediction_files import colourise, dataset_encoding, image_stem, overlay, write_png
+    from bench.data.registry import dataset_classes
+    from bench.data.transforms import to_tensors
+    from bench.device import resolve_device
+    from bench.engine.inference import ifa_query_mode, predict_labels
+    from bench.models import build_segmentor
+
+    cfg = load_config(ExperimentConfig, args.config)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"{args.out}: exists and is not a directory")
+    images = find_images(args.inputs)
+    state, _ = load_converted(args.checkpoint, cfg.model)
+    device = resolve_device(args.device or cfg.train.device)
+    torch.manual_seed(cfg.seed)
+    model = build_segmentor(cfg.model)
+    load_weights(model, state, args.checkpoint, args.config)
+    model.to(device).eval()
+    _, palette = dataset_classes(cfg.data.dataset, cfg.data.root)
+    ev = cfg.eval
+    crop = tuple(ev.crop_size or cfg.data.crop_size)
+    iterator = images
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(images, desc="predict", unit="image", dynamic_ncols=True, disable=not sys.stderr.isatty())
+    stems = {}
+    with ifa_query_mode(model, ev.ifa_query), torch.inference_mode():
+        for path in iterator:
+            image = read_image(path)
+            tensor, _ = to_tensors(image, image[..., 0], tuple(cfg.data.mean), tuple(cfg.data.std))
+            pred = predict_labels(model, tensor.unsqueeze(0).to(device), image.shape[:2], mode=ev.mode,
+                                  scales=ev.scales, flip=ev.flip, crop=crop, stride=ev.stride,
+                                  window_batch=ev.batch_size)[0]
+            train_ids = pred.cpu().numpy().astype("uint8")
+            stem = image_stem(path)
+            if stem in stems:
+                raise UserError(f"{path}: same name as {stems[stem]}; predictions would overwrite each other")
+            stems[stem] = path
+            name, encoded = dataset_encoding(cfg.data.dataset, train_ids)
+            write_png(train_ids, args.out / f"{stem}_trainIds.png")
+            if name != "trainIds":
+                write_png(encoded, args.out / f"{stem}_{name}.png")
+            write_png(overlay(image, colourise(train_ids, palette)), args.out / f"{stem}_overlay.png")
+    print(f"{args.out}: predictions for {len(images)} images")
+    return 0
