@@ -106,7 +106,7 @@ def test_bash_syntax_check_catches_an_error(tmp_path):
     [
         ("deploy/kuberay-rayjob.yaml", lambda: read_yaml(RAYJOB)["spec"]["entrypoint"], 1),
         ("deploy/slurm-sweep.sbatch", lambda: SBATCH.read_text(), 1),
-        ("docs/cluster.md", lambda: _code_blocks(CLUSTER_DOC.read_text()), 3),
+        ("docs/cluster.md", lambda: _code_blocks(CLUSTER_DOC.read_text()), 2),
     ],
 )
 def test_every_ifa_bench_command_line_parses(source, text, minimum):
