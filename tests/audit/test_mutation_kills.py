@@ -117,3 +117,63 @@ def test_build_positional_builds_each_kind_with_its_options():
     assert isinstance(build_positional("none", 6, False), RawCoordPE)
     with pytest.raises(ValueError, match="'fourier'"):
         build_positional("fourier", 8, True)
+
+
+# --- confusion matrix bounds (second mutmut run) --------------------------------------------------------------
+from bench.engine.losses import resize_to, segmentation_loss  # noqa: E402
+from bench.engine.metrics import confusion_matrix  # noqa: E402
+
+
+def test_confusion_matrix_refuses_values_at_or_past_the_class_count():
+    ok = torch.tensor([[0, 1], [2, 255]])
+    assert confusion_matrix(ok, ok, 3).dtype == torch.int64
+    with pytest.raises(ValueError, match=r"label value 3 is outside \[0, 3\)"):
+        confusion_matrix(ok, torch.tensor([[0, 1], [3, 255]]), 3)
+    with pytest.raises(ValueError, match=r"label value -1 is outside \[0, 1\)"):
+        confusion_matrix(torch.zeros(2, 2, dtype=torch.long), torch.tensor([[0, 0], [-1, 0]]), 1)
+    with pytest.raises(ValueError, match=r"prediction outside \[0, 3\)"):
+        confusion_matrix(torch.tensor([[0, 1], [3, 0]]), ok, 3)
+    with pytest.raises(ValueError, match=r"prediction outside"):
+        confusion_matrix(torch.tensor([[0, -1], [1, 0]]), ok, 3)
+    with pytest.raises(ValueError, match=r"prediction shape \(1, 4\) != label shape \(2, 2\)"):
+        confusion_matrix(torch.zeros(1, 4, dtype=torch.long), ok, 3)
+
+
+def test_confusion_matrix_names_the_first_bad_label():
+    with pytest.raises(ValueError, match="label value 5 is outside"):
+        confusion_matrix(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[5, 0, 7]]), 3)
+
+
+# --- segmentation_loss weighting (second mutmut run) ----------------------------------------------------------
+def test_segmentation_loss_skips_zero_weights_and_weights_the_rest():
+    g = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 3, (1, 8, 8), generator=g)
+    a, b, c = (torch.randn(1, 3, 8, 8, generator=g) for _ in range(3))
+    ce = lambda logits, lab: cross_entropy(logits, lab)  # noqa: E731
+    total, parts = segmentation_loss({"aux": a, "off": b, "main": c}, label, {"aux": 0.4, "off": 0.0, "main": 2.0}, ce)
+    assert float(total) == pytest.approx(0.4 * float(ce(a, label)) + 2.0 * float(ce(c, label)))
+    assert sorted(parts) == ["loss_aux", "loss_main"]
+    total, parts = segmentation_loss(c, label, {"main": 1.0}, ce)
+    assert list(parts) == ["loss_main"] and float(total) == pytest.approx(float(ce(c, label)))
+    with pytest.raises(KeyError, match="aux"):
+        segmentation_loss({"aux": a}, label, {"main": 1.0}, ce)
+    with pytest.raises(ValueError, match="every output has loss weight 0"):
+        segmentation_loss({"main": a}, label, {"main": 0.0}, ce)
+
+
+def test_resize_to_only_resizes_the_spatial_axes():
+    x = torch.randn(2, 3, 4, 4)
+    assert resize_to(x, (4, 4)) is x
+    assert resize_to(x, (8, 8)).shape == (2, 3, 8, 8)
+    odd = torch.randn(4, 4, 4, 4)
+    assert resize_to(odd, (4, 4)) is odd
+
+
+def test_ohem_loss_uses_its_ignore_index():
+    logits = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(2))
+    label = torch.randint(0, 3, (1, 4, 4), generator=torch.Generator().manual_seed(3))
+    label[0, 0] = 255
+    default = ohem_cross_entropy(logits, label, 0.99, 1)
+    assert float(default) == pytest.approx(float(ohem_cross_entropy(logits, label, 0.99, 1, 255)))
+    relabelled = label.masked_fill(label == 255, 9)
+    assert float(ohem_cross_entropy(logits, relabelled, 0.99, 1, ignore_index=9)) == pytest.approx(float(default))
