@@ -1,7 +1,7 @@
 """Kill rate per module of the last `mutmut run` (its mutants/**/*.meta files), and the surviving mutants.
 
 Detected = killed, timeout, segfault or caught by type check. The rate is detected / all mutants: a mutant that no
-selected test reaches ("no tests") counts as surviving. `--min P` exits 1 when the overall rate is below P percent.
+selected test reaches ("no tests") counts as surviving; "of run" leaves out mutants not checked yet (a partial run). `--min P` exits 1 when the overall rate is below P percent.
 Usage: .venv/bin/python tools/mutation_summary.py [--min 90] [--mutants mutants]
 """
 from __future__ import annotations
@@ -35,18 +35,22 @@ def main(argv=None) -> int:
     if not by_module:
         print(f"no mutmut results under {args.mutants}/ (run `make mutation`)", file=sys.stderr)
         return 2
-    total, detected, survivors = 0, 0, []
-    print(f"{'module':32} {'mutants':>7} {'detected':>8} {'survived':>8} {'no tests':>8} {'not run':>7} {'rate':>7}")
+    total, detected, checked, survivors = 0, 0, 0, []
+    print(f"{'module':32} {'mutants':>7} {'detected':>8} {'survived':>8} {'no tests':>8} {'not run':>7} {'rate':>7} {'of run':>7}")
     for module, statuses in by_module.items():
         counts = Counter(statuses.values())
         n, d = len(statuses), sum(counts[s] for s in DETECTED)
         total, detected = total + n, detected + d
         survivors += [(name, s) for name, s in statuses.items() if s not in DETECTED]
+        run = n - counts["not checked"]
         rate = f"{100 * d / n:.1f}%" if n else "-"
+        of_run = f"{100 * d / run:.1f}%" if run else "-"
         print(f"{module:32} {n:7d} {d:8d} {counts['survived']:8d} {counts['no tests']:8d} "
-              f"{counts['not checked']:7d} {rate:>7}")
+              f"{counts['not checked']:7d} {rate:>7} {of_run:>7}")
+        checked += run
     overall = 100 * detected / total if total else 0.0
-    print(f"{'all':32} {total:7d} {detected:8d} {'':8} {'':8} {'':7} {overall:6.1f}%")
+    of_run = f"{100 * detected / checked:.1f}%" if checked else "-"
+    print(f"{'all':32} {total:7d} {detected:8d} {'':8} {'':8} {total - checked:7d} {overall:6.1f}% {of_run:>7}")
     if survivors:
         print("\nnot detected (`.venv/bin/mutmut show NAME` prints the change):")
         for name, status in survivors:
