@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official
+.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official mutation
 
 setup: $(STAMP)
 
@@ -29,8 +29,18 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks.run --smoke --out runs/bench-smoke
 
+# Mutation check of the critical modules ([tool.mutmut] in pyproject.toml; docs/testing.md). Not in CI: ~1 h on
+# 2 busy cores. MUTATION_JOBS sets the parallel workers; the summary fails below MUTATION_MIN percent.
+MUTATION_JOBS ?= 2
+MUTATION_MIN  ?= 90
+mutation: $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[dev,mutation]'
+	rm -rf mutants
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAY_USAGE_STATS_ENABLED=0 $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS)
+	$(PY) tools/mutation_summary.py --min $(MUTATION_MIN)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache mutants
 
 # One GPU, at most ~5 minutes: every CUDA path (docs/performance.md). Skips with a message where there is no GPU.
 # GPU_PYTHON: a python whose torch has CUDA (the venv's torch is the CPU build pinned by constraints.txt).
