@@ -46,8 +46,11 @@ def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
+    # Through our own file object: torch.save to a path turns a full disk into "unexpected pos"; a file object
+    # passes the OSError (ENOSPC, ...) through, and `replacing` names the checkpoint's path in it.
     with replacing(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
 
 
 def _link_last(path: Path) -> None:
@@ -73,6 +76,17 @@ def save_checkpoint(ckpt_dir: Path, iteration: int, state: dict, keep: int) -> P
         if stale.stat().st_mtime < path.stat().st_mtime - 60:
             stale.unlink(missing_ok=True)
     return path
+
+
+def remove_partial_writes(ckpt_dir: Path) -> list[Path]:
+    """Delete the temp files of writes that never finished (.iter_NNNNNNN.pt.XXXX.tmp, .last.pt.PID.tmp): left by a
+    process killed mid-write. Only call it while holding the run's lock, when no other writer can be mid-write."""
+    removed = []
+    if ckpt_dir.is_dir():
+        for stale in ckpt_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def load_checkpoint(path: Path) -> dict:
