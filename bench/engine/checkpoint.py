@@ -50,7 +50,23 @@ def _atomic_torch_save(obj, path: Path) -> None:
     # passes the OSError (ENOSPC, ...) through, and `replacing` names the checkpoint's path in it.
     with replacing(path) as tmp:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as exc:  # the zip writer's complaint may hide the OSError it was raised over
+                cause = _os_error_in(exc)
+                if cause is None:
+                    raise
+                raise cause from None
+
+
+def _os_error_in(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _link_last(path: Path) -> None:
