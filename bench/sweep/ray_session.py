@@ -31,6 +31,17 @@ def temp_dir_for(out: Path) -> Path:
     return base / f"ifa-ray-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]}"
 
 
+def loopback_env() -> None:
+    """Make the embedded Ray's node address 127.0.0.1. ray.init(_node_ip_address="127.0.0.1") alone is turned into
+    the host's external address (services.resolve_ip_for_localhost); with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray
+    takes the loopback address as the node's, as it does on macOS/Windows. Ray reads the variable when imported, so
+    this runs before `import ray`; where Ray was imported already (in-process callers), its constant is set too."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+
+
 def end_leftovers(out: Path) -> list[int]:
     """End the processes and remove the temp folder that an earlier embedded Ray of this sweep left (its driver and
     watchdog were killed). Call it only while holding the sweep folder's lock. Returns the PIDs it ended."""
@@ -56,6 +67,7 @@ class EmbeddedRay:
         self._reaper: Optional[subprocess.Popen] = None
 
     def start(self) -> None:
+        loopback_env()
         import ray
 
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -156,6 +156,8 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         return _summary(out, sweep, payloads, {}, stream, 0.0)
 
     _quiet_ray_env()
+    if address is None:
+        ray_session.loopback_env()
     import ray
     from ray import tune
 
