@@ -66,7 +66,7 @@ def _unwritable(kind: str, tmp_path: Path, tmpfs) -> tuple[Path, str]:
         (tmp_path / "file.txt").write_text("x")
         return tmp_path / "file.txt" / "out", "Not a directory"
     if kind == "proc":
-        return Path("/proc/ifa-bench-no-such/out"), "No such file or directory"
+        return Path("/proc/ifa-bench-no-such"), "No such file or directory"
     ro = tmpfs("ro", "ro,size=1m")
     return ro / "out", "Read-only file system"
 
@@ -229,8 +229,9 @@ def test_kill_during_checkpoint_writing_then_resume_removes_temp_files(experimen
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     proc = _start_train(path, run)
     ck = run / "checkpoints"
-    # Kill as soon as a checkpoint's temp file is seen (a write in progress).
-    _kill_when(proc, lambda: ck.is_dir() and any(p.name.startswith(".iter_") for p in ck.iterdir()), poll_s=0.002)
+    # Kill as soon as a checkpoint's temp file is seen (a write in progress) after a first complete checkpoint.
+    _kill_when(proc, lambda: (ck / "iter_0000001.pt").exists() and any(p.name.startswith(".iter_")
+                                                                       for p in ck.iterdir()), poll_s=0.002)
     assert proc.returncode == -signal.SIGKILL, "the run finished before a checkpoint write was caught"
     # Whether or not the kill landed inside the write, plant the half-written file such a kill leaves.
     newest = sorted(p for p in ck.iterdir() if p.name.startswith("iter_"))[-1]
@@ -240,6 +241,24 @@ def test_kill_during_checkpoint_writing_then_resume_removes_temp_files(experimen
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(p.name for p in ck.iterdir() if p.name.startswith(".")) == []
     assert (run / "final.json").is_file() and not (run / ".ifa-bench.lock").exists()
+    # eval --out to an unwritable place: one line naming it, after the evaluation ran.
+    bad = tmp_path / "final.json" / "metrics.json"
+    (tmp_path / "final.json").write_text("{}")
+    proc = cli("eval", ck / "last.pt", "--config", path, "--out", bad, "--no-progress")
+    assert_one_line_error(proc, str(bad), "Not a directory")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("kind", ["under_file", "proc"])
+def test_sweep_to_unwritable_out(experiment, tmp_path, tmpfs, kind):
+    spec = tmp_path / "spec.yaml"
+    doc = yaml.safe_load(experiment.read_text())
+    doc["sweep"] = {"name": "s", "axes": {"seed": [0]}}
+    spec.write_text(yaml.safe_dump(doc))
+    out, reason = _unwritable(kind, tmp_path, tmpfs)
+    assert_one_line_error(cli("sweep", spec, "--out", out / "sweep"), str(out), reason)
+    assert not out.exists()
 
 
 @pytest.mark.slow
