@@ -79,11 +79,15 @@ class EmbeddedRay:
             [sys.executable, "-m", "bench.sweep.ray_reaper", str(os.getpid()), str(record)],
             stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
         )
-        ray.init(
-            num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-            logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir),
-            object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
-        )
+        try:
+            ray.init(
+                num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir),
+                object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         import ray
@@ -109,4 +113,10 @@ class EmbeddedRay:
 def join_cluster(address: str) -> None:
     import ray
 
-    ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    from bench.errors import UserError
+
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    except ConnectionError as exc:  # `auto` without a cluster on this machine, or no Ray behind HOST:PORT
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise UserError(f"--address {address}: cannot join a Ray cluster ({line})") from None
