@@ -4,6 +4,7 @@ mkstemp/mkdtemp create private files (0600) and folders (0700); what they become
 open()/mkdir() would give (0666 / 0777 less the umask), so a team can read each other's results."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -45,6 +46,8 @@ def make_temp_dir(prefix: str, parent: str | Path) -> Path:
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; when the block succeeds it replaces `path`, otherwise it is removed."""
     path = Path(path)
+    if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory (a file is in the way)", str(path.parent))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

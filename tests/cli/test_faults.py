@@ -245,7 +245,7 @@ def test_kill_during_checkpoint_writing_then_resume_removes_temp_files(experimen
     bad = tmp_path / "final.json" / "metrics.json"
     (tmp_path / "final.json").write_text("{}")
     proc = cli("eval", ck / "last.pt", "--config", path, "--out", bad, "--no-progress")
-    assert_one_line_error(proc, str(bad), "Not a directory")
+    assert_one_line_error(proc, str(tmp_path / "final.json"), "Not a directory")
 
 
 @pytest.mark.slow
