@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from bench.errors import EXIT_USER_ERROR, UserError
+from bench.errors import EXIT_USER_ERROR, UserError, os_error_line
 
 COMMANDS = {
     "measure": "FLOPs (GMACs), parameters, latency and peak memory of a model",
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(module.run(args) or 0)
     except UserError as exc:
         sys.stderr.write(f"ifa-bench {args.command}: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        sys.stderr.write(f"ifa-bench {args.command}: error: {os_error_line(exc)}\n")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

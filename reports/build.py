@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ import pandas as pd
 
 from reports import plots
 from reports.aggregate import common_settings, model_table
-from bench.atomic import write_text
+from bench.atomic import make_temp_dir, write_text
 from reports.check import CheckResult, run_check
 from reports.document import Document
 from reports.load import STATUSES, Results, read_results
@@ -52,7 +51,7 @@ def build_report(source: Path, out_dir: Optional[Path] = None, published: Option
     out_dir = Path(out_dir) if out_dir else results.sweep_dir / "report"
     pub_rows = load_published(published) if published else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
         report = _build(results, tmp, pub_rows)
         _swap_into_place(tmp, out_dir)

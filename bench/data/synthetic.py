@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.atomic import dir_mode
 from bench.data.classes import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE
 from bench.data.synthetic_scene import render_scene
 from bench.errors import UserError
@@ -147,7 +148,7 @@ def _generate_locked(root: Path, seed: int, size, counts: dict, wanted: dict) ->
                     "classes": list(SYNTHETIC_CLASSES), "palette": [list(c) for c in SYNTHETIC_PALETTE],
                     "thin_classes": ["pole", "wire"]}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private
+            os.chmod(tmp, dir_mode())  # mkdtemp makes it private
             if root.is_dir():
                 root.rmdir()  # empty (checked above); rename cannot replace a directory on every OS
             os.replace(tmp, root)

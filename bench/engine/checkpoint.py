@@ -46,8 +46,27 @@ def latest_checkpoint(ckpt_dir: Path) -> Optional[Path]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
+    # Through our own file object: torch.save to a path turns a full disk into "unexpected pos"; a file object
+    # passes the OSError (ENOSPC, ...) through, and `replacing` names the checkpoint's path in it.
     with replacing(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            try:
+                torch.save(obj, f)
+            except RuntimeError as exc:  # the zip writer's complaint may hide the OSError it was raised over
+                cause = _os_error_in(exc)
+                if cause is None:
+                    raise
+                raise cause from None
+
+
+def _os_error_in(exc: BaseException):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _link_last(path: Path) -> None:
@@ -73,6 +92,17 @@ def save_checkpoint(ckpt_dir: Path, iteration: int, state: dict, keep: int) -> P
         if stale.stat().st_mtime < path.stat().st_mtime - 60:
             stale.unlink(missing_ok=True)
     return path
+
+
+def remove_partial_writes(ckpt_dir: Path) -> list[Path]:
+    """Delete the temp files of writes that never finished (.iter_NNNNNNN.pt.XXXX.tmp, .last.pt.PID.tmp): left by a
+    process killed mid-write. Only call it while holding the run's lock, when no other writer can be mid-write."""
+    removed = []
+    if ckpt_dir.is_dir():
+        for stale in ckpt_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import yaml
 
-from bench.atomic import json_safe, write_json, write_text
+from bench.atomic import json_safe, named, write_json, write_text
 from bench.errors import UserError
 
 __all__ = ["write_json"]  # re-exported for the trainer
@@ -73,8 +73,11 @@ class MetricsLog:
         self._f = path.open("a")
 
     def write(self, record: dict) -> None:
-        self._f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
-        self._f.flush()
+        try:
+            self._f.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+            self._f.flush()
+        except OSError as exc:  # a full disk: name the file
+            raise named(exc, self.path) from None
 
     def close(self) -> None:
         self._f.close()

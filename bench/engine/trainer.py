@@ -5,6 +5,7 @@ import contextlib
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -22,6 +23,7 @@ from bench.engine.run_dir import (CHECKPOINTS, FINAL, METRICS, MetricsLog, check
                                   write_json)
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
+from bench.locking import DirLock
 
 Report = Optional[Callable[[dict], None]]
 
@@ -97,6 +99,8 @@ class _Trainer:
         self.device = ddp.rank_device(device_type)
         self.config_hash = cfg.config_hash()
         self.log: Optional[MetricsLog] = None
+        self.lock = DirLock(out_dir, "run directory")
+        self.created = False  # this process made out_dir: a run that fails writing removes it again
 
     # -- records -----------------------------------------------------------------------------------------------
     def report(self, record: dict, to_log: bool = True) -> None:
@@ -116,6 +120,8 @@ class _Trainer:
 
         cfg = self.cfg
         check_static(cfg, self.world)
+        if self.main and self.out_dir.is_dir():
+            self.lock.acquire()  # before reading its state: another process may be writing it
         check_run_dir(self.out_dir, self.config_hash, self.resume)
         final = read_json(self.out_dir / FINAL)
         if self.resume and final is not None and final.get("config_hash") == self.config_hash:
@@ -228,6 +234,11 @@ class _Trainer:
     def train(self) -> dict:
         cfg, t = self.cfg, self.cfg.train
         if self.main:
+            if not self.lock.held:  # a new directory: made and locked only now that the input has been checked
+                self.created = not self.out_dir.exists()
+                self.lock.acquire()
+                check_run_dir(self.out_dir, self.config_hash, self.resume)
+            ckpt.remove_partial_writes(self.out_dir / CHECKPOINTS)
             write_config(self.out_dir, cfg)
             resumed = self.start_iter > 0
             self.log = MetricsLog(self.out_dir / METRICS, upto_iter=self.start_iter if resumed else None,
@@ -309,9 +320,15 @@ class _Trainer:
             write_json(self.out_dir / FINAL, final)
         return final
 
-    def close(self) -> None:
+    def close(self, failed: Optional[BaseException] = None) -> None:
         if self.log is not None:
             self.log.close()
+            self.log = None
+        if isinstance(failed, OSError) and self.created and self.main:
+            # A write failed (full disk, permissions): a run directory this process made holds nothing resumable
+            # worth the space. An existing one keeps its last good state (every write is atomic).
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+        self.lock.release()
 
 
 def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Report = None,
@@ -333,13 +350,17 @@ def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Rep
         with _runtime(cfg.train, device_type):
             trainer = _Trainer(cfg, out_dir, resume, on_report, progress, device_type)
             trainer.init_state = init_state
-            done = trainer.setup()
-            if done is not None:
-                return done
+            failed = None
             try:
+                done = trainer.setup()
+                if done is not None:
+                    return done
                 return trainer.train()
+            except BaseException as exc:
+                failed = exc
+                raise
             finally:
-                trainer.close()
+                trainer.close(failed)
     finally:
         if created_group:
             torch.distributed.destroy_process_group()

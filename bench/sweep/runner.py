@@ -15,7 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.sweep import records
+from bench.locking import DirLock
+from bench.sweep import ray_session, records
+from bench.sweep.ray_address import probe
 from bench.sweep.spec import Resources, Sweep, check_resources
 from bench.sweep.table import build_rows, trial_payload, write_table
 
@@ -87,17 +89,14 @@ def prepare_data(trials, local: bool) -> None:
                 build_dataset(data, split)
 
 
-def _start_ray(address: str | None) -> None:
-    import ray
-
+def _start_ray(address: str | None, out: Path):
+    """Join the cluster at `address`, or start the embedded Ray (returned, to be stopped)."""
     if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
-    else:
-        ray.init(
-            num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-            logging_level="WARNING", _node_ip_address="127.0.0.1",
-            object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
-        )
+        ray_session.join_cluster(address)
+        return None
+    session = ray_session.EmbeddedRay(out)
+    session.start()
+    return session
 
 
 def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool):
@@ -119,9 +118,21 @@ def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool)
 
 def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, stream=None) -> "object":
-    """Run every trial without a done record; returns the final results DataFrame."""
-    stream = stream or sys.stdout
+    """Run every trial without a done record; returns the final results DataFrame. One process per sweep folder
+    (a lock in it); with `address`, nothing is written before the address answers (ray_address.probe)."""
     out = Path(out).resolve()
+    if address is not None:
+        probe(address)
+    lock = DirLock(out, "sweep folder")
+    try:
+        return _run_sweep(sweep, out, lock, address=address, resume=resume, max_concurrent=max_concurrent,
+                          stream=stream or sys.stdout)
+    finally:
+        lock.release()
+
+
+def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, resume: bool,
+               max_concurrent: int | None, stream) -> "object":
     res = sweep.section.resources
     if address is None:
         cpus, gpus = local_capacity()
@@ -130,7 +141,10 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
     todo = [p for p in payloads if records.read_done(Path(p["trial_dir"])) is None]
     todo_hashes = {p["config_hash"] for p in todo}
     prepare_data([t for t in sweep.trials if t.config_hash in todo_hashes], local=address is None)
-    out.mkdir(parents=True, exist_ok=True)
+    lock.acquire()
+    ended = ray_session.end_leftovers(out)
+    if ended:
+        print(f"[{sweep.name}] ended {len(ended)} Ray processes left by an earlier run of this sweep", file=stream)
     if not resume:
         for p in todo:
             records.clear_unfinished(Path(p["trial_dir"]))
@@ -142,6 +156,8 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
         return _summary(out, sweep, payloads, {}, stream, 0.0)
 
     _quiet_ray_env()
+    if address is None:
+        ray_session.loopback_env()
     import ray
     from ray import tune
 
@@ -151,8 +167,9 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
     concurrency = max_concurrent or sweep.section.max_concurrent
     t0 = time.time()
     failed: dict[str, str] = {}
+    session = None
     try:
-        _start_ray(address)
+        session = _start_ray(address, out)
         if address is not None:
             check_cluster(res, str(sweep.path))
         if concurrency is None:
@@ -194,7 +211,9 @@ def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bo
     finally:
         import ray as _ray
 
-        if _ray.is_initialized():
+        if session is not None:
+            session.stop()
+        elif _ray.is_initialized():
             _ray.shutdown()
     return _summary(out, sweep, payloads, failed, stream, time.time() - t0)
 

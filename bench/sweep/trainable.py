@@ -27,6 +27,7 @@ log = logging.getLogger("bench.sweep.trial")
 
 _ITER = re.compile(r"^iter_(\d+)\.pt$")
 REPORT_KEYS = ("iter", "loss", "lr", "miou", "macc", "aacc", "boundary_iou")
+HANDOFF_PREFIX = ".ckpt-"  # <trial>/.ckpt-XXXX: a checkpoint on its way to Tune's storage
 
 
 def _now() -> str:
@@ -51,7 +52,9 @@ def _report_checkpoint(record: dict, metrics: dict) -> None:
     if not src.is_file():
         tune.report(metrics)
         return
-    with tempfile.TemporaryDirectory(prefix="ckpt-") as tmp:
+    # The hand-off folder lives in the trial's folder (not /tmp), so nothing is left outside the sweep folder even
+    # when the process is killed here; a leftover one is removed by the next attempt (_remove_handoffs).
+    with tempfile.TemporaryDirectory(prefix=HANDOFF_PREFIX, dir=src.parent.parent) as tmp:
         dst = Path(tmp) / src.name
         try:
             os.link(src, dst)
@@ -59,6 +62,11 @@ def _report_checkpoint(record: dict, metrics: dict) -> None:
             shutil.copy2(src, dst)
         (Path(tmp) / "engine_checkpoint.json").write_text(json.dumps({"iter": record.get("iter"), "name": src.name}))
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+
+def _remove_handoffs(tdir: Path) -> None:
+    for old in tdir.glob(HANDOFF_PREFIX + "*"):
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _restore_from_tune(tdir: Path) -> None:
@@ -246,6 +254,7 @@ def run_trial(config: dict) -> None:
         res = trial["resources"]
         if cfg.train.threads is None:
             torch.set_num_threads(_threads(res["cpus"]))
+        _remove_handoffs(tdir)
         _restore_from_tune(tdir)
         _note_attempt(tdir, resume_from=_newest_checkpoint(tdir))
         t0 = time.time()
