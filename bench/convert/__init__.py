@@ -1,0 +1,1 @@
+"""Checkpoint conversion from other layouts (hzhupku/IFA release, mmsegmentation)."""
