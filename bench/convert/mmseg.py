@@ -107,7 +107,7 @@ def convert(state: dict, model_cfg) -> dict:
     if cascade and model_cfg.head.name != "ocr":
         raise UserError(f"mmseg checkpoint: a cascade decode head (OCRNet) cannot load into head {model_cfg.head.name!r}")
     target = _target_state(model_cfg)
-    out, unmapped, unexpected, mismatched = {}, [], [], []
+    out, unmapped, unexpected, mismatched, misshapen = {}, [], [], [], set()
     for key, value in source.items():
         new = rename(key, cascade)
         if new is None:
@@ -116,9 +116,10 @@ def convert(state: dict, model_cfg) -> dict:
             unexpected.append(f"{key} -> {new}")
         elif tuple(target[new].shape) != tuple(value.shape):
             mismatched.append(f"{key}: {tuple(value.shape)} vs {new} {tuple(target[new].shape)}")
+            misshapen.add(new)
         else:
             out[new] = value
-    missing = [k for k in target if k not in out]
+    missing = [k for k in target if k not in out and k not in misshapen]
     problems = []
     if unmapped:
         problems.append(f"{len(unmapped)} unmapped key(s): {_name(unmapped)}")
