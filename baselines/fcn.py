@@ -22,7 +22,9 @@ class FCNHead(nn.Module):
         self.in_feature = in_feature
         self.extra_loss_weights: dict[str, float] = {}
         self.output_stride = min(input_shape[n].stride for n in self.in_features)
-        self.conv = conv_bn_relu(sum(input_shape[n].channels for n in self.in_features), channels, kernel_size)
+        cin = sum(input_shape[n].channels for n in self.in_features)
+        channels = cin if channels is None else channels  # None: as wide as the input (mmseg's HRNet heads)
+        self.conv = conv_bn_relu(cin, channels, kernel_size)
         self.cls = classifier(channels, num_classes, dropout)
 
     def forward(self, features, size=None):

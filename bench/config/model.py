@@ -72,18 +72,18 @@ class OCRHeadConfig(_Strict):
     in_feature_region: Union[str, tuple[str, ...]] = "c4"
     channels: PositiveInt = 512
     key_channels: PositiveInt = 256
-    region_channels: PositiveInt = 256
+    region_channels: Optional[PositiveInt] = 256  # None: the region input's channel sum (mmseg's HRNet OCRNet)
     region_loss_weight: float = Field(0.4, ge=0)
     dropout: float = Field(0.1, ge=0, lt=1)  # before the classifier
     region_kernel: Literal[1, 3] = 3
-    region_dropout: float = Field(0.1, ge=0, lt=1)
+    region_dropout: float = Field(0.1, ge=0, lt=1)  # the region FCN's own, before its classifier
 
 
 class FCNHeadConfig(_Strict):
     """FCN as a main head (mmseg's FCN-HRNet: in_feature c2..c5, kernel_size 1, channels = their sum, dropout 0)."""
     name: Literal["fcn"] = "fcn"
     in_feature: Union[str, tuple[str, ...]] = "c4"
-    channels: PositiveInt = 256
+    channels: Optional[PositiveInt] = 256  # None: the input's channel sum (mmseg's FCN-HRNet)
     dropout: float = Field(0.1, ge=0, lt=1)
     kernel_size: Literal[1, 3] = 3
 

@@ -1,0 +1,35 @@
+"""The recipes (experiments/*.yaml, each sweep trial) that reproduce published rows, by the check's match keys."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from reports.check import MODEL_COLUMNS, _same
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def recipe_trials(directory: Path = EXPERIMENTS) -> list[dict]:
+    """One dict per sweep trial of every experiment file: `recipe` (file stem), `trial_id`, `config`, and the
+    model columns the check matches on."""
+    from bench.sweep.spec import load_sweep
+
+    out = []
+    for path in sorted(Path(directory).glob("*.yaml")):
+        for trial in load_sweep(path).trials:
+            cfg = trial.config
+            b = cfg.model.backbone
+            out.append({"recipe": path.stem, "trial_id": trial.trial_id, "config": cfg,
+                        "dataset": cfg.data.dataset, "head": cfg.model.head.name, "backbone": b.name,
+                        "stem": b.stem, "output_stride": b.output_stride, "iterations": cfg.train.iterations,
+                        "crop": "x".join(str(v) for v in cfg.data.crop_size), "batch_size": cfg.train.batch_size})
+    return out
+
+
+def recipe_for(published_row: dict, trials: list[dict]) -> Optional[dict]:
+    """The first recipe trial whose model columns agree with the published row's match keys, or None."""
+    match = published_row["match"]
+    for t in trials:
+        if all(_same(match.get(c), t[c]) for c in MODEL_COLUMNS):
+            return t
+    return None
