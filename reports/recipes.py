@@ -33,3 +33,20 @@ def recipe_for(published_row: dict, trials: list[dict]) -> Optional[dict]:
         if all(_same(match.get(c), t[c]) for c in MODEL_COLUMNS):
             return t
     return None
+
+
+def why_no_recipe(published_row: dict, trials: list[dict]) -> str:
+    """Why no recipe reproduces a published row: the match keys that no recipe trial of the same dataset, head
+    and backbone agrees with, or that none trains that combination at all."""
+    match = published_row["match"]
+    if match.get("unmatchable"):
+        return str(match["unmatchable"])
+    same_model = [t for t in trials if all(_same(match.get(c), t[c]) for c in ("dataset", "head", "backbone",
+                                                                                 "stem", "output_stride"))]
+    model = (f"{match.get('head')} on {match.get('backbone')} (stem {match.get('stem')}, OS "
+             f"{match.get('output_stride')}) for {match.get('dataset')}")
+    if not same_model:
+        return f"no recipe in experiments/ trains {model}"
+    keys = [c for c in ("iterations", "crop", "batch_size") if not any(_same(match.get(c), t[c]) for t in same_model)]
+    wanted = ", ".join(f"{c} {match.get(c)}" for c in keys) or "this schedule"
+    return f"recipes train {model}, but none with {wanted}"
