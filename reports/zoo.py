@@ -61,6 +61,14 @@ def count(model_cfg, size) -> tuple[int, float]:
     return params, counter.get_total_flops() / 2e9
 
 
+def inference_params(model_cfg) -> int:
+    from bench.models.build import build_segmentor
+
+    cfg = model_cfg.model_copy(update={"aux_head": model_cfg.aux_head.model_copy(update={"enabled": False})})
+    with torch.device("meta"):
+        return sum(p.numel() for p in build_segmentor(cfg).parameters())
+
+
 def build_rows(cache_path=None, real=True) -> list[dict]:
     cache = json.loads(Path(cache_path).read_text()) if cache_path and Path(cache_path).is_file() else {}
     trials = recipe_trials()
@@ -76,6 +84,8 @@ def build_rows(cache_path=None, real=True) -> list[dict]:
                 Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
                 write_text(Path(cache_path), json.dumps(cache, indent=1))
         params, gmacs = cache.get(key, (None, None))
+        if params is None:  # not counted (--skip-real): parameters still are, on meta tensors
+            params = inference_params(cfg)
         out.append({**row, "recipe": f"{recipe['recipe']} ({recipe['trial_id']})" if recipe else "",
                     "no_recipe": "" if recipe else why_no_recipe(row, trials), "size": size, "params": params,
                     "gmacs": gmacs})
