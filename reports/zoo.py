@@ -121,7 +121,8 @@ def render(rows) -> str:
     covered = sum(1 for r in rows if r["recipe"])
     lines += ["", f"{covered} of {len(rows)} published rows have a recipe."]
     if any(r["gmacs"] is None for r in rows):
-        lines += ["", "*not counted*: generated with `--skip-real`; IFA's head needs real tensors at the evaluation size "
+        lines += ["", "*not counted*: generated with `--skip-real`; IFA's head needs real tensors at the evaluation "
+                  "size "
                   "(minutes per model on a CPU). Run `python -m reports.zoo` without it to fill them in."]
     return "\n".join(lines) + "\n"
 

@@ -105,7 +105,8 @@ def convert(state: dict, model_cfg) -> dict:
     source = _unwrap(state)
     cascade = any(k.startswith("decode_head.1.") for k in source)
     if cascade and model_cfg.head.name != "ocr":
-        raise UserError(f"mmseg checkpoint: a cascade decode head (OCRNet) cannot load into head {model_cfg.head.name!r}")
+        raise UserError("mmseg checkpoint: a cascade decode head (OCRNet) cannot load into head "
+                        f"{model_cfg.head.name!r}")
     target = _target_state(model_cfg)
     out, unmapped, unexpected, mismatched, misshapen = {}, [], [], [], set()
     for key, value in source.items():

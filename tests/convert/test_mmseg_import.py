@@ -39,7 +39,8 @@ LANDINGS = {
                       "decode_head.1.object_context_block.key_project.1.conv.weight": "head.attention.key.1.0.weight",
                       "decode_head.1.object_context_block.bottleneck.conv.weight": "head.attention.fuse.0.weight",
                       "decode_head.1.bottleneck.conv.weight": "head.bottleneck.0.weight"},
-    "ocrnet_hrnetv2w18": {"backbone.stage4.2.fuse_layers.3.0.2.0.weight": "backbone.stage4.2.fuse_layers.3.0.2.0.weight",
+    "ocrnet_hrnetv2w18": {"backbone.stage4.2.fuse_layers.3.0.2.0.weight":
+                              "backbone.stage4.2.fuse_layers.3.0.2.0.weight",
                           "decode_head.0.conv_seg.weight": "head.region_head.cls.1.weight",
                           "decode_head.1.object_context_block.value_project.conv.weight":
                               "head.attention.value.0.weight"},

@@ -51,7 +51,8 @@ def test_strict_load_of_mmseg_layout(tmp_path):
     net = HRNet("hrnetv2_w18_small")
     report = load_pretrained(net, path, strict=True)
     assert report.ok and report.ignored == ["decode_head.conv_seg.weight"]
-    assert torch.equal(net.stage4[1].fuse_layers[3][0][2][0].weight, state["backbone.stage4.1.fuse_layers.3.0.2.0.weight"])
+    fused = net.stage4[1].fuse_layers[3][0][2][0].weight
+    assert torch.equal(fused, state["backbone.stage4.1.fuse_layers.3.0.2.0.weight"])
 
 
 def test_strict_load_of_official_imagenet_layout_drops_the_classification_head(tmp_path):
