@@ -57,3 +57,20 @@ check-official: $(STAMP)
 	rm -rf runs/check-official
 	$(PY) tools/check_official.py prepare runs/check-official
 	$(OFFICIAL_VENV)/bin/python tools/check_official.py official runs/check-official
+
+# Parity with mmsegmentation 1.2.2 in its own venv (never the project's): built once, then the check runs.
+MMSEG_VENV  := .venv-mmseg
+MMSEG_STAMP := $(MMSEG_VENV)/.installed
+MMSEG_SIZE  ?= 512x1024
+
+$(MMSEG_STAMP): constraints.txt
+	$(PYTHON) -m venv $(MMSEG_VENV)
+	$(MMSEG_VENV)/bin/pip install -q --upgrade pip
+	$(MMSEG_VENV)/bin/pip install -q -c constraints.txt torch mmsegmentation==1.2.2 mmengine==0.10.7 \
+		mmcv-lite==2.1.0 ftfy regex pydantic
+	$(MMSEG_VENV)/bin/python tools/mmseg_parity/patch_mmcv_ops.py
+	touch $(MMSEG_STAMP)
+
+.PHONY: check-mmseg
+check-mmseg: $(MMSEG_STAMP)
+	PYTHONPATH=$(CURDIR) $(MMSEG_VENV)/bin/python -W ignore tools/mmseg_parity/check_mmseg.py --size $(MMSEG_SIZE)

@@ -4,6 +4,8 @@ Initialisation follows mmsegmentation, so heads trained here start where mmseg's
 Kaiming-normal (fan_out, ReLU) with BN at weight 1 / bias 0, the classifier is N(0, 0.01) with bias 0, and the
 FPN neck's plain convs are Xavier-uniform (`xavier_conv`).
 """
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -34,3 +36,18 @@ def require_features(input_shape, names, head: str):
     missing = [n for n in names if n not in input_shape]
     if missing:
         raise ValueError(f"{head}: the backbone has no feature(s) {missing}; it offers {sorted(input_shape)}")
+
+
+def as_names(features) -> tuple[str, ...]:
+    """One feature name or several, as a tuple."""
+    return (features,) if isinstance(features, str) else tuple(features)
+
+
+def resize_concat(features, names):
+    """mmseg's `resize_concat` input transform: the named features resized (bilinear) to the largest, concatenated."""
+    maps = [features[n] for n in names]
+    if len(maps) == 1:
+        return maps[0]
+    target = max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1])
+    return torch.cat([m if m.shape[-2:] == target else F.interpolate(m, size=target, mode="bilinear",
+                                                                      align_corners=False) for m in maps], dim=1)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.blocks import classifier, conv_bn_relu, require_features
+from baselines.blocks import as_names, classifier, conv_bn_relu, require_features, resize_concat
 from baselines.fcn import FCNHead
 
 
@@ -35,23 +35,24 @@ class OCRHead(nn.Module):
     supports_query_size = False
 
     def __init__(self, input_shape, num_classes: int, in_features=("c5",),
-                 in_feature_region: str = "c4", channels: int = 512, key_channels: int = 256,
-                 region_channels: int = 256, region_loss_weight: float = 0.4, dropout: float = 0.1):
+                 in_feature_region="c4", channels: int = 512, key_channels: int = 256,
+                 region_channels: int = 256, region_loss_weight: float = 0.4, dropout: float = 0.1,
+                 region_kernel: int = 3, region_dropout: float = 0.1):
         super().__init__()
-        require_features(input_shape, list(in_features) + [in_feature_region], "OCRHead")
+        require_features(input_shape, list(in_features) + list(as_names(in_feature_region)), "OCRHead")
         self.in_features = tuple(in_features)
         self.output_stride = min(input_shape[n].stride for n in self.in_features)
         self.extra_loss_weights = {"regions": region_loss_weight}
-        self.region_head = FCNHead(input_shape, num_classes, in_feature_region, region_channels, dropout)
+        # mmseg's HRNet OCRNet: the region FCN reads the same concatenated levels with one 1x1 conv, no dropout.
+        self.region_head = FCNHead(input_shape, num_classes, in_feature_region, region_channels, region_dropout,
+                                   region_kernel)
         self.bottleneck = conv_bn_relu(sum(input_shape[n].channels for n in self.in_features), channels, 3)
         self.attention = ObjectAttention(channels, key_channels)
         self.cls = classifier(channels, num_classes, dropout)
 
     def forward(self, features, size=None):
-        target = max((features[n].shape[-2:] for n in self.in_features), key=lambda s: s[0] * s[1])
-        x = torch.cat([f if f.shape[-2:] == target else
-                       F.interpolate(f, size=target, mode="bilinear", align_corners=False)
-                       for f in (features[n] for n in self.in_features)], dim=1)
+        x = resize_concat(features, self.in_features)
+        target = x.shape[-2:]
         pixels = self.bottleneck(x)
         region_logits = self.region_head(features)
         probs = F.interpolate(region_logits, size=target, mode="bilinear", align_corners=False)

@@ -36,7 +36,8 @@ class BackboneKey(NamedTuple):
 # mmsegmentation's ResNets are "V1c" (3x3 32-32-64 stem); "-D8" means dilated to output stride 8, "-D32" and the
 # Semantic-FPN rows' plain "R-50" mean output stride 32. The IFA release uses a deep-stem ResNet-50 at output
 # stride 32; the paper's row does not state its backbone, so it is matched to the released configuration.
-# HRNet backbones have no counterpart here and are never matched.
+# HRNetV2p backbones (mmseg's OCRNet rows) map to our hrnetv2_* names; stem and output stride do not apply to
+# HRNet (None: any value of those columns matches).
 BACKBONES: dict[tuple[str, str], BackboneKey] = {
     ("FPN + IFA", "ResNet-50 (unstated; released config)"): BackboneKey("resnet50", "deep", 32),
     ("FPN + IFA", "ResNet-50 deep-stem (released config)"): BackboneKey("resnet50", "deep", 32),
@@ -46,6 +47,9 @@ BACKBONES: dict[tuple[str, str], BackboneKey] = {
     ("PSPNet", "R-101-D8"): BackboneKey("resnet101", "v1c", 8),
     ("PSPNet", "R-50-D32"): BackboneKey("resnet50", "v1c", 32),
     ("OCRNet", "R-101-D8"): BackboneKey("resnet101", "v1c", 8),
+    ("OCRNet", "HRNetV2p-W18-Small"): BackboneKey("hrnetv2_w18_small", None, None),
+    ("OCRNet", "HRNetV2p-W18"): BackboneKey("hrnetv2_w18", None, None),
+    ("OCRNet", "HRNetV2p-W48"): BackboneKey("hrnetv2_w48", None, None),
 }
 
 # Metrics the check can compare: published key -> how our rows must have been evaluated.

@@ -12,13 +12,17 @@ class _Strict(BaseModel):
 
 
 class BackboneConfig(_Strict):
-    name: Literal["resnet18", "resnet34", "resnet50", "resnet101"] = "resnet50"
+    # HRNetV2 (mmseg's stage configurations) ignores stem, output_stride, multi_grid and width.
+    name: Literal["resnet18", "resnet34", "resnet50", "resnet101", "hrnetv2_w18_small", "hrnetv2_w18",
+                  "hrnetv2_w48"] = "resnet50"
     # standard: 7x7 conv; deep: 3x3 64-64-128 (the IFA release); v1c: 3x3 32-32-64 (mmseg "V1c").
     stem: Literal["standard", "deep", "v1c"] = "standard"
     output_stride: Literal[8, 16, 32] = 32
-    # Dilation multipliers for the last stage's blocks, e.g. [1, 2, 4]; the release uses OS32 with
-    # layer4 dilations (2, 2, 4), written here as multi_grid [2, 2, 4] on top of dilation 1.
+    # Dilations of the last stage's blocks, e.g. [1, 2, 4]. "absolute" (mmseg's rule): the values are the
+    # dilations; "relative" (the DeepLabV3 paper's): they multiply the stage dilation. The release (OS32, stage
+    # dilation 1) gives (2, 2, 4) either way.
     multi_grid: Optional[tuple[PositiveInt, ...]] = None
+    multi_grid_rule: Literal["absolute", "relative"] = "absolute"
     width: float = Field(1.0, gt=0, le=4)
     pretrained: Optional[Path] = None
     pretrained_strict: bool = True
@@ -69,16 +73,29 @@ class OCRHeadConfig(_Strict):
     # Several features are resized to the finest one and concatenated (HRNet style): on an OS32 ResNet-50,
     # c2..c5 at stride 4 costs ~2.5 TMACs at 1024x2048, so it is opt-in.
     in_features: tuple[str, ...] = ("c5",)
-    in_feature_region: str = "c4"
+    # The region FCN's input: one feature, or several concatenated (mmseg's HRNet OCRNet: c2..c5, region_kernel 1,
+    # region_channels = their channel sum, region_dropout 0, dropout 0).
+    in_feature_region: Union[str, tuple[str, ...]] = "c4"
     channels: PositiveInt = 512
     key_channels: PositiveInt = 256
-    region_channels: PositiveInt = 256
+    region_channels: Optional[PositiveInt] = 256  # None: the region input's channel sum (mmseg's HRNet OCRNet)
     region_loss_weight: float = Field(0.4, ge=0)
+    dropout: float = Field(0.1, ge=0, lt=1)  # before the classifier
+    region_kernel: Literal[1, 3] = 3
+    region_dropout: float = Field(0.1, ge=0, lt=1)  # the region FCN's own, before its classifier
+
+
+class FCNHeadConfig(_Strict):
+    """FCN as a main head (mmseg's FCN-HRNet: in_feature c2..c5, kernel_size 1, channels = their sum, dropout 0)."""
+    name: Literal["fcn"] = "fcn"
+    in_feature: Union[str, tuple[str, ...]] = "c4"
+    channels: Optional[PositiveInt] = 256  # None: the input's channel sum (mmseg's FCN-HRNet)
     dropout: float = Field(0.1, ge=0, lt=1)
+    kernel_size: Literal[1, 3] = 3
 
 
 HeadConfig = Annotated[
-    Union[IFAHeadConfig, FPNHeadConfig, PPMHeadConfig, OCRHeadConfig], Field(discriminator="name")
+    Union[IFAHeadConfig, FPNHeadConfig, PPMHeadConfig, OCRHeadConfig, FCNHeadConfig], Field(discriminator="name")
 ]
 
 

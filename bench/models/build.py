@@ -12,12 +12,13 @@ from torch import nn
 
 from bench.config.model import AuxHeadConfig, BackboneConfig, ModelConfig
 from bench.errors import UserError
+from bench.models.hrnet import HRNet
 from bench.models.resnet import ResNet
 from bench.models.segmentor import Segmentor
 
 # name -> class, or "module:ClassName" imported on first use (IFA lives in a package that may be absent).
 HEADS: dict[str, Union[type, str]] = {"ifa": "ifa:IFAHead", "fpn": "baselines:FPNHead", "ppm": "baselines:PPMHead",
-                                      "ocr": "baselines:OCRHead"}
+                                      "ocr": "baselines:OCRHead", "fcn": "baselines:FCNHead"}
 
 
 def register_head(name: str, target: Union[type, str]) -> None:
@@ -39,11 +40,15 @@ def _user_error(key: str, exc: ValueError) -> UserError:
     return UserError(f"model.{key}: {exc}")
 
 
-def build_backbone(cfg: BackboneConfig) -> ResNet:
-    depth = int(cfg.name.removeprefix("resnet"))
+def build_backbone(cfg: BackboneConfig) -> Union[ResNet, HRNet]:
     try:
-        backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm,
-                          zero_init_residual=cfg.zero_init_residual)
+        if cfg.name.startswith("hrnet"):
+            backbone = HRNet(cfg.name, cfg.norm)
+        else:
+            depth = int(cfg.name.removeprefix("resnet"))
+            backbone = ResNet(depth, cfg.stem, cfg.output_stride, cfg.multi_grid, cfg.width, cfg.norm,
+                              cfg.multi_grid_rule,
+                              zero_init_residual=cfg.zero_init_residual)
     except ValueError as exc:
         raise _user_error("backbone", exc) from None
     if cfg.pretrained is not None:

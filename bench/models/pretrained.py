@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 _WRAPPERS = ("state_dict", "model", "model_state", "module")
 _PREFIXES = ("module.", "backbone.", "encoder.", "model.")
-_CLASSIFIER = re.compile(r"^(fc|head\.fc|classifier|head)\.")
+# ResNet's fc; the official HRNet ImageNet checkpoints' classification head (incre/downsamp modules, final layer).
+_CLASSIFIER = re.compile(r"^(fc|head\.fc|classifier|head|incre_modules|downsamp_modules|final_layer)\.")
 # mmseg/mmcv V1c stems: stem.{0,1,3,4,6,7}; PSPNet deep base: conv1,bn1,conv2,bn2,conv3,bn3 at the top level.
 _MMSEG_STEM = {"stem.0.": "conv1.0.", "stem.1.": "conv1.1.", "stem.3.": "conv1.3.", "stem.4.": "conv1.4.",
                "stem.6.": "conv1.6.", "stem.7.": "bn1."}

@@ -77,7 +77,7 @@ def stage_dilations(output_stride: int) -> tuple[tuple[int, int], ...]:
 class ResNet(nn.Module):
     def __init__(self, depth: int = 50, stem: str = "standard", output_stride: int = 32,
                  multi_grid: Optional[Sequence[int]] = None, width: float = 1.0, norm: str = "bn",
-                 zero_init_residual: bool = False):
+                 multi_grid_rule: str = "absolute", zero_init_residual: bool = False):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"unsupported ResNet depth {depth}; expected one of {sorted(DEPTHS)}")
@@ -106,10 +106,14 @@ class ResNet(nn.Module):
         layout = stage_dilations(output_stride)
         if multi_grid is not None and len(multi_grid) != blocks[3]:
             raise ValueError(f"multi_grid needs {blocks[3]} values (one per layer4 block), got {len(multi_grid)}")
+        if multi_grid_rule not in ("absolute", "relative"):
+            raise ValueError(f"multi_grid_rule must be absolute or relative, got {multi_grid_rule!r}")
         cin, prev_dilation, strides = stem_out, 1, []
         for i, ((stride, dilation), n) in enumerate(zip(layout, blocks)):
             planes = scale(64 * 2 ** i)
             grid = multi_grid if (i == 3 and multi_grid is not None) else None
+            if grid and multi_grid_rule == "relative":  # DeepLabV3 paper: unit rates times the stage's dilation
+                grid = [g * dilation for g in grid]
             layer, cin = self._make_layer(block, cin, planes, n, stride, dilation, prev_dilation, grid, norm)
             self.add_module(f"layer{i + 1}", layer)
             prev_dilation = dilation
@@ -139,7 +143,8 @@ class ResNet(nn.Module):
             downsample = nn.Sequential(nn.Conv2d(cin, planes * block.expansion, 1, stride, bias=False),
                                        make_norm(norm, planes * block.expansion))
         # torchvision convention: the first block of a dilated stage keeps the previous dilation.
-        dilations = [d * dilation for d in grid] if grid else [prev_dilation] + [dilation] * (n - 1)
+        # multi_grid (mmseg's rule): the values are the dilations themselves.
+        dilations = list(grid) if grid else [prev_dilation] + [dilation] * (n - 1)
         layers = [block(cin, planes, stride, dilations[0], downsample, norm)]
         cin = planes * block.expansion
         layers += [block(cin, planes, 1, dilations[i], None, norm) for i in range(1, n)]

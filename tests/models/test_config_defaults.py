@@ -4,14 +4,15 @@ import inspect
 import pytest
 
 from baselines import FCNHead, FPNHead, OCRHead, PPMHead
-from bench.config.model import AuxHeadConfig, FPNHeadConfig, IFAHeadConfig, OCRHeadConfig, PPMHeadConfig
+from bench.config.model import AuxHeadConfig, FCNHeadConfig, FPNHeadConfig, IFAHeadConfig, OCRHeadConfig, PPMHeadConfig
 from ifa import IFAHead
 
 ASSEMBLY_ONLY = {"name", "enabled", "weight"}  # config fields consumed by build_segmentor, not the module
 
 
 @pytest.mark.parametrize("head, config", [(IFAHead, IFAHeadConfig), (FPNHead, FPNHeadConfig), (PPMHead, PPMHeadConfig),
-                                          (OCRHead, OCRHeadConfig), (FCNHead, AuxHeadConfig)])
+                                          (OCRHead, OCRHeadConfig), (FCNHead, AuxHeadConfig),
+                                          (FCNHead, FCNHeadConfig)])
 def test_module_defaults_equal_config_defaults(head, config):
     params = inspect.signature(head.__init__).parameters
     for name, field in config.model_fields.items():

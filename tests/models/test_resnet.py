@@ -41,8 +41,18 @@ def test_multi_grid_sets_layer4_dilations_like_the_ifa_release():
     net = ResNet(50, stem="deep", output_stride=32, multi_grid=(2, 2, 4))
     assert [b.conv2.dilation for b in net.layer4] == [(2, 2), (2, 2), (4, 4)]
     assert [b.conv2.stride for b in net.layer4] == [(2, 2), (1, 1), (1, 1)]
-    os8 = ResNet(50, output_stride=8, multi_grid=(1, 2, 4))
-    assert [b.conv2.dilation[0] for b in os8.layer4] == [4, 8, 16]
+    os8 = ResNet(50, output_stride=8, multi_grid=(1, 2, 4))  # mmseg: absolute dilations by default
+    assert [b.conv2.dilation[0] for b in os8.layer4] == [1, 2, 4]
+    os8_paper = ResNet(50, output_stride=8, multi_grid=(1, 2, 4), multi_grid_rule="relative")
+    assert [b.conv2.dilation[0] for b in os8_paper.layer4] == [4, 8, 16]
+    os16 = ResNet(50, output_stride=16, multi_grid=(1, 2, 4))
+    assert [b.conv2.dilation[0] for b in os16.layer4] == [1, 2, 4]
+    os16_paper = ResNet(50, output_stride=16, multi_grid=(1, 2, 4), multi_grid_rule="relative")
+    assert [b.conv2.dilation[0] for b in os16_paper.layer4] == [2, 4, 8]
+    release_paper = ResNet(50, stem="deep", output_stride=32, multi_grid=(2, 2, 4), multi_grid_rule="relative")
+    assert [b.conv2.dilation[0] for b in release_paper.layer4] == [2, 2, 4]
+    with pytest.raises(ValueError, match="multi_grid_rule"):
+        ResNet(50, multi_grid=(1, 2, 4), multi_grid_rule="paper")
     with pytest.raises(ValueError, match="multi_grid needs 3 values"):
         ResNet(50, multi_grid=(1, 2))
 
@@ -86,7 +96,7 @@ def test_dilated_stages_keep_the_previous_dilation_in_their_first_block():
     assert [b.conv2.dilation[0] for b in os8.layer4] == [2, 4, 4]
     assert all(b.conv2.stride == (1, 1) for b in [*os8.layer3, *os8.layer4])
     assert os8.layer3[0].downsample[0].stride == (1, 1)
-    os16 = ResNet(18, output_stride=16, multi_grid=(1, 2))  # multi-grid multiplies the stage's dilation (2)
+    os16 = ResNet(18, output_stride=16, multi_grid=(1, 2), multi_grid_rule="relative")  # times stage dilation 2
     assert [b.conv1.dilation[0] for b in os16.layer4] == [2, 4]
 
 
