@@ -45,7 +45,7 @@ class OCRHead(nn.Module):
         self.extra_loss_weights = {"regions": region_loss_weight}
         # mmseg's HRNet OCRNet: the region FCN reads the same concatenated levels with one 1x1 conv, no dropout.
         self.region_head = FCNHead(input_shape, num_classes, in_feature_region, region_channels, region_dropout,
-                                   region_kernel)
+                                   kernel_size=region_kernel)
         self.bottleneck = conv_bn_relu(sum(input_shape[n].channels for n in self.in_features), channels, 3)
         self.attention = ObjectAttention(channels, key_channels)
         self.cls = classifier(channels, num_classes, dropout)

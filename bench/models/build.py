@@ -72,7 +72,8 @@ def build_aux_head(cfg: AuxHeadConfig, input_shape, num_classes: int):
     from baselines import FCNHead
 
     try:
-        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout, cfg.align_corners)
+        return FCNHead(input_shape, num_classes, cfg.in_feature, cfg.channels, cfg.dropout,
+                       align_corners=cfg.align_corners)
     except ValueError as exc:
         raise _user_error("aux_head", exc) from None
 
