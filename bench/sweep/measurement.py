@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import UserError
@@ -110,42 +112,49 @@ def node_bundle(node: dict, kind: str) -> dict:
     return bundle
 
 
-def measure_exclusively(payload: dict, key: str, node: dict, *, reserve_timeout_s: float = RESERVE_TIMEOUT_S,
-                        run_timeout_s: float = RUN_TIMEOUT_S) -> dict:
-    """Reserve the whole node, run the measurement there, release it. Raises UserError on a timeout or a failure."""
+@contextmanager
+def reserved_node(node: dict, kind: str, timeout_s: float = RESERVE_TIMEOUT_S):
+    """A placement group holding every CPU of `node` (and a GPU for kind "cuda"); released on exit."""
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    kind = device_kind(payload)
     bundle = node_bundle(node, kind)
-    where = f"node {node['NodeManagerAddress']}"
-    pg = placement_group([bundle], strategy="STRICT_PACK", name=f"measure-{key}")
+    pg = placement_group([bundle], strategy="STRICT_PACK", name="sweep-measurement")
     try:
-        ready, _ = ray.wait([pg.ready()], timeout=reserve_timeout_s)
+        ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
         if not ready:
             raise UserError(
-                f"measurement of {payload['trial_id']}: could not reserve all {bundle['CPU']:g} CPUs"
-                f"{' and a GPU' if kind == 'cuda' else ''} of {where} within {reserve_timeout_s:g} s "
-                f"(other Ray work holds them); no trial was started"
+                f"measurement: could not reserve all {bundle['CPU']:g} CPUs{' and a GPU' if kind == 'cuda' else ''} "
+                f"of node {node['NodeManagerAddress']} within {timeout_s:g} s (other Ray work holds them); "
+                f"no trial was started"
             )
-        task = ray.remote(_run_measurement).options(
-            num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=0,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0),
-        )
-        ref = task.remote(payload["cfg"], key, kind, measure_threads(payload), payload.get("cwd"))
-        try:
-            return ray.get(ref, timeout=run_timeout_s)
-        except ray.exceptions.GetTimeoutError:
-            ray.cancel(ref, force=True)
-            raise UserError(f"measurement of {payload['trial_id']} ({key}) on {where} took longer than "
-                            f"{run_timeout_s:g} s; no trial was started") from None
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            line = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0] if str(cause).strip() else ''}"
-            raise UserError(f"measurement of {payload['trial_id']} ({key}) failed: {line[:400]}") from None
+        yield pg, bundle
     finally:
         remove_placement_group(pg)
+
+
+def measure_in(pg, bundle: dict, payload: dict, key: str, *, run_timeout_s: float = RUN_TIMEOUT_S) -> dict:
+    """Run one model's measurement as a task taking the whole reserved bundle. Raises UserError on a timeout or
+    a failure."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    task = ray.remote(_run_measurement).options(
+        num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=0,
+        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0),
+    )
+    ref = task.remote(payload["cfg"], key, device_kind(payload), measure_threads(payload), payload.get("cwd"))
+    try:
+        return ray.get(ref, timeout=run_timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise UserError(f"measurement of {payload['trial_id']} ({key}) took longer than {run_timeout_s:g} s; "
+                        f"no trial was started") from None
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise UserError(f"measurement of {payload['trial_id']} ({key}) failed: "
+                        f"{type(cause).__name__}: {first}"[:500]) from None
 
 
 def describe(rec: dict) -> str:
@@ -186,13 +195,20 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
             todo.append((key, p))
     if first and not todo:
         print(f"[{name}] {len(first)} model measurement(s) already stored (kept)", file=stream, flush=True)
-    for i, (key, p) in enumerate(todo, 1):
-        res = p["resources"]
-        node = pick_node(res["cpus"], res["gpus"] if device_kind(p) == "cuda" else 0)
-        print(f"[{name}] measuring model {i}/{len(todo)} ({p['trial_id']}, key {key}) alone on "
-              f"node {node['NodeManagerAddress']}, {measure_threads(p)} thread(s) ...", file=stream, flush=True)
-        rec = measure_exclusively(p, key, node, reserve_timeout_s=reserve_timeout_s, run_timeout_s=run_timeout_s)
-        records.atomic_write_json(path_of(sweep_dir, key), rec)
-        out[key] = rec
-        print(f"[{name}]   {key}: {describe(rec)}", file=stream, flush=True)
+    if not todo:
+        return out
+    p0 = todo[0][1]  # resources and device are the sweep's, the same for every trial
+    kind = device_kind(p0)
+    node = pick_node(p0["resources"]["cpus"], p0["resources"]["gpus"] if kind == "cuda" else 0)
+    t0 = time.time()
+    print(f"[{name}] measuring {len(todo)} model(s) alone on node {node['NodeManagerAddress']} "
+          f"(all its CPUs reserved) before any trial trains", file=stream, flush=True)
+    with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
+        for key, p in todo:
+            rec = measure_in(pg, bundle, p, key, run_timeout_s=run_timeout_s)
+            records.atomic_write_json(path_of(sweep_dir, key), rec)
+            out[key] = rec
+            print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
+                  file=stream, flush=True)
+    print(f"[{name}] measurement phase: {time.time() - t0:.1f} s", file=stream, flush=True)
     return out
