@@ -114,10 +114,13 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
         for col in ("latency_ms_median", "latency_ms_min", "gmacs", "params_m", "measure_started_at"):
             assert grp[col].nunique() == 1, col
 
-    # the cheaper model measures faster
+    # the cheaper model measures faster: by its fastest run always (load only ever adds time), and by the median
+    # whenever neither measurement was flagged noisy (on a loaded CI machine the flag is what tells the two apart)
     per_model = df.groupby("backbone").first()
     assert per_model.loc["resnet18", "gmacs"] < per_model.loc["resnet50", "gmacs"]
-    assert per_model.loc["resnet18", "latency_ms_median"] < per_model.loc["resnet50", "latency_ms_median"]
+    assert per_model.loc["resnet18", "latency_ms_min"] < per_model.loc["resnet50", "latency_ms_min"]
+    if not per_model["latency_noisy"].any():
+        assert per_model.loc["resnet18", "latency_ms_median"] < per_model.loc["resnet50", "latency_ms_median"]
 
     # where, when and how: stated in every row
     for _, row in df.iterrows():
@@ -139,3 +142,29 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
             assert m1 <= t0 or t1 <= m0, "a measurement overlapped a trial's training"
     results = pd.read_csv(out / "results.csv")
     assert {"measure_key", "latency_noisy", "loadavg_before", "loadavg_after"} <= set(results.columns)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sweep_with_address_measures_on_a_worker_node_never_the_cpu_less_head(tmp_path, data_root, ray_down):
+    """`--address`: a cluster whose head has no CPUs (docs/sweeps.md) and a 2-CPU worker; one trial."""
+    from ray.cluster_utils import Cluster
+
+    experiment = tiny_experiment(data_root, iterations=2, checkpoint_every=2)
+    spec = write_spec(tmp_path / "s.yaml", experiment, {"name": "cluster", "axes": {"seed": [0]},
+                                                         "resources": {"cpus": 1}, "max_failures": 0})
+    sweep = load_sweep(spec)
+    out = tmp_path / "out"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    try:
+        worker = cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        run_sweep(sweep, out, address=cluster.address)
+    finally:
+        cluster.shutdown()
+    df = read_results(out)
+    assert list(df["status"]) == ["completed"], df[["status", "error"]]
+    rec = json.loads(next((out / measurement.DIRNAME).glob("*.json")).read_text())
+    assert rec["measure_node_id"] == worker.node_id and rec["measure_key"] == df.loc[0, "measure_key"]
+    assert df.loc[0, "latency_ms_median"] == pytest.approx(rec["latency_ms_median"])
