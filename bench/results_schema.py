@@ -17,7 +17,14 @@ INTERVALS = ["miou_ci_low", "miou_ci_high"]  # 95% bootstrap interval of miou ov
 MEASUREMENTS = [
     "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
     "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
+    # where, when and under which conditions (one measurement per model per sweep, shared by its seeds):
+    "measure_key", "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
+    "measure_node", "measure_started_at", "measure_finished_at",
+    "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
 ]
+# measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
+# measure_*_at: ISO-8601 UTC; latency_noisy: IQR/median stayed above 10% (docs/measurement.md); loadavg_*: host
+# 1-minute load average before/after the timed runs. bench.measure.conditions.conditions_text(row) phrases them.
 
 ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version", "hostname"]
 

@@ -1,13 +1,14 @@
 """Measurement: MACs (fvcore), parameters, latency, peak memory, environment. Conventions: docs/measurement.md."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Optional
 
 import torch
 from torch import nn
 
 from bench.measure.environment import environment
-from bench.measure.latency import LatencyStats, measure_latency
+from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
@@ -21,6 +22,10 @@ MEASUREMENT_KEYS = [
     "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
     "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
     "unsupported_ops",
+    # noise statistics and stated conditions (docs/measurement.md)
+    "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
+    "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
+    "measure_started_at", "measure_finished_at",
 ]
 RECORD_KEYS = MEASUREMENT_KEYS + list(environment().keys())
 
@@ -46,16 +51,19 @@ def measure_model(
     memory: bool = True,
     *,
     macs: Optional[MacCount] = None,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> dict:
     """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
 
     The model is moved to `device`/`dtype` (with `.to`; the device is never hard-coded) and put back in its training mode afterwards.
     The auxiliary head only runs in training, so it is neither traced nor timed; its parameters are excluded.
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
+    A noisy latency round is repeated up to `rounds` rounds (bench.measure.latency's noise rule).
     """
     h, w = _validate_size(input_size)
     device = torch.device(device)
     was_training = segmentor.training
+    started_at = _now()
     segmentor.eval().to(device=device, dtype=dtype)
     try:
         generator = torch.Generator().manual_seed(0)
@@ -64,9 +72,10 @@ def measure_model(
             macs = count_macs(segmentor, images)
         params = count_params(segmentor)
         mem = measure_peak_memory(segmentor, images) if memory else None
-        lat = measure_latency(segmentor, images, warmup=warmup, runs=runs) if latency else None
+        lat = measure_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds) if latency else None
     finally:
         segmentor.train(was_training)
+    finished_at = _now()
     record = {
         "gmacs": macs.gmacs,
         "gmacs_backbone": macs.gmacs_of("backbone"),
@@ -81,6 +90,22 @@ def measure_model(
         "peak_mem_mb": mem.peak_mb if mem else None,
         "measure_input": f"{h}x{w}",
         "unsupported_ops": macs.unsupported_summary(),
+        "latency_ms_min": lat.min_ms if lat else None,
+        "latency_ms_iqr": lat.iqr_ms if lat else None,
+        "latency_runs": lat.runs if lat else None,
+        "latency_noisy": lat.noisy if lat else None,
+        "loadavg_before": lat.loadavg_before if lat else None,
+        "loadavg_after": lat.loadavg_after if lat else None,
     }
-    record.update(environment(device, dtype))
+    env = environment(device, dtype)
+    record.update(
+        measure_batch=int(images.shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],
+        measure_device=device.type, measure_device_name=env["device_name"],
+        measure_started_at=started_at, measure_finished_at=finished_at,
+    )
+    record.update(env)
     return record
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

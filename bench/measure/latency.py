@@ -2,9 +2,15 @@
 
 CUDA: one pair of torch.cuda.Events per run on the current stream, synchronised before the first and after the
 last run (so queued work never leaks into a timing). CPU: time.perf_counter around each call, which is
-synchronous there; the intra-op thread count is recorded because it decides CPU latency."""
+synchronous there; the intra-op thread count is recorded because it decides CPU latency.
+
+Noise rule: a round of N timed runs is noisy when its IQR is more than NOISE_THRESHOLD (10%) of its median. A noisy
+round is repeated (up to `rounds` rounds in all) and the round with the smallest IQR/median is kept; when every round
+was noisy the result is marked `noisy`. The host's 1-minute load average is recorded before the first and after the
+last round, so a reader can see what else the machine was doing."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -28,6 +34,36 @@ class LatencyStats:
     timer: str  # "cuda_event" | "perf_counter"
     threads: int  # torch.get_num_threads() at measurement time
     times_ms: list[float] = field(repr=False, default_factory=list)
+    iqr_ms: float = 0.0  # 75th minus 25th percentile of the kept round
+    noisy: bool = False  # every round's IQR/median exceeded NOISE_THRESHOLD
+    rounds: int = 1  # rounds of `runs` timed runs made (the kept one is reported)
+    loadavg_before: float | None = None  # host 1-minute load average; None where the OS has none
+    loadavg_after: float | None = None
+
+    @property
+    def spread(self) -> float:
+        """IQR / median of the kept round (0 when the median is 0)."""
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+
+NOISE_THRESHOLD = 0.10
+DEFAULT_ROUNDS = 3
+
+
+def loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+def iqr(values: Sequence[float]) -> float:
+    return percentile(values, 75) - percentile(values, 25)
+
+
+def spread_of(times: Sequence[float]) -> float:
+    med = statistics.median(times)
+    return iqr(times) / med if med > 0 else 0.0
 
 
 def device_of(inputs: Sequence[Any], model: nn.Module | None = None) -> torch.device:
@@ -73,21 +109,33 @@ def _time_cpu(model, inputs, runs: int) -> list[float]:
     return times
 
 
-def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10) -> LatencyStats:
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"latency: need runs >= 1 and warmup >= 0 (got runs={runs}, warmup={warmup})")
+def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = 1,
+                    noise_threshold: float = NOISE_THRESHOLD) -> LatencyStats:
+    """`rounds` > 1 repeats a noisy round (see the module's noise rule); warm-up runs once, before the first round."""
+    if runs < 1 or warmup < 0 or rounds < 1:
+        raise ValueError(f"latency: need runs >= 1, warmup >= 0 and rounds >= 1 "
+                         f"(got runs={runs}, warmup={warmup}, rounds={rounds})")
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     device = device_of(inputs, model)
+    load_before = loadavg()
+    kept: list[float] | None = None
+    made = 0
     with torch.inference_mode():
         for _ in range(warmup):
             model(*inputs)
-        if device.type == "cuda":
-            with torch.cuda.device(device):
-                times = _time_cuda(model, inputs, runs, device)
-            timer = "cuda_event"
-        else:
-            times = _time_cpu(model, inputs, runs)
-            timer = "perf_counter"
+        timer = "cuda_event" if device.type == "cuda" else "perf_counter"
+        while made < rounds:
+            if device.type == "cuda":
+                with torch.cuda.device(device):
+                    times = _time_cuda(model, inputs, runs, device)
+            else:
+                times = _time_cpu(model, inputs, runs)
+            made += 1
+            if kept is None or spread_of(times) < spread_of(kept):
+                kept = times
+            if spread_of(kept) <= noise_threshold:
+                break
+    times = kept
     return LatencyStats(
         median_ms=statistics.median(times),
         p90_ms=percentile(times, 90),
@@ -101,4 +149,9 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
         timer=timer,
         threads=torch.get_num_threads(),
         times_ms=times,
+        iqr_ms=iqr(times),
+        noisy=spread_of(times) > noise_threshold,
+        rounds=made,
+        loadavg_before=load_before,
+        loadavg_after=loadavg(),
     )

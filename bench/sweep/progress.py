@@ -119,6 +119,8 @@ class SweepProgress(Callback):
         detail = f"mIoU {miou:.2f}" if isinstance(miou, (int, float)) else "no mIoU"
         if isinstance(row.get("gmacs"), (int, float)):
             detail += f", {row['gmacs']:.2f} GMACs"
+        if row.get("latency_noisy"):
+            detail += ", WARNING: noisy latency"
         self._emit(f"finished {self._id(trial)} ({detail})")
 
     def on_trial_error(self, iteration, trials, trial, **info):

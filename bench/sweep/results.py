@@ -15,7 +15,10 @@ from bench.results_schema import (
 )
 from bench.sweep.spec import TrialSpec
 
-NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - {"measure_input"} | {"train_time_s"}
+MEASURE_TEXT = {"measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name", "measure_node",
+                "measure_started_at", "measure_finished_at", "latency_noisy"}
+MEASURE_INT = {"measure_batch", "measure_threads", "latency_runs"}
+NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT | {"train_time_s"}
 CFG_PREFIX = "cfg."
 
 
@@ -97,9 +100,10 @@ def _frame(rows: list[dict], extra: Iterable[str]) -> pd.DataFrame:
                 df[c] = pd.to_numeric(df[c], errors="coerce")
             else:
                 df[c] = df[c].map(lambda v: "" if v is None else str(v))
-        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads"):
+        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads",
+                   *MEASURE_INT):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c == "eval_flip":
+        elif c in ("eval_flip", "latency_noisy"):
             df[c] = df[c].astype("boolean")
         else:
             df[c] = df[c].map(lambda v: "" if v is None else str(v))

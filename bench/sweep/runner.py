@@ -176,6 +176,11 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
             total_cpu = ray.cluster_resources().get("CPU", 1.0)
             per_trial = res.cpus * res.workers + (0.01 if res.workers > 1 else 0)
             concurrency = max(1, int(total_cpu // per_trial))
+        from bench.sweep.measurement import measure_key, run_phase
+
+        measured = run_phase(todo, out, sweep.name, stream)  # before any trial trains: docs/sweeps.md
+        for p in todo:
+            p["measurement"] = measured.get(measure_key(p))
         name, restore = _experiment(out, payloads, todo, resume)
         trainable = tune.with_resources(run_trial, trial_resources(res))
         if restore:
@@ -229,6 +234,9 @@ def _summary(out: Path, sweep: Sweep, payloads: list[dict], failed: dict, stream
     if len(done):
         cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
         print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
+    for _, row in done[done["latency_noisy"].fillna(False).astype(bool)].iterrows():
+        print(f"  WARNING {row['trial_id']}: latency is noisy (IQR above 10% of the median in every round, "
+              f"load {row['loadavg_before']}->{row['loadavg_after']}); do not rank on it", file=stream)
     for _, row in df[df["status"] == "failed"].iterrows():
         print(f"  FAILED {row['trial_id']}: {row['error']}", file=stream)
     print(f"results: {out / 'results.csv'} (also results.parquet, per_class_iou.csv)", file=stream)

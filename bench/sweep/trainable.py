@@ -1,4 +1,5 @@
-"""One trial, as a Ray Tune function trainable: train (resuming), evaluate, measure, write the done record.
+"""One trial, as a Ray Tune function trainable: train (resuming), evaluate, attach the model's measurement (taken
+by the sweep's measurement phase, bench.sweep.measurement, never beside training), write the done record.
 
 The trial's directory is <sweep>/trials/<config_hash>/, the same for every attempt and every rerun of the sweep, so a
 retried trial resumes from the engine's own last checkpoint there. Each engine checkpoint is also reported to Tune
@@ -32,6 +33,11 @@ HANDOFF_PREFIX = ".ckpt-"  # <trial>/.ckpt-XXXX: a checkpoint on its way to Tune
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _now_precise() -> str:
+    """Training start/end in attempts.json: the evidence that no measurement overlapped training."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def _threads(cpus: float) -> int:
@@ -86,17 +92,17 @@ def _restore_from_tune(tdir: Path) -> None:
         log.info("restored %s from Tune's checkpoint", meta["name"])
 
 
-def _measure(cfg, device) -> dict:
-    from bench.measure import environment, measure_model
-    from bench.models import build_segmentor
+def _measurement(trial: dict, cfg, device) -> dict:
+    """The model's measurement from the sweep's measurement phase (bench.sweep.measurement), never taken here:
+    a trial's own measurement would run beside the other trials' training."""
+    from bench.measure import environment
+    from bench.sweep import measurement
 
-    if not cfg.measure.enabled:
-        return dict(environment(device))
-    segmentor = build_segmentor(cfg.model)
-    return measure_model(
-        segmentor, input_size=tuple(cfg.measure.input_size), device=device, warmup=cfg.measure.warmup,
-        runs=cfg.measure.runs, latency=cfg.measure.latency,
-    )
+    if cfg.measure.enabled:
+        rec = trial.get("measurement") or measurement.read(Path(trial["sweep_dir"]), measurement.measure_key(trial))
+        if rec:
+            return dict(rec)
+    return dict(environment(device))
 
 
 def _engine():
@@ -258,12 +264,14 @@ def run_trial(config: dict) -> None:
         _restore_from_tune(tdir)
         _note_attempt(tdir, resume_from=_newest_checkpoint(tdir))
         t0 = time.time()
+        _note_attempt(tdir, train_started_at=_now_precise())
         final = _train_workers(cfg, tdir, trial) if res["workers"] > 1 else _train_single(cfg, tdir)
+        _note_attempt(tdir, train_finished_at=_now_precise())
         log.info("trained in %.1fs: mIoU %.2f", time.time() - t0, final.get("miou", float("nan")))
         from bench.device import resolve_device
 
         device = resolve_device(cfg.train.device, "train.device")
-        measurement = _measure(cfg, device)
+        measurement = _measurement(trial, cfg, device)
         records.atomic_write_json(tdir / records.MEASURE, measurement)
         spec = spec_from_payload(trial)
         env = {"ray_version": ray.__version__}

@@ -1,0 +1,214 @@
+"""The sweep's measurement phase: each distinct model is measured once, alone on its node, before any trial trains.
+
+Latency measured beside a training trial measures the trial, not the model (issue 9: the same model 4x apart). So
+the runner measures first, in a Ray task that runs inside a placement group reserving every CPU (and, for a GPU
+sweep, a GPU) of one node. Ray does not grant that reservation while any other task or trial holds a CPU there, and
+grants no CPU there to anything else while it is held; the runner starts the Tune trials only after the last
+measurement, so no measurement overlaps training (the results rows carry the timestamps that show it).
+
+One measurement per key: a hash of the model config, the measure settings, the device kind and the thread count,
+not the seed or the training settings, so the seeds of a model share one measurement. It is stored as
+<sweep>/measurements/<key>.json, so a rerun or --resume never measures that model again.
+
+Nothing waits forever: reserving the node and running the measurement each have a timeout, and an expired one
+is a one-line error before any trial starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.sweep import records
+
+DIRNAME = "measurements"
+RESERVE_TIMEOUT_S = 600.0  # waiting for the node to be free of other Ray work
+RUN_TIMEOUT_S = 3600.0  # one model's measurement (1024x2048 on CPU, 3 rounds of 10 runs, fits with room)
+
+
+def device_kind(payload: dict) -> str:
+    """"cuda" when the trial trains on a GPU (and does not pin the CPU), else "cpu"."""
+    res = payload["resources"]
+    return "cuda" if res["gpus"] > 0 and payload["cfg"]["train"].get("device", "auto") != "cpu" else "cpu"
+
+
+def measure_threads(payload: dict) -> int:
+    """The intra-op threads one trial of this config trains with: what its model runs with in deployment here."""
+    threads = payload["cfg"]["train"].get("threads")
+    return int(threads) if threads else max(1, int(round(payload["resources"]["cpus"])))
+
+
+def measure_key(payload: dict) -> str:
+    cfg = payload["cfg"]
+    blob = json.dumps(
+        {"model": cfg["model"], "measure": cfg["measure"], "device": device_kind(payload),
+         "threads": measure_threads(payload)},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def path_of(sweep_dir: Path, key: str) -> Path:
+    return Path(sweep_dir) / DIRNAME / f"{key}.json"
+
+
+def read(sweep_dir: Path, key: str) -> dict | None:
+    rec = records.read_json(path_of(sweep_dir, key))
+    return rec if isinstance(rec, dict) and rec.get("measure_key") == key else None
+
+
+def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str | None) -> dict:
+    """Runs in the Ray task, on the reserved node."""
+    import os
+    import socket
+
+    import torch
+
+    from bench.config import ExperimentConfig
+    from bench.device import resolve_device
+    from bench.measure import measure_model
+    from bench.models import build_segmentor
+
+    if cwd and Path(cwd).is_dir():
+        os.chdir(cwd)
+    torch.set_num_threads(threads)
+    cfg = ExperimentConfig.model_validate(cfg_json)
+    device = resolve_device(cfg.train.device, "train.device") if kind == "cuda" else torch.device("cpu")
+    torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
+    segmentor = build_segmentor(cfg.model)
+    record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
+                           warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency)
+    try:
+        import ray
+
+        node_id = ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - informational only
+        node_id = ""
+    record.update(measure_key=key, measure_node=socket.gethostname(), measure_node_id=node_id)
+    return record
+
+
+def pick_node(cpus: float, gpus: float) -> dict:
+    """The node to measure on: the alive node that can hold a trial, with the most CPUs (then the lowest id)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    fit = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus]
+    if not fit:
+        raise UserError(f"measurement: no node of the cluster has {cpus:g} CPUs and {gpus:g} GPUs")
+    return sorted(fit, key=lambda n: (-n["Resources"]["CPU"], n["NodeID"]))[0]
+
+
+def node_bundle(node: dict, kind: str) -> dict:
+    """Every CPU of the node (and one GPU for a GPU measurement), pinned to it by its node:<ip> resource."""
+    res = node["Resources"]
+    bundle = {"CPU": res["CPU"], f"node:{node['NodeManagerAddress']}": 0.001}
+    if kind == "cuda":
+        bundle["GPU"] = 1
+    return bundle
+
+
+@contextmanager
+def reserved_node(node: dict, kind: str, timeout_s: float = RESERVE_TIMEOUT_S):
+    """A placement group holding every CPU of `node` (and a GPU for kind "cuda"); released on exit."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    bundle = node_bundle(node, kind)
+    pg = placement_group([bundle], strategy="STRICT_PACK", name="sweep-measurement")
+    try:
+        ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
+        if not ready:
+            raise UserError(
+                f"measurement: could not reserve all {bundle['CPU']:g} CPUs{' and a GPU' if kind == 'cuda' else ''} "
+                f"of node {node['NodeManagerAddress']} within {timeout_s:g} s (other Ray work holds them); "
+                f"no trial was started"
+            )
+        yield pg, bundle
+    finally:
+        remove_placement_group(pg)
+
+
+def measure_in(pg, bundle: dict, payload: dict, key: str, *, run_timeout_s: float = RUN_TIMEOUT_S) -> dict:
+    """Run one model's measurement as a task taking the whole reserved bundle. Raises UserError on a timeout or
+    a failure."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    task = ray.remote(_run_measurement).options(
+        num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=0,
+        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0),
+    )
+    ref = task.remote(payload["cfg"], key, device_kind(payload), measure_threads(payload), payload.get("cwd"))
+    try:
+        return ray.get(ref, timeout=run_timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise UserError(f"measurement of {payload['trial_id']} ({key}) took longer than {run_timeout_s:g} s; "
+                        f"no trial was started") from None
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise UserError(f"measurement of {payload['trial_id']} ({key}) failed: "
+                        f"{type(cause).__name__}: {first}"[:500]) from None
+
+
+def describe(rec: dict) -> str:
+    """One line for the console: the numbers and, loudly, whether the latency is noisy."""
+    parts = []
+    if isinstance(rec.get("latency_ms_median"), (int, float)):
+        iqr = rec.get("latency_ms_iqr") or 0.0
+        spread = iqr / rec["latency_ms_median"] * 100 if rec["latency_ms_median"] else 0.0
+        parts.append(f"latency {rec['latency_ms_median']:.2f} ms (min {rec['latency_ms_min']:.2f}, "
+                     f"IQR {spread:.0f}% of median, {rec.get('latency_runs')} runs)")
+    if isinstance(rec.get("gmacs"), (int, float)):
+        parts.append(f"{rec['gmacs']:.2f} GMACs, {rec['params_m']:.2f} M params")
+    load = (rec.get("loadavg_before"), rec.get("loadavg_after"))
+    if all(isinstance(v, (int, float)) for v in load):
+        parts.append(f"load {load[0]:.2f}->{load[1]:.2f}")
+    text = ", ".join(parts) or "measured"
+    if rec.get("latency_noisy"):
+        text += "  WARNING: latency is noisy (IQR above 10% of the median in every round)"
+    return text
+
+
+def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
+              reserve_timeout_s: float = RESERVE_TIMEOUT_S, run_timeout_s: float = RUN_TIMEOUT_S) -> dict[str, dict]:
+    """Measure every distinct model of `payloads` that has no stored measurement yet. Ray must be running.
+    Returns {measure_key: record} for every key of `payloads` whose config has measurement enabled."""
+    stream = stream or sys.stdout
+    out: dict[str, dict] = {}
+    first: dict[str, dict] = {}
+    for p in payloads:
+        if p["cfg"]["measure"].get("enabled", True):
+            first.setdefault(measure_key(p), p)
+    todo = []
+    for key, p in first.items():
+        rec = read(sweep_dir, key)
+        if rec is not None:
+            out[key] = rec
+        else:
+            todo.append((key, p))
+    if first and not todo:
+        print(f"[{name}] {len(first)} model measurement(s) already stored (kept)", file=stream, flush=True)
+    if not todo:
+        return out
+    p0 = todo[0][1]  # resources and device are the sweep's, the same for every trial
+    kind = device_kind(p0)
+    node = pick_node(p0["resources"]["cpus"], p0["resources"]["gpus"] if kind == "cuda" else 0)
+    t0 = time.time()
+    print(f"[{name}] measuring {len(todo)} model(s) alone on node {node['NodeManagerAddress']} "
+          f"(all its CPUs reserved) before any trial trains", file=stream, flush=True)
+    with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
+        for key, p in todo:
+            rec = measure_in(pg, bundle, p, key, run_timeout_s=run_timeout_s)
+            records.atomic_write_json(path_of(sweep_dir, key), rec)
+            out[key] = rec
+            print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
+                  file=stream, flush=True)
+    print(f"[{name}] measurement phase: {time.time() - t0:.1f} s", file=stream, flush=True)
+    return out

@@ -1,0 +1,80 @@
+"""Do two separate sweeps measure the same model alike? Runs N independent sweeps of the same models.
+
+    python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--out DIR]
+
+Each sweep is a fresh `ifa-bench sweep` process with its own embedded Ray and its own sweep folder, over
+resnet18 and resnet50 (half width, IFA head) x 1 seed, 2 training iterations (the training is not what is compared),
+resources {cpus: THREADS}. For each model it reads the latency_ms_median of every sweep's results.csv and reports
+the spread (max - min) / min. Acceptance (issue 9): within 10% on an idle machine. Writes DIR/repeatability.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _experiment(threads: int, input_size: list[int], runs: int) -> dict:
+    doc = yaml.safe_load((ROOT / "experiments/synthetic.yaml").read_text())
+    doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads)
+    doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs}
+    doc["sweep"] = {"name": "repeatability", "axes": {"backbone": ["resnet18", "resnet50"], "seed": [0]},
+                    "resources": {"cpus": threads}, "max_failures": 0}
+    return doc
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sweeps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--input", default="256x512")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--out", default="runs/bench-repeatability")
+    args = ap.parse_args(argv)
+
+    out = (ROOT / args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out / "sweep.yaml"
+    size = [int(v) for v in args.input.split("x")]
+    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs), sort_keys=False))
+    cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
+            "latency_noisy", "loadavg_before", "loadavg_after", "measure_started_at", "measure_threads"]
+    rows = []
+    for i in range(args.sweeps):
+        folder = out / f"sweep-{i}"
+        if folder.exists():
+            subprocess.run(["rm", "-rf", str(folder)], check=True)
+        with (out / f"sweep-{i}.log").open("w") as log:
+            rc = subprocess.run([sys.executable, "-m", "bench.cli", "sweep", str(spec), "--out", str(folder)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT).returncode
+        if rc != 0:
+            raise SystemExit(f"sweep {i} failed (exit {rc}); see {out / f'sweep-{i}.log'}")
+        df = pd.read_csv(folder / "results.csv")
+        for _, r in df[cols].iterrows():
+            rows.append({"sweep": i, **r.to_dict()})
+    table = pd.DataFrame(rows)
+    summary = {}
+    for backbone, grp in table.groupby("backbone"):
+        med = grp["latency_ms_median"]
+        summary[backbone] = {"medians_ms": [round(v, 3) for v in med],
+                             "spread_pct": round((med.max() - med.min()) / med.min() * 100, 1),
+                             "noisy": [bool(v) for v in grp["latency_noisy"]]}
+    result = {"sweeps": args.sweeps, "threads": args.threads, "input": args.input, "runs": args.runs,
+              "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
+    tmp = out / "repeatability.json.tmp"
+    tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    tmp.replace(out / "repeatability.json")
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
