@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from reports.conditions import CONDITION_COLUMNS
 from reports.load import STATUSES, Results
 
 # Columns always shown to tell models apart, even when constant; other config columns only when they vary.
@@ -15,7 +16,8 @@ EMPTY_COLUMNS = (
     ["n", "n_trials"] + [f"n_{s}" for s in STATUSES] + ["seeds", "missing_seeds", "status"]
     + [f"{m}_{a}" for m in ("miou", "boundary_iou", "macc", "aacc") for a in ("mean", "std")]
     + ["gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
-       "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label"])
+       "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label", "order", "latency_ms_iqr",
+       "latency_ms_seed_std", "latency_noisy", "dtype", "threads"] + CONDITION_COLUMNS[1:])
 
 
 def _fmt_key(value) -> str:
@@ -38,6 +40,17 @@ def _mean_std(series: pd.Series) -> tuple[float, float]:
     return mean, std
 
 
+def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
+    """A column as floats; absent in older results -> empty."""
+    if col not in frame:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
+
+
 def _status_text(counts: dict, n_trials: int, missing_seeds: list) -> str:
     parts = []
     if counts["completed"] == n_trials and not missing_seeds:
@@ -55,7 +68,7 @@ def model_table(results: Results) -> pd.DataFrame:
     Metrics and measurements come from completed trials only. Measurements are the median over those trials.
     A seed run for some model of a dataset but absent for this one is listed as missing.
     """
-    df = results.trials
+    df = results.trials.reset_index(drop=True)
     keys = results.config_columns()
     seeds_by_dataset = {d: sorted(g["seed"].dropna().unique()) for d, g in df.groupby("dataset")}
     rows = []
@@ -81,7 +94,13 @@ def model_table(results: Results) -> pd.DataFrame:
             rec[col] = _median(done[col])
         rec["device"] = ", ".join(sorted({d for d in done["device"] if d}))
         rec["device_name"] = ", ".join(sorted({d for d in done["device_name"] if d}))
-        rec["measure_input"] = ", ".join(sorted({d for d in done["measure_input"] if d}))
+        rec["order"] = int(g.index.min())  # first appearance in the results: the sweep's axis order
+        for col in ["measure_input", "dtype", "threads"] + CONDITION_COLUMNS[1:]:
+            values = done[col] if col in done else pd.Series(dtype=object)
+            rec[col] = ", ".join(sorted({_fmt_key(v) for v in values if _fmt_key(v) not in ("", "nan")}))
+        rec["latency_ms_iqr"] = _median(_numeric(done, "latency_ms_iqr"))
+        rec["latency_ms_seed_std"] = _mean_std(_numeric(done, "latency_ms_median"))[1]
+        rec["latency_noisy"] = bool(done["latency_noisy"].map(_truthy).any()) if "latency_noisy" in done else False
         rec["trial_ids"] = ",".join(g["trial_id"])
         rows.append(rec)
     if not rows:

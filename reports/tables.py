@@ -18,6 +18,8 @@ DASH = "—"
 SUMMARY_NUMERIC = ["n", "n_trials", "miou_mean", "miou_std", "boundary_iou_mean", "boundary_iou_std", "gmacs",
                    "params_m", "latency_ms_median", "device", "peak_mem_mb", "measure_input", "seeds",
                    "missing_seeds", "status"]
+SUMMARY_EXTRA = ["latency_ms_iqr", "latency_noisy", "measure_batch", "measure_dtype", "measure_threads",
+                 "measure_device", "measure_device_name"]
 
 
 def fmt_num(value, digits=2) -> str:
@@ -37,8 +39,11 @@ def fmt_mean_std(mean, std, digits=2) -> str:
 def summary_numeric(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The per-dataset summary with raw numbers (one row per model)."""
     shown = distinguishing_columns(models, keys)
-    out = models[["label"] + shown + SUMMARY_NUMERIC].copy()
-    return out.sort_values(["head", "backbone", "label"], kind="stable").reset_index(drop=True)
+    extra = [c for c in SUMMARY_EXTRA if c in models]
+    out = models[["label"] + shown + SUMMARY_NUMERIC + extra].copy()
+    if "order" in models:  # the sweep's axis order (first appearance in the results)
+        out = out.iloc[np.argsort(models["order"].to_numpy(), kind="stable")]
+    return out.reset_index(drop=True)
 
 
 def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
