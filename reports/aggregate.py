@@ -148,8 +148,8 @@ def model_label(row: pd.Series, shown: list[str]) -> str:
             parts.append("flip" if value == "True" else "no-flip")
         elif col in _LABEL_FORMS:
             parts.append(_LABEL_FORMS[col].format(value))
-        else:
-            parts.append(f"{col.removeprefix('cfg.')}={value}")
+        else:  # a sweep axis by dotted key: its last two parts say what it is ("backbone.width=0.5")
+            parts.append(f"{'.'.join(col.removeprefix('cfg.').split('.')[-2:])}={value}")
     return " ".join(parts)
 
 

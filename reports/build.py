@@ -191,7 +191,7 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     report.conditions[dataset] = conditions
     if conditions:
         doc.para(f"Measured at: {conditions}" + ("" if shared else " (differs between models: compare costs "
-                                                  "only between models measured alike)"))
+                                                  "only between models measured alike)"), css="conditions")
         if not shared:
             report.notes.append(f"{dataset}: models were measured under different conditions ({conditions})")
 

@@ -51,7 +51,7 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
     def latency(row):
         if isinstance(row["latency_ms_median"], float) and math.isnan(row["latency_ms_median"]):
             return DASH
-        return f"{row['latency_ms_median']:.1f}" + (f" ({row['device']})" if row["device"] else "")
+        return f"{row['latency_ms_median']:.1f}" + (" †" if _truthy(row.get("latency_noisy")) else "")
 
     return pd.DataFrame({
         "model": numeric["label"],
@@ -62,10 +62,13 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
                              zip(numeric["boundary_iou_mean"], numeric["boundary_iou_std"])],
         "GMACs": [fmt_num(v) for v in numeric["gmacs"]],
         "params (M)": [fmt_num(v) for v in numeric["params_m"]],
-        "latency ms (median)": [latency(r) for _, r in numeric.iterrows()],
-        "peak mem (MB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
-        "status": numeric["status"],
+        "latency (ms)": [latency(r) for _, r in numeric.iterrows()],
+        "peak mem (MiB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
     })
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
 
 
 def per_class_table(per_class: pd.DataFrame, trials: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -104,14 +107,34 @@ def _md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+_NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*[†*])?$|^/?\d+/\d+$")
+
+
+def numeric_columns(df: pd.DataFrame) -> list[bool]:
+    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "2/3", "50.0 †")."""
+    flags = []
+    for col in df.columns:
+        cells = [_text(v) for v in df[col]]
+        known = [c for c in cells if c not in (DASH, "")]
+        flags.append(bool(known) and all(_NUMERIC_CELL.match(c) for c in known))
+    return flags
+
+
+def _text(value) -> str:
+    if isinstance(value, float):
+        return DASH if np.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
 def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> str:
-    """LaTeX tabular via pandas Styler (booktabs rules); text escaped, ± as $\\pm$."""
+    """A booktabs tabular: text columns left-aligned, number columns right-aligned (r), so decimal points line
+    up at a fixed number of decimals; text escaped, ± as $\\pm$, the noisy mark † as \\dag."""
     shown = df.reset_index() if index else df
-    shown = shown.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
-                      (f"{v:.2f}" if isinstance(v, float) else str(v)))
+    align = "".join("r" if num else "l" for num in numeric_columns(shown))
+    shown = shown.map(_text)
     styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, caption=_latex_escape(caption) if caption else None)
-    return text.replace("±", r"$\pm$").replace("—", "--")
+    text = styler.to_latex(hrules=True, column_format=align, caption=_latex_escape(caption) if caption else None)
+    return text.replace("±", r"$\pm$").replace("—", "--").replace("†", r"\dag{}")
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -123,10 +146,12 @@ def _latex_escape(text: str) -> str:
 
 
 def html_table(df: pd.DataFrame, index: bool = False) -> str:
-    df = df.reset_index() if index else df
-    shown = df.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
-                   (f"{v:.2f}" if isinstance(v, float) else v))
-    return shown.to_html(index=False, escape=True, border=0, classes="tbl", na_rep=DASH)
+    """The table as HTML from reports/templates/table.html.j2; number columns right-aligned."""
+    from reports.templates import render
+
+    shown = df.reset_index() if index else df
+    return render("table.html.j2", columns=[str(c) for c in shown.columns], numeric=numeric_columns(shown),
+                  rows=[[_text(v) for v in row] for row in shown.itertuples(index=False)])
 
 
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,

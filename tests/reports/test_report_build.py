@@ -28,13 +28,15 @@ def test_summary_table_numbers(built):
     assert csv.loc["fpn resnet18", "n"] == 2 and csv.loc["fpn resnet18", "n_trials"] == 3
     assert pd.isna(csv.loc["ocr resnet18", "miou_mean"])
     md = (out / "tables" / "summary_synthetic.md").read_text()
-    assert "| ifa resnet18 fused | 3/3 | 61.00 ± 1.00 | 42.00 ± 2.00 | 10.00 | 5.00 | 50.0 (cpu) | 300 |" in md
+    assert "| ifa resnet18 fused | 3/3 | 61.00 ± 1.00 | 42.00 ± 2.00 | 10.00 | 5.00 | 50.0 | 300 |" in md
+    assert "status" not in md.splitlines()[0] and "peak mem (MiB)" in md
     assert "| ocr resnet18 | 0/3 | — | — |" in md
     assert "| ppm resnet18 | 2/3 | 58.50 ± 0.71 |" in md
     tex = (out / "tables" / "summary_synthetic.tex").read_text()
     assert r"61.00 $\pm$ 1.00" in tex and r"\toprule" in tex and r"mIoU (\%)" in tex
+    assert r"\begin{tabular}{lrrrrrrr}" in tex and "status" not in tex
     html = (out / "tables" / "summary_synthetic.html").read_text()
-    assert "<td>61.00 ± 1.00</td>" in html
+    assert '<td class="num">61.00 ± 1.00</td>' in html and '<td>ifa resnet18 fused</td>' in html
 
 
 def test_tradeoff_plot_data_and_pareto(built):
