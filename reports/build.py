@@ -8,7 +8,9 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+from bench.errors import UserError
 
 import pandas as pd
 
@@ -18,7 +20,8 @@ from bench.atomic import write_text
 from reports.check import CheckResult, run_check
 from reports.conditions import shared_conditions
 from reports.document import Document
-from reports.load import STATUSES, Results, read_results
+from reports.load import STATUSES, Results
+from reports.sources import read_sources
 from reports.mapping import DATASETS, METRICS
 from reports.published import load_published
 from reports.style import Style, model_styles
@@ -50,9 +53,14 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
 
 
-def build_report(source: Path, out_dir: Optional[Path] = None, published: Optional[Path] = None) -> Report:
-    """Read the sweep at `source` and write the report to `out_dir` (default <sweep>/report), replacing it whole."""
-    results = read_results(source)
+def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
+                 published: Optional[Path] = None) -> Report:
+    """Read the sweeps and train run folders at `source` (one path or several) and write the report to `out_dir`
+    (default <sweep>/report for one source; required for several), replacing it whole."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    if len(sources) > 1 and out_dir is None:
+        raise UserError("several sweeps or runs: say where the combined report goes with --out DIR")
+    results = read_sources(sources)
     out_dir = Path(out_dir) if out_dir else results.sweep_dir / "report"
     pub_rows = load_published(published) if published else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
