@@ -8,6 +8,7 @@ from pathlib import Path
 from bench.atomic import write_json
 from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
+from bench.commands.overrides import add_set_argument
 from bench.errors import UserError
 
 
@@ -26,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IFA: query at label resolution, or upsample the stride-4 logits "
                              "(default: eval.ifa_query)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
+    add_set_argument(parser)
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -137,13 +139,13 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.config import ExperimentConfig, load_config
+    from bench.commands.overrides import load_experiment
     from bench.data import build_dataset
     from bench.data.transforms import EvalTransform
     from bench.engine.evaluate import evaluate
     from bench.models import build_segmentor
 
-    cfg = load_config(ExperimentConfig, args.config)
+    cfg = load_experiment(args.config, args.overrides)
     eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")

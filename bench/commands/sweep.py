@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.commands.overrides import add_set_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", type=Path, help="experiment YAML with an optional `sweep:` section")
@@ -15,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue unfinished trials from their checkpoints (finished ones are never rerun)")
     parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
+    add_set_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +27,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError(f"--max-concurrent: must be at least 1, got {args.max_concurrent}")
-    sweep = load_sweep(args.experiment)
+    if args.overrides:  # an unknown --set key: say so with a "did you mean" before expanding the axes
+        from bench.commands.overrides import load_experiment
+
+        try:
+            load_experiment(args.experiment, args.overrides)
+        except UserError as exc:
+            if str(exc).startswith("--set") and "unknown key" in str(exc):
+                raise
+    sweep = load_sweep(args.experiment, args.overrides)
     out = args.out or Path("runs") / sweep.name
     if args.dry_run:
         print(trial_table(sweep, out))
