@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -18,6 +19,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
     add_set_argument(parser)
+
+
+class _RayTokenAuthNotice(logging.Filter):
+    """Ray's "Token authentication is enabled ... Set RAY_AUTH_MODE=disabled to opt out" reads as advice to turn
+    it off; it is replaced by one line saying what it means here (docs/sweeps.md explains why it stays on)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Token authentication is enabled for this Ray cluster"):
+            sys.stderr.write("ray: token authentication is on (Ray's default; keep it on, see docs/sweeps.md)\n")
+            return False
+        return True
+
+
+def explain_ray_token_auth() -> None:
+    logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_RayTokenAuthNotice())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(trial_table(sweep, out))
         return 0
     from bench.sweep.runner import run_sweep
+
+    explain_ray_token_auth()
 
     df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
                    stream=sys.stdout)
