@@ -97,6 +97,7 @@ class _Trainer:
         self.device = ddp.rank_device(device_type)
         self.config_hash = cfg.config_hash()
         self.log: Optional[MetricsLog] = None
+        self.events = None  # TensorBoard (bench/engine/tensorboard.py), rank 0 only
 
     # -- records -----------------------------------------------------------------------------------------------
     def report(self, record: dict, to_log: bool = True) -> None:
@@ -104,6 +105,8 @@ class _Trainer:
             return
         if to_log and self.log is not None:
             self.log.write(record)
+        if to_log and self.events is not None:
+            self.events.write(record)
         if self.on_report is not None:
             self.on_report(record)
 
@@ -229,6 +232,9 @@ class _Trainer:
             resumed = self.start_iter > 0
             self.log = MetricsLog(self.out_dir / METRICS, upto_iter=self.start_iter if resumed else None,
                                   final_iter=t.iterations)
+            from bench.engine.tensorboard import EventWriter
+
+            self.events = EventWriter(self.out_dir, purge_step=self.start_iter + 1 if resumed else None)
         bar = None
         if self.progress and self.main:
             from tqdm import tqdm
@@ -303,6 +309,8 @@ class _Trainer:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+        if self.events is not None:
+            self.events.close()
 
 
 def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Report = None,
