@@ -9,6 +9,7 @@ from bench.atomic import write_json
 from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
 from bench.commands.overrides import add_set_argument
+from bench.text_table import text_table
 from bench.errors import UserError
 
 
@@ -125,12 +126,9 @@ def format_table(result: dict) -> str:
         f"boundary IoU {format_number(result['boundary_iou'])}",
         "",
     ]
-    names = list(result["per_class_iou"])
-    width = max([len("class")] + [len(n) for n in names])
-    lines.append(f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}  {'B-IoU':>7}")
-    for name in names:
-        lines.append(f"{name:<{width}}  {format_number(result['per_class_iou'][name]):>7}  "
-                     f"{format_number(result['per_class_acc'][name]):>7}  {format_number(result['per_class_boundary_iou'][name]):>7}")
+    rows = [[name, format_number(result["per_class_iou"][name]), format_number(result["per_class_acc"][name]),
+             format_number(result["per_class_boundary_iou"][name])] for name in result["per_class_iou"]]
+    lines.append(text_table(["class", "IoU", "Acc", "B-IoU"], rows, numeric=[False, True, True, True]))
     return "\n".join(lines)
 
 
