@@ -40,10 +40,11 @@ def summary_numeric(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The per-dataset summary with raw numbers (one row per model)."""
     shown = distinguishing_columns(models, keys)
     extra = [c for c in SUMMARY_EXTRA if c in models]
-    out = models[["label"] + shown + SUMMARY_NUMERIC + extra].copy()
+    protocol = [c for c in PROTOCOL_COLUMNS if c not in shown]  # to pair single- with multi-scale rows
+    out = models[["label"] + shown + protocol + SUMMARY_NUMERIC + extra].copy()
     if "order" in models:  # the sweep's axis order (first appearance in the results)
         out = out.iloc[np.argsort(models["order"].to_numpy(), kind="stable")]
-    return out.reset_index(drop=True)
+    return pair_protocols(out.reset_index(drop=True))
 
 
 def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +54,8 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
             return DASH
         return f"{row['latency_ms_median']:.1f}" + (" †" if _truthy(row.get("latency_noisy")) else "")
 
-    return pd.DataFrame({
+    paired = "miou_ms_flip_mean" in numeric
+    table = pd.DataFrame({
         "model": numeric["label"],
         "n": [f"{int(n)}/{int(t) + (len(m.split(',')) if m else 0)}" for n, t, m in
               zip(numeric["n"], numeric["n_trials"], numeric["missing_seeds"])],
@@ -65,6 +67,52 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
         "latency (ms)": [latency(r) for _, r in numeric.iterrows()],
         "peak mem (MiB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
     })
+    if paired:
+        table = table.rename(columns={"mIoU (%)": "mIoU ss (%)"})
+        table.insert(3, "mIoU ms+flip (%)", [fmt_mean_std(m, s) for m, s in
+                                             zip(numeric["miou_ms_flip_mean"], numeric["miou_ms_flip_std"])])
+    return table
+
+
+PROTOCOL_COLUMNS = ("eval_scales", "eval_flip")
+
+
+def pair_protocols(numeric: pd.DataFrame) -> pd.DataFrame:
+    """Single-scale and multi-scale+flip rows of the same model side by side: the single-scale row gains
+    `miou_ms_flip_mean/std` from its partner, the partner row goes, and labels drop the protocol. Unchanged when
+    no model has both."""
+    from reports.aggregate import model_label
+    from reports.mapping import protocol_of
+
+    if not all(c in numeric for c in PROTOCOL_COLUMNS) or numeric.empty:
+        return numeric
+    protocol = [protocol_of(s, str(f) == "True") for s, f in zip(numeric["eval_scales"], numeric["eval_flip"])]
+    shown = [c for c in numeric.columns if c in _config_columns(numeric) and c not in PROTOCOL_COLUMNS]
+    key = numeric[shown].astype(str).agg("|".join, axis=1)
+    ms = {k: i for k, i, p in zip(key, numeric.index, protocol) if p == "miou_ms_flip"}
+    pairs = {i: ms[k] for k, i, p in zip(key, numeric.index, protocol) if p == "miou_ss" and k in ms}
+    if not pairs:
+        return numeric
+    out = numeric.copy()
+    out["miou_ms_flip_mean"] = np.nan
+    out["miou_ms_flip_std"] = np.nan
+    for ss, partner in pairs.items():
+        out.loc[ss, ["miou_ms_flip_mean", "miou_ms_flip_std"]] = numeric.loc[partner, ["miou_mean", "miou_std"]].to_numpy()
+    for i, p in zip(numeric.index, protocol):  # multi-scale only: its number goes in its own column
+        if p == "miou_ms_flip" and i not in pairs.values():
+            out.loc[i, ["miou_ms_flip_mean", "miou_ms_flip_std"]] = numeric.loc[i, ["miou_mean", "miou_std"]].to_numpy()
+            out.loc[i, ["miou_mean", "miou_std"]] = np.nan
+    out = out.drop(index=list(pairs.values()))
+    label_cols = [c for c in shown if c != "label"]
+    by_index = dict(zip(numeric.index, protocol))
+    out["label"] = [model_label(r, label_cols) if by_index[i] else r["label"] for i, r in out.iterrows()]
+    return out.reset_index(drop=True)
+
+
+def _config_columns(numeric: pd.DataFrame) -> set:
+    from bench.results_schema import CONFIG
+
+    return set(CONFIG) | {c for c in numeric.columns if c.startswith("cfg.")}
 
 
 def _truthy(value) -> bool:

@@ -178,3 +178,18 @@ def test_latex_escapes_captions_and_cells():
                 caption="pascal_context_59: 50% & more")
     assert r"\caption{pascal\_context\_59: 50\% \& more}" in tex
     assert r"ifa r18 train.lr=0.02 & 50.00 $\pm$ 1.00 \\" in tex and r"mIoU (\%)" in tex
+
+
+def test_single_scale_and_ms_flip_side_by_side(tmp_path):
+    ms = dict(eval_scales="0.5,0.75,1.0,1.25,1.5,1.75", eval_flip=True)
+    rows = [trial(seed=0, miou=60.0, gmacs=1.0), trial(seed=1, miou=62.0, gmacs=1.0),
+            trial(seed=0, miou=63.0, gmacs=1.0, **ms), trial(seed=1, miou=64.0, gmacs=1.0, **ms),
+            trial(head="fpn", seed=0, miou=50.0, gmacs=2.0), trial(head="fpn", seed=1, miou=52.0, gmacs=2.0)]
+    rep = build_report(write_sweep(tmp_path, rows))
+    table = rep.summaries["synthetic"].set_index("label")
+    assert list(table.index) == ["ifa resnet18", "fpn resnet18"]
+    assert table.loc["ifa resnet18", "miou_mean"] == 61.0 and table.loc["ifa resnet18", "miou_ms_flip_mean"] == 63.5
+    assert pd.isna(table.loc["fpn resnet18", "miou_ms_flip_mean"])
+    md = (rep.out_dir / "tables" / "summary_synthetic.md").read_text()
+    assert md.splitlines()[0].startswith("| model | n | mIoU ss (%) | mIoU ms+flip (%) |")
+    assert "| ifa resnet18 | 2/2 | 61.00 ± 1.41 | 63.50 ± 0.71 |" in md
