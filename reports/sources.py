@@ -53,7 +53,7 @@ def read_sources(paths: Sequence[Path]) -> Results:
         raise UserError("no sweep or run folder given")
     parts = [read_run_dir(p) if is_run_dir(p) else _read_sweep(p) for p in paths]
     if len(parts) == 1:
-        return parts[0]
+        return add_model_options(parts[0])
     trials, per_class, absent = [], [], set(parts[0].absent_columns)
     for i, part in enumerate(parts):
         t = part.trials.copy()
@@ -72,8 +72,44 @@ def read_sources(paths: Sequence[Path]) -> Results:
         if combined[col].dtype == object:
             combined[col] = combined[col].where(combined[col].notna(), "")
     sources = Path(", ".join(str(p.source) for p in parts))
-    return Results(combined, pd.concat(per_class, ignore_index=True) if per_class else None,
-                   Path(paths[0]).resolve().parent, sources, sorted(absent))
+    return add_model_options(Results(combined, pd.concat(per_class, ignore_index=True) if per_class else None,
+                                     Path(paths[0]).resolve().parent, sources, sorted(absent)))
+
+
+# Model options results.csv has no column for (backbone width, head widths, ...), read from each trial's
+# config.yaml so that labels can name what varies between models ("fpn resnet18" alone hides width 0.5).
+_OPTION_SECTIONS = ("backbone", "head")
+_SKIPPED = {"name", "stem", "output_stride", "formulation", "pretrained", "pretrained_strict"}
+
+
+def add_model_options(results: Results) -> Results:
+    """`cfg.model.backbone.<opt>` / `cfg.model.head.<opt>` columns from the trials' config.yaml (where the
+    results lack them); values as text, lists joined by "x". Trials without a config.yaml get ""."""
+    from bench.config import read_yaml
+
+    trials = results.trials
+    found: dict[str, dict[int, str]] = {}
+    for i, tdir in zip(trials.index, trials["trial_dir"]):
+        if not tdir:
+            continue
+        path = Path(tdir) if Path(tdir).is_absolute() else results.sweep_dir / tdir
+        if not (path / "config.yaml").is_file():
+            continue
+        try:
+            model = (read_yaml(path / "config.yaml") or {}).get("model") or {}
+        except UserError:
+            continue  # an unreadable trial config only costs the extra columns
+        for section in _OPTION_SECTIONS:
+            for key, value in (model.get(section) or {}).items():
+                if key in _SKIPPED or isinstance(value, dict):
+                    continue
+                text = "x".join(map(str, value)) if isinstance(value, (list, tuple)) else (
+                    "" if value is None else str(value))
+                found.setdefault(f"cfg.model.{section}.{key}", {})[i] = text
+    for col, values in found.items():
+        if col not in trials:
+            trials[col] = [values.get(i, "") for i in trials.index]
+    return results
 
 
 def _read_sweep(path: Path) -> Results:

@@ -81,3 +81,14 @@ def test_cli_report_over_two_folders(tmp_path, capsys):
     assert "2 models" in capsys.readouterr().out
     summary = pd.read_csv(tmp_path / "rep" / "tables" / "summary_synthetic.csv")
     assert sorted(summary["head"]) == ["fpn", "ifa"]
+
+
+def test_labels_name_model_options_from_trial_configs(tmp_path):
+    """results.csv has no width column: the options come from each trial's config.yaml."""
+    a = write_run_dir(tmp_path / "a", head="fpn", miou=40.0)
+    b = write_run_dir(tmp_path / "b", head="fpn", miou=42.0)
+    cfg = yaml.safe_load((b / "config.yaml").read_text())
+    cfg["model"]["backbone"]["width"] = 1.0
+    (b / "config.yaml").write_text(yaml.safe_dump(cfg))
+    rep = build_report([a, b], tmp_path / "out")
+    assert sorted(rep.models["label"]) == ["fpn resnet18 backbone.width=0.5", "fpn resnet18 backbone.width=1.0"]
