@@ -162,5 +162,9 @@ def common_settings(models: pd.DataFrame, keys: list[str]) -> dict[str, str]:
         if c != "dataset" and c not in shown and len(values) == 1:
             set_for = sorted(set(models.loc[models[c].map(_fmt_key) != "", "head"]))
             partial = len(set_for) < models["head"].nunique()
+            if c.startswith("cfg.model."):  # options read from trial configs: short names, shared ones only
+                if not partial:
+                    common[".".join(c.split(".")[-2:])] = values[0]
+                continue
             common[c] = values[0] + (f" ({'/'.join(set_for)} only)" if partial else "")
     return common
