@@ -121,7 +121,12 @@ def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
     """
     candidates = [c for c in keys if c not in ALWAYS_SHOWN and c != "dataset"]
     values = {c: models[c].map(_fmt_key) for c in candidates}
-    shown = ALWAYS_SHOWN + [c for c in candidates if values[c][values[c] != ""].nunique() > 1]
+    def varies(c):
+        if c.startswith("cfg."):  # an option: named only where it tells apart models of one head
+            return values[c].groupby(models["head"]).nunique().max() > 1
+        return values[c][values[c] != ""].nunique() > 1
+
+    shown = ALWAYS_SHOWN + [c for c in candidates if varies(c)]
     labels = [model_label(r, shown) for _, r in models.iterrows()]
     if len(set(labels)) < len(labels):
         shown = ALWAYS_SHOWN + [c for c in candidates if values[c].nunique() > 1]
