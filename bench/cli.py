@@ -1,5 +1,8 @@
-"""The `ifa-bench` command. Each subcommand lives in bench/commands/<name>.py and exposes
-`add_arguments(parser)` and `run(args) -> int`; modules are imported only when their command runs."""
+"""ifa-bench: benchmark and reproduce semantic-segmentation heads (IFA, Semantic FPN, PPM, OCR) -- train and
+evaluate them, measure their cost (GMACs, parameters, latency, memory), sweep them on Ray, and turn the results
+into paper-ready tables and plots."""
+# Each subcommand lives in bench/commands/<name>.py and exposes `add_arguments(parser)` and `run(args) -> int`;
+# modules are imported only when their command runs. Examples for each subcommand's help: bench/commands/help.py.
 from __future__ import annotations
 
 import argparse
@@ -14,7 +17,7 @@ COMMANDS = {
     "train": "train one experiment in-process (no Ray)",
     "eval": "evaluate a checkpoint",
     "sweep": "run a Ray sweep over datasets x backbones x heads x seeds",
-    "report": "tables and plots from a sweep's results",
+    "report": "paper-ready tables and plots from sweeps and train runs",
     "check": "regression-check reproduced mIoU against published numbers",
     "convert": "convert a checkpoint of hzhupku/IFA (or another registered format) to an ifa-bench checkpoint",
     "predict": "write prediction PNGs (train ids, the dataset's label encoding, a colour overlay) for images",
@@ -28,11 +31,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ifa-bench", description=__doc__.splitlines()[0])
+    from bench.commands.help import EXAMPLES, TOP_EPILOG, HelpFormatter, version
+
+    parser = _Parser(prog="ifa-bench", description=__doc__, epilog=TOP_EPILOG, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name, help_text in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, formatter_class=HelpFormatter,
+                           epilog=EXAMPLES.get(name))
         p.set_defaults(_module=f"bench.commands.{name}")
     return parser
 

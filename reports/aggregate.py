@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from reports.conditions import CONDITION_COLUMNS
 from reports.load import STATUSES, Results
 
 # Columns always shown to tell models apart, even when constant; other config columns only when they vary.
@@ -15,7 +16,8 @@ EMPTY_COLUMNS = (
     ["n", "n_trials"] + [f"n_{s}" for s in STATUSES] + ["seeds", "missing_seeds", "status"]
     + [f"{m}_{a}" for m in ("miou", "boundary_iou", "macc", "aacc") for a in ("mean", "std")]
     + ["gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
-       "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label"])
+       "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label", "order", "latency_ms_iqr",
+       "latency_ms_seed_std", "latency_noisy", "dtype", "threads"] + CONDITION_COLUMNS[1:])
 
 
 def _fmt_key(value) -> str:
@@ -38,6 +40,17 @@ def _mean_std(series: pd.Series) -> tuple[float, float]:
     return mean, std
 
 
+def _numeric(frame: pd.DataFrame, col: str) -> pd.Series:
+    """A column as floats; absent in older results -> empty."""
+    if col not in frame:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(frame[col].replace("", np.nan), errors="coerce")
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
+
+
 def _status_text(counts: dict, n_trials: int, missing_seeds: list) -> str:
     parts = []
     if counts["completed"] == n_trials and not missing_seeds:
@@ -55,7 +68,7 @@ def model_table(results: Results) -> pd.DataFrame:
     Metrics and measurements come from completed trials only. Measurements are the median over those trials.
     A seed run for some model of a dataset but absent for this one is listed as missing.
     """
-    df = results.trials
+    df = results.trials.reset_index(drop=True)
     keys = results.config_columns()
     seeds_by_dataset = {d: sorted(g["seed"].dropna().unique()) for d, g in df.groupby("dataset")}
     rows = []
@@ -81,7 +94,13 @@ def model_table(results: Results) -> pd.DataFrame:
             rec[col] = _median(done[col])
         rec["device"] = ", ".join(sorted({d for d in done["device"] if d}))
         rec["device_name"] = ", ".join(sorted({d for d in done["device_name"] if d}))
-        rec["measure_input"] = ", ".join(sorted({d for d in done["measure_input"] if d}))
+        rec["order"] = int(g.index.min())  # first appearance in the results: the sweep's axis order
+        for col in ["measure_input", "dtype", "threads"] + CONDITION_COLUMNS[1:]:
+            values = done[col] if col in done else pd.Series(dtype=object)
+            rec[col] = ", ".join(sorted({_fmt_key(v) for v in values if _fmt_key(v) not in ("", "nan")}))
+        rec["latency_ms_iqr"] = _median(_numeric(done, "latency_ms_iqr"))
+        rec["latency_ms_seed_std"] = _mean_std(_numeric(done, "latency_ms_median"))[1]
+        rec["latency_noisy"] = bool(done["latency_noisy"].map(_truthy).any()) if "latency_noisy" in done else False
         rec["trial_ids"] = ",".join(g["trial_id"])
         rows.append(rec)
     if not rows:
@@ -102,7 +121,12 @@ def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
     """
     candidates = [c for c in keys if c not in ALWAYS_SHOWN and c != "dataset"]
     values = {c: models[c].map(_fmt_key) for c in candidates}
-    shown = ALWAYS_SHOWN + [c for c in candidates if values[c][values[c] != ""].nunique() > 1]
+    def varies(c):
+        if c.startswith("cfg."):  # an option: named only where it tells apart models of one head
+            return values[c].groupby(models["head"]).nunique().max() > 1
+        return values[c][values[c] != ""].nunique() > 1
+
+    shown = ALWAYS_SHOWN + [c for c in candidates if varies(c)]
     labels = [model_label(r, shown) for _, r in models.iterrows()]
     if len(set(labels)) < len(labels):
         shown = ALWAYS_SHOWN + [c for c in candidates if values[c].nunique() > 1]
@@ -129,8 +153,8 @@ def model_label(row: pd.Series, shown: list[str]) -> str:
             parts.append("flip" if value == "True" else "no-flip")
         elif col in _LABEL_FORMS:
             parts.append(_LABEL_FORMS[col].format(value))
-        else:
-            parts.append(f"{col.removeprefix('cfg.')}={value}")
+        else:  # a sweep axis by dotted key: its last two parts say what it is ("backbone.width=0.5")
+            parts.append(f"{'.'.join(col.removeprefix('cfg.').split('.')[-2:])}={value}")
     return " ".join(parts)
 
 
@@ -143,5 +167,9 @@ def common_settings(models: pd.DataFrame, keys: list[str]) -> dict[str, str]:
         if c != "dataset" and c not in shown and len(values) == 1:
             set_for = sorted(set(models.loc[models[c].map(_fmt_key) != "", "head"]))
             partial = len(set_for) < models["head"].nunique()
+            if c.startswith("cfg.model."):  # options read from trial configs: short names, shared ones only
+                if not partial:
+                    common[".".join(c.split(".")[-2:])] = values[0]
+                continue
             common[c] = values[0] + (f" ({'/'.join(set_for)} only)" if partial else "")
     return common

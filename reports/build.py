@@ -7,7 +7,9 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+from bench.errors import UserError
 
 import pandas as pd
 
@@ -15,10 +17,13 @@ from reports import plots
 from reports.aggregate import common_settings, model_table
 from bench.atomic import make_temp_dir, write_text
 from reports.check import CheckResult, run_check
+from reports.conditions import shared_conditions
 from reports.document import Document
-from reports.load import STATUSES, Results, read_results
+from reports.load import STATUSES, Results
+from reports.sources import read_sources
 from reports.mapping import DATASETS, METRICS
 from reports.published import load_published
+from reports.style import Style, model_styles
 from reports.tables import fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table
 
 ENV_COLUMNS = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version",
@@ -39,15 +44,22 @@ class Report:
     environment: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    styles: dict[str, Style] = field(default_factory=dict)  # model label -> colour and marker, every plot
+    conditions: dict[str, str] = field(default_factory=dict)  # dataset -> measurement conditions phrase
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "x"
 
 
-def build_report(source: Path, out_dir: Optional[Path] = None, published: Optional[Path] = None) -> Report:
-    """Read the sweep at `source` and write the report to `out_dir` (default <sweep>/report), replacing it whole."""
-    results = read_results(source)
+def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
+                 published: Optional[Path] = None) -> Report:
+    """Read the sweeps and train run folders at `source` (one path or several) and write the report to `out_dir`
+    (default <sweep>/report for one source; required for several), replacing it whole."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
+    if len(sources) > 1 and out_dir is None:
+        raise UserError("several sweeps or runs: say where the combined report goes with --out DIR")
+    results = read_sources(sources)
     out_dir = Path(out_dir) if out_dir else results.sweep_dir / "report"
     pub_rows = load_published(published) if published else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +88,10 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
 def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Report:
     trials = results.trials
     models = model_table(results) if len(trials) else pd.DataFrame()
+    if len(models):
+        models = models.sort_values("order", kind="stable").reset_index(drop=True)
     report = Report(out, results, models)
+    report.styles = model_styles(models["label"]) if len(models) else {}
     keys = results.config_columns()
     sweep_name = ", ".join(sorted({s for s in trials["sweep_name"] if s})) or results.sweep_dir.name
     doc = Document(f"Sweep report: {sweep_name}")
@@ -110,7 +125,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Repor
 
     # --- per dataset
     pub_frame = _published_points(pub_rows) if pub_rows else None
-    for dataset in sorted(models["dataset"].unique()) if len(models) else []:
+    for dataset in (list(dict.fromkeys(models["dataset"])) if len(models) else []):
         _dataset_section(doc, report, dataset, keys, out, pub_frame)
 
     # --- published comparison
@@ -178,6 +193,14 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     common = common_settings(models, keys)
     if common:
         doc.para("Common settings: " + ", ".join(f"{k}={v}" for k, v in common.items()))
+    measured = models.dropna(subset=["gmacs"]) if "gmacs" in models else models
+    conditions, shared = shared_conditions([r.to_dict() for _, r in measured.iterrows()])
+    report.conditions[dataset] = conditions
+    if conditions:
+        doc.para(f"Measured at: {conditions}" + ("" if shared else " (differs between models: compare costs "
+                                                  "only between models measured alike)"), css="conditions")
+        if not shared:
+            report.notes.append(f"{dataset}: models were measured under different conditions ({conditions})")
 
     numeric = summary_numeric(models, keys)
     report.summaries[dataset] = numeric
@@ -185,8 +208,8 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models")
     doc.heading(3, "Models")
     doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; n = completed / expected seeds. "
-             "Costs: median over completed trials (GMACs by fvcore at batch 1; latency on the device shown).",
-             note=True)
+             "Costs: median over completed trials, GMACs by fvcore, all measured under the conditions above; "
+             "† marks a latency whose timing runs stayed noisy. Rows in the sweep's axis order.", note=True)
     doc.table(display)
     doc.links([(p.name, str(p.relative_to(out))) for p in paths.values()])
 
@@ -224,8 +247,12 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         if cost == "latency_ms_median" and len(device_set) > 1:
             report.notes.append(f"{dataset}: latencies were measured on several devices ({devices}); compare "
                                 "them only within one device")
-        title = f"{dataset}: mIoU vs {plots.COSTS[cost]}" + (f" [{devices}]" if cost != "gmacs" and devices else "")
-        report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", title, pub)
+        title = f"{dataset}: mIoU vs {'GMACs' if cost == 'gmacs' else 'latency'}"
+        xlabel = ("GMACs (fvcore)" if cost == "gmacs" else "latency (ms), median") + (
+            f", {conditions}" if conditions and shared else " (conditions differ: see the table)" if conditions
+            else "")
+        report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", title, pub,
+                                                 styles=report.styles, xlabel=xlabel)
         doc.image(f"plots/{name}.png", title)
         frontier = data[data["pareto"]].sort_values("cost")["label"].tolist()
         doc.para(f"Pareto frontier (max mIoU, min {cost}): {', '.join(frontier)}."
@@ -261,7 +288,8 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         name = f"curves_{slug}"
         report.plot_data[name] = curves
         write_text(out / "plots" / f"{name}.csv", curves.to_csv(index=False))
-        report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", f"{dataset}: training")
+        report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", f"{dataset}: training",
+                                               styles=report.styles)
         doc.image(f"plots/{name}.png", f"{dataset} training curves")
 
 

@@ -13,6 +13,8 @@ from typing import Optional
 import pandas as pd
 
 from bench.engine.bootstrap import Interval
+from bench.text_table import text_table
+
 from bench.errors import UserError
 from reports.aggregate import model_table
 from reports.load import Results
@@ -138,10 +140,7 @@ def _candidates(m: pd.Series, published: list[dict], metric: str) -> tuple[list[
 
 
 def _text_table(df: pd.DataFrame) -> str:
-    """Left-aligned fixed-width columns."""
-    cells = [list(map(str, df.columns))] + [[str(v) for v in row] for row in df.itertuples(index=False)]
-    widths = [max(len(r[j]) for r in cells) for j in range(len(df.columns))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+    return text_table(list(map(str, df.columns)), [list(row) for row in df.itertuples(index=False)])
 
 
 def format_report(result: CheckResult) -> str:

@@ -91,6 +91,13 @@ def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
             raw = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise UserError(f"{source}: cannot be read as a results table ({str(exc).splitlines()[0]})") from None
+    return results_from_frame(raw, source, source.parent, _read_per_class(source.parent / "per_class_iou.csv"),
+                              required)
+
+
+def results_from_frame(raw: pd.DataFrame, source: Path, sweep_dir: Path, per_class: Optional[pd.DataFrame],
+                       required: list[str] = REPORT_REQUIRED) -> Results:
+    """Typed Results from a frame of raw (string or native) values in the results schema."""
     missing = [c for c in required if c not in raw.columns]
     if missing:
         raise UserError(f"{source}: missing required column(s): {', '.join(missing)}")
@@ -103,8 +110,7 @@ def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
         raise UserError(f"{source}: column 'status' has unknown value {unknown[0]!r} (known: {', '.join(STATUSES)})")
     if "trial_id" in absent:
         df["trial_id"] = [f"row{i}" for i in range(len(df))]
-    sweep_dir = source.parent
-    return Results(df, _read_per_class(sweep_dir / "per_class_iou.csv"), sweep_dir, source, absent)
+    return Results(df, per_class, sweep_dir, source, absent)
 
 
 def _read_per_class(path: Path) -> Optional[pd.DataFrame]:

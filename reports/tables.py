@@ -18,6 +18,8 @@ DASH = "—"
 SUMMARY_NUMERIC = ["n", "n_trials", "miou_mean", "miou_std", "boundary_iou_mean", "boundary_iou_std", "gmacs",
                    "params_m", "latency_ms_median", "device", "peak_mem_mb", "measure_input", "seeds",
                    "missing_seeds", "status"]
+SUMMARY_EXTRA = ["latency_ms_iqr", "latency_noisy", "measure_batch", "measure_dtype", "measure_threads",
+                 "measure_device", "measure_device_name"]
 
 
 def fmt_num(value, digits=2) -> str:
@@ -37,8 +39,12 @@ def fmt_mean_std(mean, std, digits=2) -> str:
 def summary_numeric(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """The per-dataset summary with raw numbers (one row per model)."""
     shown = distinguishing_columns(models, keys)
-    out = models[["label"] + shown + SUMMARY_NUMERIC].copy()
-    return out.sort_values(["head", "backbone", "label"], kind="stable").reset_index(drop=True)
+    extra = [c for c in SUMMARY_EXTRA if c in models]
+    protocol = [c for c in PROTOCOL_COLUMNS if c not in shown]  # to pair single- with multi-scale rows
+    out = models[["label"] + shown + protocol + SUMMARY_NUMERIC + extra].copy()
+    if "order" in models:  # the sweep's axis order (first appearance in the results)
+        out = out.iloc[np.argsort(models["order"].to_numpy(), kind="stable")]
+    return pair_protocols(out.reset_index(drop=True))
 
 
 def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
@@ -46,9 +52,10 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
     def latency(row):
         if isinstance(row["latency_ms_median"], float) and math.isnan(row["latency_ms_median"]):
             return DASH
-        return f"{row['latency_ms_median']:.1f}" + (f" ({row['device']})" if row["device"] else "")
+        return f"{row['latency_ms_median']:.1f}" + (" †" if _truthy(row.get("latency_noisy")) else "")
 
-    return pd.DataFrame({
+    paired = "miou_ms_flip_mean" in numeric
+    table = pd.DataFrame({
         "model": numeric["label"],
         "n": [f"{int(n)}/{int(t) + (len(m.split(',')) if m else 0)}" for n, t, m in
               zip(numeric["n"], numeric["n_trials"], numeric["missing_seeds"])],
@@ -57,10 +64,59 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
                              zip(numeric["boundary_iou_mean"], numeric["boundary_iou_std"])],
         "GMACs": [fmt_num(v) for v in numeric["gmacs"]],
         "params (M)": [fmt_num(v) for v in numeric["params_m"]],
-        "latency ms (median)": [latency(r) for _, r in numeric.iterrows()],
-        "peak mem (MB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
-        "status": numeric["status"],
+        "latency (ms)": [latency(r) for _, r in numeric.iterrows()],
+        "peak mem (MiB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
     })
+    if paired:
+        table = table.rename(columns={"mIoU (%)": "mIoU ss (%)"})
+        table.insert(3, "mIoU ms+flip (%)", [fmt_mean_std(m, s) for m, s in
+                                             zip(numeric["miou_ms_flip_mean"], numeric["miou_ms_flip_std"])])
+    return table
+
+
+PROTOCOL_COLUMNS = ("eval_scales", "eval_flip")
+
+
+def pair_protocols(numeric: pd.DataFrame) -> pd.DataFrame:
+    """Single-scale and multi-scale+flip rows of the same model side by side: the single-scale row gains
+    `miou_ms_flip_mean/std` from its partner, the partner row goes, and labels drop the protocol. Unchanged when
+    no model has both."""
+    from reports.aggregate import model_label
+    from reports.mapping import protocol_of
+
+    if not all(c in numeric for c in PROTOCOL_COLUMNS) or numeric.empty:
+        return numeric
+    protocol = [protocol_of(s, str(f) == "True") for s, f in zip(numeric["eval_scales"], numeric["eval_flip"])]
+    shown = [c for c in numeric.columns if c in _config_columns(numeric) and c not in PROTOCOL_COLUMNS]
+    key = numeric[shown].astype(str).agg("|".join, axis=1)
+    ms = {k: i for k, i, p in zip(key, numeric.index, protocol) if p == "miou_ms_flip"}
+    pairs = {i: ms[k] for k, i, p in zip(key, numeric.index, protocol) if p == "miou_ss" and k in ms}
+    if not pairs:
+        return numeric
+    out = numeric.copy()
+    out["miou_ms_flip_mean"] = np.nan
+    out["miou_ms_flip_std"] = np.nan
+    for ss, partner in pairs.items():
+        out.loc[ss, ["miou_ms_flip_mean", "miou_ms_flip_std"]] = numeric.loc[partner, ["miou_mean", "miou_std"]].to_numpy()
+    for i, p in zip(numeric.index, protocol):  # multi-scale only: its number goes in its own column
+        if p == "miou_ms_flip" and i not in pairs.values():
+            out.loc[i, ["miou_ms_flip_mean", "miou_ms_flip_std"]] = numeric.loc[i, ["miou_mean", "miou_std"]].to_numpy()
+            out.loc[i, ["miou_mean", "miou_std"]] = np.nan
+    out = out.drop(index=list(pairs.values()))
+    label_cols = [c for c in shown if c != "label"]
+    by_index = dict(zip(numeric.index, protocol))
+    out["label"] = [model_label(r, label_cols) if by_index[i] else r["label"] for i, r in out.iterrows()]
+    return out.reset_index(drop=True)
+
+
+def _config_columns(numeric: pd.DataFrame) -> set:
+    from bench.results_schema import CONFIG
+
+    return set(CONFIG) | {c for c in numeric.columns if c.startswith("cfg.")}
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("true", "1", "1.0", "yes")
 
 
 def per_class_table(per_class: pd.DataFrame, trials: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -99,14 +155,34 @@ def _md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+_NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*[†*])?$|^/?\d+/\d+$")
+
+
+def numeric_columns(df: pd.DataFrame) -> list[bool]:
+    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "2/3", "50.0 †")."""
+    flags = []
+    for col in df.columns:
+        cells = [_text(v) for v in df[col]]
+        known = [c for c in cells if c not in (DASH, "")]
+        flags.append(bool(known) and all(_NUMERIC_CELL.match(c) for c in known))
+    return flags
+
+
+def _text(value) -> str:
+    if isinstance(value, float):
+        return DASH if np.isnan(value) else f"{value:.2f}"
+    return str(value)
+
+
 def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> str:
-    """LaTeX tabular via pandas Styler (booktabs rules); text escaped, ± as $\\pm$."""
+    """A booktabs tabular: text columns left-aligned, number columns right-aligned (r), so decimal points line
+    up at a fixed number of decimals; text escaped, ± as $\\pm$, the noisy mark † as \\dag."""
     shown = df.reset_index() if index else df
-    shown = shown.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
-                      (f"{v:.2f}" if isinstance(v, float) else str(v)))
+    align = "".join("r" if num else "l" for num in numeric_columns(shown))
+    shown = shown.map(_text)
     styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, caption=_latex_escape(caption) if caption else None)
-    return text.replace("±", r"$\pm$").replace("—", "--")
+    text = styler.to_latex(hrules=True, column_format=align, caption=_latex_escape(caption) if caption else None)
+    return text.replace("±", r"$\pm$").replace("—", "--").replace("†", r"\dag{}")
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -118,10 +194,12 @@ def _latex_escape(text: str) -> str:
 
 
 def html_table(df: pd.DataFrame, index: bool = False) -> str:
-    df = df.reset_index() if index else df
-    shown = df.map(lambda v: DASH if isinstance(v, float) and np.isnan(v) else
-                   (f"{v:.2f}" if isinstance(v, float) else v))
-    return shown.to_html(index=False, escape=True, border=0, classes="tbl", na_rep=DASH)
+    """The table as HTML from reports/templates/table.html.j2; number columns right-aligned."""
+    from reports.templates import render
+
+    shown = df.reset_index() if index else df
+    return render("table.html.j2", columns=[str(c) for c in shown.columns], numeric=numeric_columns(shown),
+                  rows=[[_text(v) for v in row] for row in shown.itertuples(index=False)])
 
 
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,

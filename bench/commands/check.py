@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--against", type=Path, default=None, metavar="YAML",
                         help="published numbers (default: the packaged reports/published.yaml)")
     parser.add_argument("--tolerance", type=float, default=1.0, help="allowed |reproduced - published| in mIoU points")
-    parser.add_argument("--metric", default="miou_ss", help="miou_ss (single scale, no flip) or miou_ms_flip")
+    parser.add_argument("--metric", default="miou_ss", choices=("miou_ss", "miou_ms_flip"),
+                        help="miou_ss: single scale, no flip; miou_ms_flip: several scales with flip")
     parser.add_argument("--min-seeds", type=int, default=1, help="fewer completed seeds than this fails the row")
     parser.add_argument("--include-reproductions", action="store_true",
                         help="also fail on third-party reproduction rows (default: shown for context only)")

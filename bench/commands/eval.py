@@ -8,6 +8,8 @@ from pathlib import Path
 from bench.atomic import write_json
 from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
+from bench.commands.overrides import add_set_argument
+from bench.text_table import text_table
 from bench.errors import UserError
 
 
@@ -31,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IFA: query at label resolution, or upsample the stride-4 logits "
                              "(default: eval.ifa_query)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
+    add_set_argument(parser)
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON to this file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -134,12 +137,9 @@ def format_table(result: dict) -> str:
     lines += [
         "",
     ]
-    names = list(result["per_class_iou"])
-    width = max([len("class")] + [len(n) for n in names])
-    lines.append(f"{'class':<{width}}  {'IoU':>7}  {'Acc':>7}  {'B-IoU':>7}")
-    for name in names:
-        lines.append(f"{name:<{width}}  {format_number(result['per_class_iou'][name]):>7}  "
-                     f"{format_number(result['per_class_acc'][name]):>7}  {format_number(result['per_class_boundary_iou'][name]):>7}")
+    rows = [[name, format_number(result["per_class_iou"][name]), format_number(result["per_class_acc"][name]),
+             format_number(result["per_class_boundary_iou"][name])] for name in result["per_class_iou"]]
+    lines.append(text_table(["class", "IoU", "Acc", "B-IoU"], rows, numeric=[False, True, True, True]))
     return "\n".join(lines)
 
 
@@ -148,13 +148,13 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.config import ExperimentConfig, load_config
+    from bench.commands.overrides import load_experiment
     from bench.data import build_dataset
     from bench.data.transforms import EvalTransform
     from bench.engine.evaluate import evaluate
     from bench.models import build_segmentor
 
-    cfg = load_config(ExperimentConfig, args.config)
+    cfg = load_experiment(args.config, args.overrides)
     eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")

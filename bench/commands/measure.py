@@ -15,6 +15,7 @@ from bench.commands.row_file import RowFile
 from bench.commands.values import format_number, parse_size
 from bench.device import resolve_device
 from bench.errors import UserError
+from bench.text_table import text_table
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 HEADS = ("ifa", "fpn", "ppm", "ocr")
@@ -214,15 +215,12 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
         body.append([r["model"], _gmacs(r["gmacs"]), _gmacs(r["gmacs_backbone"]), _gmacs(r["gmacs_head"]),
                      format_number(r["params_m"], 2), format_number(r["params_head_m"], 2), lat,
                      format_number(r["peak_mem_mb"], 0)])
-    widths = [max(len(str(row[i])) for row in [header] + body) for i in range(len(header))]
-    fmt = lambda row: "  ".join(  # noqa: E731
-        str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(row, widths)))
     first = rows[0]
     lines = [
         f"input 1x3x{first['measure_input']}, {first['backbone']} ({first['stem']} stem, output stride "
         f"{first['output_stride']}), {first['num_classes']} classes, {first['dtype']}, batch 1, eval mode, "
         f"auxiliary head excluded",
-        fmt(header), fmt(["-" * w for w in widths]), *[fmt(row) for row in body], "",
+        text_table(header, body, numeric=[False] + [True] * (len(header) - 1), rule=True), "",
         "GMACs: fvcore, 1 multiply-add = 1; peak MiB: growth over the memory held before the forward "
         "(docs/measurement.md)",
         f"device: {first['device']} ({first['device_name']}), threads {first['threads']}, torch "

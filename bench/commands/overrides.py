@@ -1,65 +1,102 @@
-"""`--set KEY.PATH=VALUE` overrides of an experiment config, shared by the commands that read one (train, measure):
-one parser, one way to apply a value, the same one-line errors naming the key."""
+"""`--set KEY.PATH=VALUE` for train, eval and sweep (and measure): one parser, one set of errors, and config
+files read with inheritance (bench/config/inherit.py). Errors name the file, or the --set, that set the bad
+value, and unknown keys get a "did you mean"."""
 from __future__ import annotations
 
 import argparse
 import copy
+import difflib
 from pathlib import Path
-from typing import Any
 
+from bench.config.overrides import apply_override, parse_override  # noqa: F401 - one home, re-exported
 from bench.errors import UserError
+
+SET_HELP = ("override a config key (repeatable); VALUE is YAML, e.g. --set train.iterations=100 "
+            "--set eval.mode=slide; a new model.head.name starts from that head's defaults")
 
 
 def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    """`--set` (repeatable) into `args.overrides`."""
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override a config key, e.g. --set train.iterations=100 --set model.head.name=fpn "
-                             "(VALUE is YAML; switching model.head.name resets the head's options to its defaults)")
+                        help=SET_HELP)
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    import yaml
+def read_config_data(path: Path, overrides: list[str]) -> tuple[dict, dict[str, str]]:
+    """The file's mapping (bases merged) with the overrides applied, and where each key came from."""
+    from bench.config.inherit import key_sources, read_with_bases
 
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise UserError(f"--set: expected KEY.PATH=VALUE, got {text!r}")
+    data, provenance = read_with_bases(path)
+    for text in overrides:
+        key, value = parse_override(text)
+        apply_override(data, key, value)
+        parts = key.split(".")
+        for i in range(1, len(parts)):  # mappings the --set created
+            provenance.setdefault(".".join(parts[:i]), f"--set {key}")
+        provenance[key] = f"--set {key}"
+        provenance.update(key_sources(value, f"--set {key}", key))
+    return data, provenance
+
+
+def validate_experiment(data: dict, provenance: dict[str, str], path: Path, overrides: list[str]):
+    """ExperimentConfig of `data`; a bad value's error names the file or --set that set it, and an unknown
+    key of a --set gets the closest known keys."""
+    from pydantic import ValidationError
+
+    from bench.config import ExperimentConfig
+    from bench.config.inherit import source_of
+    from bench.config.loading import _key_path, _yaml_loc, format_validation_error
+
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise UserError(f"--set {key}: value {raw!r} is not valid YAML") from None
-    return key, value
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = _key_path(_yaml_loc(tuple(first["loc"]), data))
+        source = source_of(key, provenance, str(path))
+        if source.startswith("--set") and first["type"] == "extra_forbidden":
+            hint = unknown_key_hint(key, data, overrides)
+            if hint:
+                raise UserError(f"{source}: {hint}") from None
+        raise UserError(format_validation_error(exc, source, data)) from None
 
 
-def apply_override(data: dict, key: str, value: Any) -> None:
-    """Set `key` (dotted) in the raw config mapping. The head is a tagged union: a new `model.head.name`, or a
-    `model.head` mapping naming another head, starts from that head's defaults instead of merging."""
+def unknown_key_hint(key: str, data: dict, overrides: list[str]) -> str | None:
+    """'unknown key X; did you mean Y?' from the keys a valid config has at that level (defaults included)."""
+    from bench.config import ExperimentConfig
+
+    known_data = copy.deepcopy(data)
     parts = key.split(".")
+    _drop(known_data, parts)
+    try:
+        known = ExperimentConfig.model_validate(known_data).model_dump()
+    except Exception:  # noqa: BLE001 - other errors too: no hint, the plain message stands
+        return None
+    cur = known
+    for i, part in enumerate(parts):
+        if not isinstance(cur, dict):
+            return None
+        if part not in cur:
+            close = difflib.get_close_matches(part, [str(k) for k in cur], n=3, cutoff=0.6)
+            prefix = ".".join(parts[:i])
+            names = [f"{prefix}.{c}" if prefix else c for c in close]
+            where = prefix or "the top level"
+            tail = (f"did you mean {' or '.join(names)}?" if names
+                    else f"known keys at {where}: {', '.join(sorted(map(str, cur)))}")
+            return f"unknown key {'.'.join(parts[:i + 1])!r}; {tail}"
+        cur = cur[part]
+    return None
+
+
+def _drop(data: dict, parts: list[str]) -> None:
     cur = data
-    for i, part in enumerate(parts[:-1]):
-        nxt = cur.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise UserError(f"--set {key}: {'.'.join(parts[:i + 1])} is not a mapping")
-        cur = nxt
-    last = parts[-1]
-    if key == "model.head.name" and cur.get("name", "ifa") != value:
-        cur.clear()
-    if key == "model.head" and isinstance(value, dict) and isinstance(cur.get("head"), dict):
-        old = cur["head"]
-        if value.get("name", old.get("name", "ifa")) == old.get("name", "ifa"):
-            value = {**old, **value}
-    cur[last] = copy.deepcopy(value)
+    for part in parts[:-1]:
+        cur = cur.get(part) if isinstance(cur, dict) else None
+        if cur is None:
+            return
+    if isinstance(cur, dict):
+        cur.pop(parts[-1], None)
 
 
 def load_experiment(path: Path, overrides: list[str]):
-    """The validated ExperimentConfig of `path` with the --set overrides applied (UserError naming the key)."""
-    from bench.config import ExperimentConfig, read_yaml, validate
-
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    data.pop("sweep", None)  # a sweep's experiment file: train its base experiment
-    for text in overrides:
-        apply_override(data, *parse_override(text))
-    source = f"{path} (with --set)" if overrides else str(path)
-    return validate(ExperimentConfig, data, source)
+    """The validated ExperimentConfig of `path` (bases merged, `sweep:` dropped) with the overrides applied."""
+    data, provenance = read_config_data(Path(path), overrides)
+    data.pop("sweep", None)  # a sweep's experiment file: its base experiment
+    return validate_experiment(data, provenance, Path(path), overrides)

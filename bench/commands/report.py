@@ -1,4 +1,4 @@
-"""`ifa-bench report SWEEP_DIR|RESULTS.csv [--out DIR]`: tables, plots, report.md and index.html."""
+"""`ifa-bench report DIR [DIR ...] [--out DIR]`: tables, plots, report.md and index.html over sweeps and runs."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +7,11 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, metavar="SWEEP_DIR|RESULTS", help="sweep directory, results.csv or results.parquet")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR", help="output folder (default: <sweep>/report)")
+    parser.add_argument("results", type=Path, nargs="+", metavar="DIR",
+                        help="sweep folders, results.csv/.parquet files, or `train` run folders (holding final.json); "
+                             "several are combined into one report")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: <sweep>/report; required with several inputs)")
     parser.add_argument("--published", type=Path, default=None, metavar="YAML",
                         help="published numbers to compare and draw (e.g. reports/published.yaml)")
 

@@ -101,6 +101,7 @@ class _Trainer:
         self.log: Optional[MetricsLog] = None
         self.lock = DirLock(out_dir, "run directory")
         self.created = False  # this process made out_dir: a run that fails writing removes it again
+        self.events = None  # TensorBoard (bench/engine/tensorboard.py), rank 0 only
 
     # -- records -----------------------------------------------------------------------------------------------
     def report(self, record: dict, to_log: bool = True) -> None:
@@ -108,6 +109,8 @@ class _Trainer:
             return
         if to_log and self.log is not None:
             self.log.write(record)
+        if to_log and self.events is not None:
+            self.events.write(record)
         if self.on_report is not None:
             self.on_report(record)
 
@@ -243,6 +246,9 @@ class _Trainer:
             resumed = self.start_iter > 0
             self.log = MetricsLog(self.out_dir / METRICS, upto_iter=self.start_iter if resumed else None,
                                   final_iter=t.iterations)
+            from bench.engine.tensorboard import EventWriter
+
+            self.events = EventWriter(self.out_dir, purge_step=self.start_iter + 1 if resumed else None)
         bar = None
         if self.progress and self.main:
             from tqdm import tqdm
@@ -324,6 +330,9 @@ class _Trainer:
         if self.log is not None:
             self.log.close()
             self.log = None
+        if self.events is not None:
+            self.events.close()
+            self.events = None
         if isinstance(failed, OSError) and self.created and self.main:
             # A write failed (full disk, permissions): a run directory this process made holds nothing resumable
             # worth the space. An existing one keeps its last good state (every write is atomic).

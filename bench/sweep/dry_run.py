@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.sweep import records
+from bench.text_table import text_table
 from bench.sweep.spec import NAMED_AXES, Sweep
 
 
@@ -25,9 +26,8 @@ def trial_table(sweep: Sweep, out: Path) -> str:
         }
         extras = [("-" if t.extra_axes.get(k) == "" else str(t.extra_axes.get(k))) for k in extra]
         rows.append([str(i), t.trial_id, t.config_hash, *(str(named[a]) for a in NAMED_AXES), *extras, res, state])
-    widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    numeric = [h in ("#", "seed") for h in headers]  # hashes and ids stay left-aligned text
+    lines = [text_table(headers, rows, numeric=numeric)]
     n_done = sum(r[-1] == "done" for r in rows)
     note = f"; {sweep.collapsed} identical combinations collapsed" if sweep.collapsed else ""
     lines.append(

@@ -243,10 +243,17 @@ def split_experiment(raw: Any, path: Path) -> tuple[dict, dict]:
     return raw, sweep
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Parse, expand and validate every trial. Raises UserError (one line) on any problem; starts nothing."""
+def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
+    """Parse, expand and validate every trial. Raises UserError (one line) on any problem; starts nothing.
+    The file is read with its bases (`base:`), then the --set overrides apply (bench/commands/overrides.py)."""
+    from bench.config.inherit import read_with_bases
+    from bench.config.overrides import apply_override, parse_override
+
     path = Path(path)
-    base, sweep_raw = split_experiment(read_yaml(path), path)
+    data, _ = read_with_bases(path)
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    base, sweep_raw = split_experiment(data, path)
     section = validate(_SweepFile, {"sweep": sweep_raw}, str(path)).sweep
 
     axes = dict(section.axes)

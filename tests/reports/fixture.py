@@ -12,6 +12,10 @@ from pathlib import Path
 from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
 
 CLASSES = ["road", "building", "car", "sky"]
+# Columns the measurement issue adds to results.csv; written only when a trial sets them (older results lack them).
+MEASURE_EXTRA = ["measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
+                 "measure_node", "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy",
+                 "loadavg_before", "loadavg_after"]
 
 
 def trial(dataset="synthetic", head="ifa", backbone="resnet18", seed=0, status="completed", miou=None, **kw):
@@ -56,18 +60,20 @@ def write_sweep(root: Path, trials: list[dict], *, per_class=True, curves=True, 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     rows, class_rows = [], []
+    extra = [c for c in MEASURE_EXTRA if c not in RESULT_COLUMNS and any(c in t for t in trials)]
+    extra += sorted({k for t in trials for k in t if k.startswith("cfg.")})
     for i, t in enumerate(trials):
         tid = f"t{i:03d}"
         tdir = f"trials/{tid}"
-        row = {c: "" for c in RESULT_COLUMNS}
-        row.update({k: ("" if v is None else v) for k, v in t.items() if k in RESULT_COLUMNS})
+        row = {c: "" for c in RESULT_COLUMNS + extra}
+        row.update({k: ("" if v is None else v) for k, v in t.items() if k in RESULT_COLUMNS + extra})
         row.update(trial_id=tid, config_hash=f"h{i:011d}", sweep_name=name, attempts=1, trial_dir=tdir,
                    eval_flip=str(bool(t["eval_flip"])))
         if t["status"] == "completed":
             row.update(macc=t["miou"] + 5, aacc=t["miou"] + 20, device="cpu", device_name="fixture-cpu",
                        torch_version="2.13.0", ray_version="2.60.0", dtype="float32", threads=2,
                        python_version="3.11.0", hostname="fixture", train_time_s=12.5,
-                       measure_input="64x64", finished_at="2026-11-23T21:00:00Z")
+                       measure_input=t.get("measure_input", "64x64"), finished_at="2026-11-23T21:00:00Z")
         rows.append(row)
         if per_class and t["status"] == "completed" and t.get("class_iou"):
             for ci, (cname, iou) in enumerate(zip(CLASSES, t["class_iou"])):
@@ -83,7 +89,7 @@ def write_sweep(root: Path, trials: list[dict], *, per_class=True, curves=True, 
                                              time_s=0.1)) + "\n")
                     if it % 50 == 0 and t["status"] == "completed":
                         fh.write(json.dumps(dict(kind="eval", iter=it, miou=t["miou"] * it / 100)) + "\n")
-    _write_csv(root / "results.csv", RESULT_COLUMNS, rows)
+    _write_csv(root / "results.csv", RESULT_COLUMNS + extra, rows)
     if per_class:
         _write_csv(root / "per_class_iou.csv", PER_CLASS_COLUMNS, class_rows)
     return root
@@ -98,3 +104,29 @@ def _write_csv(path, columns, rows):
         w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         w.writerows(rows)
+
+
+LONG_BACKBONES = ["resnet18", "resnet50", "resnet101"]
+LONG_HEADS = ["ifa", "fpn", "ppm", "ocr"]
+
+
+def twelve_model_trials(seeds=(0, 1, 2)) -> list[dict]:
+    """A Cityscapes-shaped sweep: 3 backbones x 4 heads, long labels (several varying columns), 3 seeds, costs
+    that crowd together the way real heads on one backbone do; latency noisy for one model."""
+    rows = []
+    for b, backbone in enumerate(LONG_BACKBONES):
+        for h, head in enumerate(LONG_HEADS):
+            for seed in seeds:
+                rows.append(trial(
+                    dataset="cityscapes", head=head, backbone=backbone, seed=seed, stem="v1c", crop="512x1024",
+                    output_stride=8 if head in ("ppm", "ocr") else 32, num_classes=19, iterations=80000,
+                    ifa_query="upsample" if head == "ifa" else "",
+                    miou=70.0 + 2.5 * b + 0.8 * h + 0.3 * seed, boundary_iou=45.0 + b + 0.2 * seed,
+                    gmacs=180.0 * (1 + b) + 15.0 * h, params_m=25.0 + 20 * b + 2 * h,
+                    latency_ms_median=300.0 * (1 + b) + 30.0 * h + 5.0 * seed, peak_mem_mb=900.0 + 300 * b,
+                    latency_ms_iqr=12.0, latency_noisy=(b == 2 and head == "ocr"),
+                    measure_batch=1, measure_dtype="float32", measure_threads=2, measure_device="cpu",
+                    measure_input="1024x2048", class_iou=[90 - h, 70 + b, 80, 85],
+                    **{"cfg.model.backbone.width": 0.5 if b < 2 else 1.0,
+                       "cfg.model.head.channels": 256 if head == "ifa" else 512}))
+    return rows

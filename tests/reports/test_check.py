@@ -140,8 +140,10 @@ def _one_line_error(capsys):
 
 def test_unknown_metric_exits_2(tmp_path, capsys):
     write_sweep(tmp_path, [trial(seed=0, miou=77.8, **PPM)])
-    assert _cli(tmp_path, "--metric", "miou_flip") == 2
-    assert "unknown metric 'miou_flip' (known: miou_ss, miou_ms_flip)" in _one_line_error(capsys)
+    with pytest.raises(SystemExit) as exc:  # argparse's choices (shown in --help) refuse it
+        _cli(tmp_path, "--metric", "miou_flip")
+    assert exc.value.code == 2
+    assert "invalid choice: 'miou_flip' (choose from 'miou_ss', 'miou_ms_flip')" in _one_line_error(capsys)
 
 
 def test_missing_columns_exit_2(tmp_path, capsys):

@@ -28,13 +28,15 @@ def test_summary_table_numbers(built):
     assert csv.loc["fpn resnet18", "n"] == 2 and csv.loc["fpn resnet18", "n_trials"] == 3
     assert pd.isna(csv.loc["ocr resnet18", "miou_mean"])
     md = (out / "tables" / "summary_synthetic.md").read_text()
-    assert "| ifa resnet18 fused | 3/3 | 61.00 ± 1.00 | 42.00 ± 2.00 | 10.00 | 5.00 | 50.0 (cpu) | 300 |" in md
+    assert "| ifa resnet18 fused | 3/3 | 61.00 ± 1.00 | 42.00 ± 2.00 | 10.00 | 5.00 | 50.0 | 300 |" in md
+    assert "status" not in md.splitlines()[0] and "peak mem (MiB)" in md
     assert "| ocr resnet18 | 0/3 | — | — |" in md
     assert "| ppm resnet18 | 2/3 | 58.50 ± 0.71 |" in md
     tex = (out / "tables" / "summary_synthetic.tex").read_text()
     assert r"61.00 $\pm$ 1.00" in tex and r"\toprule" in tex and r"mIoU (\%)" in tex
+    assert r"\begin{tabular}{lrrrrrrr}" in tex and "status" not in tex
     html = (out / "tables" / "summary_synthetic.html").read_text()
-    assert "<td>61.00 ± 1.00</td>" in html
+    assert '<td class="num">61.00 ± 1.00</td>' in html and '<td>ifa resnet18 fused</td>' in html
 
 
 def test_tradeoff_plot_data_and_pareto(built):
@@ -65,8 +67,8 @@ def test_pngs_are_real_images(built):
 def test_per_class_table_means(built):
     pc = built.per_class["synthetic"]
     assert list(pc.index) == CLASSES
-    # only ifa fused and fpn have per-class rows; fpn's seed 2 failed
-    assert list(pc.columns) == ["fpn resnet18", "ifa resnet18 fused"]
+    # only ifa fused and fpn have per-class rows (in the sweep's order); fpn's seed 2 failed
+    assert list(pc.columns) == ["ifa resnet18 fused", "fpn resnet18"]
     fused = [t["class_iou"] for t in default_trials() if t["head"] == "ifa" and t.get("class_iou")]
     for i, cls in enumerate(CLASSES):
         assert pc.loc[cls, "ifa resnet18 fused"] == pytest.approx(statistics.mean(c[i] for c in fused))
@@ -98,7 +100,7 @@ def test_report_shows_partial_sweep(built):
     assert ("- synthetic: best mIoU ifa resnet18 fused 61.00 ± 1.00 (n=3); "
             "ifa resnet18 reference 61.00 ± 0.50 (n=3); Pareto-optimal by GMACs: ifa resnet18 fused; Pareto-optimal by latency: ppm resnet18, ifa resnet18 fused"
             in md)
-    assert "No per-class IoU for: ifa resnet18 reference, ocr resnet18, ppm resnet18." in md
+    assert "No per-class IoU for: ifa resnet18 reference, ppm resnet18, ocr resnet18." in md
     status = pd.read_csv(built.out_dir / "tables" / "status.csv", keep_default_na=False)
     assert status["status"].tolist() == ["failed", "failed", "running", "pending", "missing"]
 
@@ -176,3 +178,18 @@ def test_latex_escapes_captions_and_cells():
                 caption="pascal_context_59: 50% & more")
     assert r"\caption{pascal\_context\_59: 50\% \& more}" in tex
     assert r"ifa r18 train.lr=0.02 & 50.00 $\pm$ 1.00 \\" in tex and r"mIoU (\%)" in tex
+
+
+def test_single_scale_and_ms_flip_side_by_side(tmp_path):
+    ms = dict(eval_scales="0.5,0.75,1.0,1.25,1.5,1.75", eval_flip=True)
+    rows = [trial(seed=0, miou=60.0, gmacs=1.0), trial(seed=1, miou=62.0, gmacs=1.0),
+            trial(seed=0, miou=63.0, gmacs=1.0, **ms), trial(seed=1, miou=64.0, gmacs=1.0, **ms),
+            trial(head="fpn", seed=0, miou=50.0, gmacs=2.0), trial(head="fpn", seed=1, miou=52.0, gmacs=2.0)]
+    rep = build_report(write_sweep(tmp_path, rows))
+    table = rep.summaries["synthetic"].set_index("label")
+    assert list(table.index) == ["ifa resnet18", "fpn resnet18"]
+    assert table.loc["ifa resnet18", "miou_mean"] == 61.0 and table.loc["ifa resnet18", "miou_ms_flip_mean"] == 63.5
+    assert pd.isna(table.loc["fpn resnet18", "miou_ms_flip_mean"])
+    md = (rep.out_dir / "tables" / "summary_synthetic.md").read_text()
+    assert md.splitlines()[0].startswith("| model | n | mIoU ss (%) | mIoU ms+flip (%) |")
+    assert "| ifa resnet18 | 2/2 | 61.00 ± 1.41 | 63.50 ± 0.71 |" in md
