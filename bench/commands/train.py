@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.commands.overrides import add_set_argument, apply_override, load_experiment, parse_override  # noqa: F401
 from bench.commands.values import format_number
+from bench.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
