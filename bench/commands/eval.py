@@ -91,6 +91,9 @@ def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
     # DDP-wrapped weights
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    from bench.models.finite import require_finite
+
+    require_finite(state, path)
     return state, meta
 
 
@@ -137,13 +140,13 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.config import ExperimentConfig, load_config
+    from bench.commands.train import load_experiment
     from bench.data import build_dataset
     from bench.data.transforms import EvalTransform
     from bench.engine.evaluate import evaluate
     from bench.models import build_segmentor
 
-    cfg = load_config(ExperimentConfig, args.config)
+    cfg = load_experiment(args.config, [])  # like train: a sweep's experiment file evaluates its base experiment
     eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")

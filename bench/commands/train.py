@@ -22,16 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    import yaml
+    from bench.config import parse_yaml
 
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise UserError(f"--set: expected KEY.PATH=VALUE, got {text!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        raise UserError(f"--set {key}: value {raw!r} is not valid YAML") from None
+    value = parse_yaml(raw, f"--set {key}={raw}") if raw.strip() else ""
     return key, value
 
 

@@ -12,12 +12,15 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from bench.config.model import ModelConfig
+from bench.config.strict_numbers import refuse_bool_numbers
 
 DatasetName = Literal["cityscapes", "ade20k", "pascal_context_59", "pascal_context_60", "synthetic"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 
 
 class DataConfig(_Strict):
