@@ -118,6 +118,30 @@ def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
 
 
+def _require_eval_fits(dataset, eval_cfg, cfg, args, device) -> None:
+    """Refuse scales or a window that cannot fit (bench/budget.py), judged on the split's first image."""
+    from PIL import Image
+
+    from bench.budget import eval_bytes, require_fits, stem_channels
+
+    try:
+        with Image.open(dataset.image_path(0)) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - an unreadable image is reported by the evaluation itself
+        return
+    window = None
+    if eval_cfg.mode == "slide":
+        window = tuple(eval_cfg.crop_size or cfg.data.crop_size)
+    needed = eval_bytes(height, width, eval_cfg.scales, cfg.model.num_classes, window,
+                        stem_channels(cfg.model.backbone))
+    flags = []
+    if args.scales or window is None or tuple(eval_cfg.scales) != (1.0,):
+        flags.append(f"--scales {args.scales}" if args.scales else f"eval.scales {list(eval_cfg.scales)}")
+    if window is not None:
+        flags.append(f"--crop {args.crop}" if args.crop else f"window {window[0]}x{window[1]}")
+    require_fits(needed, f"{' with '.join(flags)} on a {height}x{width} image", device)
+
+
 def format_table(result: dict) -> str:
     lines = [
         f"protocol: {result['protocol']}",
@@ -164,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_dataset(cfg.data, split)
     if len(dataset) == 0:
         raise UserError(f"{args.config}: data: split {split!r} has no images")
+    _require_eval_fits(dataset, eval_cfg, cfg, args, device)
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
                       progress=not args.no_progress and sys.stderr.isatty())

@@ -81,6 +81,14 @@ def model_config(args, head: str, formulation: str | None):
     return validate(ModelConfig, data, "command line (measure)")
 
 
+def _require_fits(args, size, device) -> None:
+    """Refuse an input size whose forward cannot fit (bench/budget.py) before building anything."""
+    from bench.budget import forward_bytes, require_fits, stem_channels
+
+    needed = forward_bytes(1, *size, stem=stem_channels(args))
+    require_fits(needed, f"--input {size[0]}x{size[1]}", device if device.type == "cuda" else None)
+
+
 def _rows(args) -> list[tuple[str, str, str | None]]:
     if args.all:
         return list(ALL_ROWS)
@@ -195,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.input)
     _check_args(args)
     device = resolve_device(args.device)
+    _require_fits(args, size, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     rows = []
