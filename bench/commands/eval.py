@@ -162,16 +162,18 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from bench.commands.train import load_experiment
+
+    cfg = load_experiment(args.config, [])  # like train: a sweep's experiment file evaluates its base experiment
+    eval_cfg = eval_config(cfg, args)  # both before the heavy imports below: a bad file is refused at once
+
     import torch
 
-    from bench.commands.train import load_experiment
     from bench.data import build_dataset
     from bench.data.transforms import EvalTransform
     from bench.engine.evaluate import evaluate
     from bench.models import build_segmentor
 
-    cfg = load_experiment(args.config, [])  # like train: a sweep's experiment file evaluates its base experiment
-    eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
     state, meta = load_checkpoint_state(args.checkpoint)
