@@ -243,10 +243,12 @@ def step_sweep_gpu(work: Path) -> dict:
     import pandas as pd
     import yaml
 
+    from bench.config import read_yaml
+
     from bench.sweep.runner import run_sweep
     from bench.sweep.spec import load_sweep
 
-    base = yaml.safe_load((ROOT / "experiments" / "synthetic.yaml").read_text())
+    base = read_yaml(ROOT / "experiments" / "synthetic.yaml")
     base["data"]["root"] = str(work / "sweep_data")
     base["train"].update(iterations=6, checkpoint_every=3, warmup_iters=1, device="cuda")
     base["sweep"] = {"name": "gpu-check", "axes": {"head": ["ifa"], "seed": [0]},

@@ -19,11 +19,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from bench.config import read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _experiment(threads: int, input_size: list[int], runs: int) -> dict:
-    doc = yaml.safe_load((ROOT / "experiments/synthetic.yaml").read_text())
+    doc = read_yaml(ROOT / "experiments/synthetic.yaml")
     doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads)
     doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs}
     doc["sweep"] = {"name": "repeatability", "axes": {"backbone": ["resnet18", "resnet50"], "seed": [0]},

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import yaml
 
+from bench.config import parse_yaml, read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "bench.cli"]
 
@@ -48,7 +50,7 @@ def _measure_cmd(config: Path, threads: int) -> list[str]:
         "from bench.measure import measure_model\n"
         "from bench.models import build_segmentor\n"
         f"torch.set_num_threads({threads}); torch.manual_seed(0)\n"
-        f"doc = yaml.safe_load(open({str(config)!r})); doc.pop('sweep', None)\n"
+        f"from bench.config import read_yaml; doc = read_yaml({str(config)!r}); doc.pop('sweep', None)\n"
         "cfg = ExperimentConfig.model_validate(doc)\n"
         "m = cfg.measure\n"
         "print(measure_model(build_segmentor(cfg.model), tuple(m.input_size), warmup=m.warmup, runs=m.runs))\n"
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
 
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    doc = yaml.safe_load((ROOT / args.config).read_text())
+    doc = read_yaml(ROOT / args.config)
     doc.pop("sweep", None)
     doc.setdefault("train", {})["threads"] = args.threads
     for item in args.set:
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_yaml(value, f"--set {key}")
     experiment = out / "experiment.yaml"
     experiment.write_text(yaml.safe_dump(doc, sort_keys=False))
     sweep_doc = dict(doc, sweep={"name": "overhead", "axes": {"seed": [doc.get("seed", 0)]},

@@ -53,8 +53,8 @@ def run_check(results: Results, published: list[dict], *, metric="miou_ss", tole
     bootstrap interval over val images widened by the tolerance on both sides (reports/intervals.py)."""
     if metric not in METRICS:
         raise UserError(f"--metric: unknown metric {metric!r} (known: {', '.join(METRICS)})")
-    if tolerance < 0:
-        raise UserError(f"--tolerance: must be >= 0, got {tolerance}")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UserError(f"--tolerance: must be a finite number >= 0, got {tolerance}")
     models = model_table(results)
     matched, unmatched = [], []
     for _, m in models.iterrows():
@@ -180,6 +180,9 @@ def format_report(result: CheckResult) -> str:
                          f"{r['iterations']} it, crop {r['crop']}, n={r['n']}): {r['reason']}")
     counted = m[m["counts"]]
     bad = counted[counted["verdict"] != "ok"]
+    if not len(counted):
+        lines += ["", "nothing compared: no reproduced row matches a counted published row"]
+        return "\n".join(lines) + "\n"
     lines += ["", f"{'FAIL' if result.exit_code else 'PASS'}: {len(counted) - len(bad)}/{len(counted)} "
                   f"compared rows pass" + (f"; {len(m) - len(counted)} reproduction row(s) shown for context"
                                            if len(m) > len(counted) else "")]

@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
-import yaml
-
+from bench.config.loading import read_yaml
 from bench.errors import UserError
 from reports.mapping import BACKBONES, DATASETS, HEADS, METRICS, parse_batch, parse_crop
 
@@ -36,12 +35,7 @@ def derive_match(row: dict) -> dict:
 def load_published(path: Optional[Path] = None) -> list[dict]:
     """Rows of a published.yaml, each with a complete `match` block (derived from the mapping when absent)."""
     path = Path(path) if path else DEFAULT_PATH
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise UserError(f"{path}: expected a mapping with a list under 'results'")
     rows = []

@@ -11,6 +11,8 @@ if "RAY_TMPDIR" not in os.environ:
     _ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")
     os.environ["RAY_TMPDIR"] = _ray_tmp
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# The dataset pre-flight's "verified" markers (bench/data/preflight.py): per test session, not in ~/.cache.
+os.environ.setdefault("IFA_BENCH_CACHE", tempfile.mkdtemp(prefix="ifa-cache-", dir="/tmp"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 

@@ -1,11 +1,12 @@
 """`ifa-bench check RESULTS --against reports/published.yaml`: reproduced mIoU vs published numbers.
 
-Exit 0: every compared row is within tolerance with enough seeds; 1: some row is not (or, with --require-match,
-nothing matched); 2: bad input.
+Exit 0: every compared row is within tolerance with enough seeds; 1: some row is not, or nothing was compared
+(unless --allow-empty); 2: bad input.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-reproductions", action="store_true",
                         help="also fail on third-party reproduction rows (default: shown for context only)")
     parser.add_argument("--require-match", action="store_true",
-                        help="exit 1 when no reproduced row matches a counted published row")
+                        help="exit 1 when no reproduced row matches a counted published row (now the default)")
+    parser.add_argument("--allow-empty", action="store_true",
+                        help="exit 0 when nothing is compared (by default that is a failure, exit 1)")
     parser.add_argument("--ci", type=float, default=None, metavar="LEVEL",
                         help="e.g. 95: fail a row only when the published value is outside the LEVEL%% bootstrap "
                              "interval over val images, widened by --tolerance (needs the trials' per_image.npz)")
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
     from bench.atomic import write_text
     from reports.check import format_report, run_check
+    from reports.check_input import check_miou_values, drop_repeated_trials
     from reports.load import CHECK_REQUIRED, read_results
     from reports.mapping import METRICS
     from reports.published import load_published
@@ -43,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--metric: unknown metric {args.metric!r} (known: {', '.join(METRICS)})")
     if args.min_seeds < 0:
         raise UserError(f"--min-seeds: must be >= 0, got {args.min_seeds}")
-    import math
-
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise UserError(f"--tolerance: must be a finite number >= 0, got {args.tolerance}")
     if args.ci is not None and not (math.isfinite(args.ci) and 0 < args.ci < 100):
         raise UserError(f"--ci: a confidence level between 0 and 100 (e.g. 95), got {args.ci:g}")
     results = read_results(args.results, required=CHECK_REQUIRED)
+    check_miou_values(results)
+    results, repeated = drop_repeated_trials(results)
+    if repeated:
+        sys.stderr.write(f"note: {repeated} repeated trial row(s) in {results.source} counted once\n")
     if args.paired:
         from reports.intervals import paired
 
@@ -68,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
         both = pd.concat([result.matched.assign(matched=True), result.unmatched.assign(matched=False)],
                          ignore_index=True)
         write_text(args.out, both.to_csv(index=False))
-    if args.require_match and not result.matched["counts"].any():
-        sys.stdout.write("FAIL: --require-match and no reproduced row matches a published row\n")
+    if not result.matched["counts"].any() and not args.allow_empty:
+        why = (f"none of the {len(result.unmatched)} reproduced model(s) matches a counted published row "
+               f"(reasons above)" if len(result.unmatched) else "the results hold no reproduced model")
+        sys.stdout.write(f"FAIL: nothing was compared: {why}; --allow-empty accepts this\n")
         return 1
     return result.exit_code

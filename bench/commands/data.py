@@ -32,13 +32,23 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a non-negative integer")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     synth = actions.add_parser("synth", help="write the synthetic dataset (Cityscapes layout)",
                                description="Write the deterministic synthetic dataset in the Cityscapes layout.")
     synth.add_argument("out", help="directory to create")
-    synth.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    synth.add_argument("--seed", type=_non_negative, default=0, help="generator seed, 0 or more (default 0)")
     synth.add_argument("--train", type=_positive, default=64, help="images in the train split (default 64)")
     synth.add_argument("--val", type=_positive, default=16, help="images in the val split (default 16)")
     synth.add_argument("--size", type=_size, default=(128, 256), help="image size HxW (default 128x256)")
@@ -59,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _synth(args) -> int:
     from bench.data.synthetic import generate_synthetic, read_meta
 
+    from bench.budget import require_fits, synth_bytes
+
+    h, w = args.size
+    require_fits(synth_bytes(h, w), f"--size {h}x{w}")
     existed = read_meta(args.out) is not None
     start = time.perf_counter()
     generate_synthetic(args.out, seed=args.seed, size=args.size, counts={"train": args.train, "val": args.val})

@@ -99,6 +99,9 @@ def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
     # DDP-wrapped weights
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    from bench.models.finite import require_finite
+
+    require_finite(state, path)
     return state, meta
 
 
@@ -121,6 +124,30 @@ def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
             raise UserError(f"{path}: key {key!r} has shape {tuple(value.shape)}, the model of {config_path} "
                             f"expects {tuple(expected[key].shape)}")
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+
+
+def _require_eval_fits(dataset, eval_cfg, cfg, args, device) -> None:
+    """Refuse scales or a window that cannot fit (bench/budget.py), judged on the split's first image."""
+    from PIL import Image
+
+    from bench.budget import eval_bytes, require_fits, stem_channels
+
+    try:
+        with Image.open(dataset.image_path(0)) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - an unreadable image is reported by the evaluation itself
+        return
+    window = None
+    if eval_cfg.mode == "slide":
+        window = tuple(eval_cfg.crop_size or cfg.data.crop_size)
+    needed = eval_bytes(height, width, eval_cfg.scales, cfg.model.num_classes, window,
+                        stem_channels(cfg.model.backbone))
+    flags = []
+    if args.scales or window is None or tuple(eval_cfg.scales) != (1.0,):
+        flags.append(f"--scales {args.scales}" if args.scales else f"eval.scales {list(eval_cfg.scales)}")
+    if window is not None:
+        flags.append(f"--crop {args.crop}" if args.crop else f"window {window[0]}x{window[1]}")
+    require_fits(needed, f"{' with '.join(flags)} on a {height}x{width} image", device)
 
 
 def format_table(result: dict) -> str:
@@ -146,16 +173,18 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from bench.commands.overrides import load_experiment
+
+    cfg = load_experiment(args.config, args.overrides)  # like train: a sweep's experiment file evaluates its base experiment
+    eval_cfg = eval_config(cfg, args)  # both before the heavy imports below: a bad file is refused at once
+
     import torch
 
-    from bench.commands.overrides import load_experiment
     from bench.data import build_dataset
     from bench.data.transforms import EvalTransform
     from bench.engine.evaluate import evaluate
     from bench.models import build_segmentor
 
-    cfg = load_experiment(args.config, args.overrides)
-    eval_cfg = eval_config(cfg, args)
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
     from bench.commands.convert import load_converted
@@ -179,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         from bench.commands.predict import prediction_saver
 
         save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
+    _require_eval_fits(dataset, eval_cfg, cfg, args, device)
     result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
                       ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
                       progress=not args.no_progress and sys.stderr.isatty(), per_image=True,

@@ -131,6 +131,14 @@ def _label(head: str, formulation: str | None) -> str:
     return next(lbl for lbl, h, _ in ALL_ROWS if h == head)
 
 
+def _require_fits(args, size, device) -> None:
+    """Refuse an input size whose forward cannot fit (bench/budget.py) before building anything."""
+    from bench.budget import forward_bytes, require_fits, stem_channels
+
+    needed = forward_bytes(1, *size, stem=stem_channels(args))
+    require_fits(needed, f"--input {size[0]}x{size[1]}", device if device.type == "cuda" else None)
+
+
 def _rows(args) -> list[tuple[str, str, str | None]]:
     if args.all:
         return list(ALL_ROWS)
@@ -287,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     device = resolve_device(args.device)
     out_file = RowFile(args.out) if args.out is not None else None
+    _require_fits(args, size, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if experiment is not None:

@@ -11,13 +11,17 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
+from bench.budget import MAX_ITERATIONS
 from bench.config.model import ModelConfig
+from bench.config.strict_numbers import refuse_bool_numbers
 
 DatasetName = Literal["cityscapes", "ade20k", "pascal_context_59", "pascal_context_60", "synthetic"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 
 
 class DataConfig(_Strict):
@@ -49,7 +53,7 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    iterations: PositiveInt = 1000
+    iterations: PositiveInt = Field(1000, le=MAX_ITERATIONS)  # bench/budget.py
     batch_size: PositiveInt = 8  # global batch (split over DDP workers)
     lr: float = Field(0.01, gt=0)
     head_lr_mult: float = Field(10.0, gt=0)
@@ -57,7 +61,7 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(5e-4, ge=0)
     poly_power: float = Field(0.9, ge=0)
     min_lr: float = Field(1e-4, ge=0)
-    warmup_iters: int = Field(0, ge=0)
+    warmup_iters: int = Field(0, ge=0, le=MAX_ITERATIONS)
     warmup_ratio: float = Field(1e-6, gt=0, le=1)
     loss: Literal["ce", "ohem"] = "ce"
     ohem_thresh: float = Field(0.7, gt=0, le=1)

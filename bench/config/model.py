@@ -4,11 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+
+from bench.config.strict_numbers import refuse_bool_numbers
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 
 
 class BackboneConfig(_Strict):

@@ -11,12 +11,14 @@ from bench.errors import UserError
 def parse_override(text: str) -> tuple[str, Any]:
     import yaml
 
+    from bench.config.loading import parse_yaml  # the project's one loader (safe, duplicate keys refused)
+
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
         raise UserError(f"--set: expected KEY.PATH=VALUE, got {text!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw, f"--set {key}={raw}") if raw.strip() else ""
     except yaml.YAMLError:
         raise UserError(f"--set {key}: value {raw!r} is not valid YAML") from None
     return key, value

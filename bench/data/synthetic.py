@@ -85,17 +85,34 @@ def _write_split(base: Path, seed: int, split: str, count: int, size: tuple[int,
 
 @contextmanager
 def _lock(path: Path):
+    """An flock on `path`, removed again on the way out (success or failure), so no `.NAME.lock` stays behind.
+    Removal happens while holding the lock; a waiter that then wakes on the removed file retries on a new one."""
     try:
         import fcntl
     except ImportError:  # no flock (Windows): the atomic rename alone still keeps the result whole
         yield
         return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    while True:
+        fh = open(path, "a")
         try:
-            yield
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()  # the holder removed it after we opened it: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            path.unlink(missing_ok=True)
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()  # closing releases the flock
 
 
 def _check_matches(root: Path, meta: dict, wanted: dict) -> None:
@@ -116,6 +133,11 @@ def generate_synthetic(root, *, seed: int = DEFAULT_SEED, size: tuple[int, int] 
     if not counts or any(n < 1 for n in counts.values()) or min(size) < 16:
         raise UserError(f"{root}: synthetic dataset needs at least one image per split and a size of at "
                         f"least 16x16 (got {counts}, {size[0]}x{size[1]})")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(f"{root}: the synthetic dataset's seed must be a non-negative integer, got {seed!r}")
+    from bench.budget import require_fits, synth_bytes
+
+    require_fits(synth_bytes(*size), f"{root}: synthetic image size {size[0]}x{size[1]}")
     bad = [s for s in counts if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", s)]
     if bad:
         raise UserError(f"{root}: split names must be plain directory names, got {bad}")
@@ -124,10 +146,28 @@ def generate_synthetic(root, *, seed: int = DEFAULT_SEED, size: tuple[int, int] 
     if meta is not None:
         _check_matches(root, meta, wanted)
         return root
+    first_missing = next((d for d in reversed([root.parent, *root.parent.parents]) if not d.exists()), None)
     try:
         return _generate_locked(root, seed, size, counts, wanted)
     except OSError as exc:  # read-only or full disk, permissions: the user's environment, not a bug
+        _remove_empty(root.parent, first_missing)
         raise UserError(f"{root}: cannot write the synthetic dataset ({type(exc).__name__}: {exc})") from None
+    except BaseException:
+        _remove_empty(root.parent, first_missing)
+        raise
+
+
+def _remove_empty(leaf: Path, top: Path | None) -> None:
+    """Undo the parent directories a failed generation created (leaf up to top), where they are still empty."""
+    if top is None:
+        return
+    for d in [leaf, *leaf.parents]:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        if d == top:
+            return
 
 
 def _generate_locked(root: Path, seed: int, size, counts: dict, wanted: dict) -> Path:

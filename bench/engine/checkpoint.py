@@ -18,6 +18,7 @@ import torch
 
 from bench.atomic import replacing
 from bench.errors import UserError
+from bench.models.finite import require_finite
 
 FORMAT = 1
 LAST = "last.pt"
@@ -113,6 +114,8 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(f"{path}: unreadable checkpoint ({reason}); delete it to resume from an older one") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a checkpoint written by `ifa-bench train` (format {FORMAT})")
+    if isinstance(state.get("model"), dict):
+        require_finite(state["model"], path)
     return state
 
 

@@ -34,6 +34,7 @@ def check_static(cfg, world_size: int = 1) -> None:
         raise UserError(f"train.batch_size: {t.batch_size} is not divisible by the {world_size} distributed workers")
     if t.warmup_iters > t.iterations:
         raise UserError(f"train.warmup_iters: {t.warmup_iters} is longer than train.iterations ({t.iterations})")
+    _require_fits(cfg, world_size)
     pretrained = cfg.model.backbone.pretrained
     if pretrained is not None and not Path(pretrained).expanduser().is_file():
         raise UserError(f"model.backbone.pretrained: {pretrained}: no such file")
@@ -46,3 +47,15 @@ def check_dataset(cfg, dataset) -> None:
                         f"{dataset.num_classes} classes")
     if len(dataset) == 0:
         raise UserError(f"data.root: split '{dataset.split}' of {cfg.data.root} has no images")
+
+
+def _require_fits(cfg, world_size: int) -> None:
+    """One training step of the per-worker batch at the crop size must fit (a lower bound, bench/budget.py)."""
+    from bench.budget import forward_bytes, require_fits, stem_channels
+
+    t, d = cfg.train, cfg.data
+    per_worker = max(1, t.batch_size // world_size)
+    device = resolve_device(t.device, "train.device")
+    require_fits(forward_bytes(per_worker, *d.crop_size, training=True, stem=stem_channels(cfg.model.backbone)),
+                 f"train.batch_size {t.batch_size} at data.crop_size {d.crop_size[0]}x{d.crop_size[1]}",
+                 device if device.type == "cuda" else None)

@@ -133,6 +133,9 @@ class _Trainer:
         check_dataset(cfg, self.train_set)
         self.val_set = build_dataset(cfg.data, cfg.data.val_split)
         check_dataset(cfg, self.val_set)
+        from bench.data.preflight import verify_before_training
+
+        verify_before_training(self.train_set, self.val_set)  # every rank: none may wait on one that failed
         self.train_transform, self.eval_transform = TrainTransform(cfg.data), EvalTransform(cfg.data)
 
         seed_everything(cfg.seed)  # the initial weights are a function of the seed

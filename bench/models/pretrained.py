@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bench.errors import UserError
+from bench.models.finite import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str
     bad = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise UserError(f"{path}: expected a state dict of tensors; {bad[0]!r} is a {type(obj[bad[0]]).__name__}")
+    require_finite(obj, path, "pretrained weights")
     return {_strip(k): v for k, v in obj.items()}, ignored
 
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from bench.config import ExperimentConfig, read_yaml, validate
+from bench.config.strict_numbers import refuse_bool_numbers
 from bench.errors import UserError
 
 NAMED_AXES = ("dataset", "backbone", "head", "seed")
@@ -36,6 +37,8 @@ HEAD_KEY = "model.head"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 
 
 class Resources(_Strict):

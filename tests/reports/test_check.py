@@ -186,8 +186,11 @@ def test_real_command_exit_codes(tmp_path):
     assert "outside tolerance" in failing.stdout and "-2.52" in failing.stdout
 
 
-def test_require_match(tmp_path, capsys):
+def test_nothing_compared_fails_unless_allow_empty(tmp_path, capsys):
     write_sweep(tmp_path, [trial(seed=0, miou=60.0)])
-    assert _cli(tmp_path) == 0
-    assert "matched: none" in capsys.readouterr().out
+    assert _cli(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "matched: none" in out and "PASS" not in out
+    assert "FAIL: nothing was compared: none of the 1 reproduced model(s) matches" in out
     assert _cli(tmp_path, "--require-match") == 1
+    assert _cli(tmp_path, "--allow-empty") == 0
