@@ -2,7 +2,6 @@
 the same numbers as a sweep's measurement, rows kept when a run is interrupted."""
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,40 +11,28 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import main
 from bench.commands.overrides import load_experiment
+from tests.measure.test_measure_command import _one_line_error, _run  # noqa: F401 - shared helpers
 
 SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"
 FAST = ["--no-latency", "--no-memory", "--format", "json"]
 
 
-def _run(capsys, *argv):
-    code = main(["measure", *argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _one_line_error(code, err, *needles):
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 @pytest.mark.slow
 def test_config_gives_the_sweeps_gmacs_and_params_for_the_demo_ifa(capsys):
-    from bench.sweep.trainable import _measure
+    from bench.sweep.measurement import _run_measurement
 
     code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *FAST)
     assert code == 0
     (row,) = json.loads(out)
     cfg = load_experiment(SYNTHETIC, ["measure.latency=false"])
-    sweep = _measure(cfg, torch.device("cpu"))  # how a sweep trial measures its model
+    # how a sweep's measurement phase measures the model (the body of its Ray task, run here in-process)
+    sweep = _run_measurement(cfg.model_dump(mode="json"), "key", "cpu", torch.get_num_threads(), None)
     for key in ("gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
                 "measure_input", "unsupported_ops", "dtype", "device"):
         assert row[key] == sweep[key], key
-    assert set(sweep) <= set(row)  # every key measure_model returns is passed through
+    sweep_only = {"measure_key", "measure_node", "measure_node_id"}  # where the phase ran
+    assert set(sweep) - sweep_only <= set(row)  # every key measure_model returns is passed through
     # the README's demo row for IFA: 2.57 GMACs at 256x512, 2.93 M parameters
     assert round(row["gmacs"], 2) == 2.57 and round(row["params_m"], 2) == 2.93
     assert row["measure_input"] == "256x512" and row["batch"] == 1 and row["backbone_width"] == 0.5
