@@ -26,6 +26,12 @@ MEASUREMENTS = [
 # measure_*_at: ISO-8601 UTC; latency_noisy: IQR/median stayed above 10% (docs/measurement.md); loadavg_*: host
 # 1-minute load average before/after the timed runs. bench.measure.conditions.conditions_text(row) phrases them.
 
+# Measurement columns that are not floats (bench/sweep/results.py writes, reports/load.py reads them so).
+MEASURE_TEXT = {"measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name", "measure_node",
+                "measure_started_at", "measure_finished_at"}
+MEASURE_INT = {"measure_batch", "measure_threads", "latency_runs"}
+MEASURE_BOOL = {"latency_noisy"}
+
 ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version", "hostname"]
 
 TIMING = ["train_time_s", "finished_at"]

@@ -41,23 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_set_argument(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="FILE.csv|FILE.jsonl",
                         help="append each row to this file as soon as it is measured (kept if interrupted)")
-    parser.add_argument("--backbone", choices=BACKBONES, default=None, help="default resnet50")
+    parser.add_argument("--backbone", choices=BACKBONES, default=None, help="(default: resnet50)")
     parser.add_argument("--stem", choices=("standard", "deep", "v1c"), default=None,
-                        help="ResNet stem (the IFA release uses deep; default standard)")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="default 32")
-    parser.add_argument("--head", choices=HEADS, default=None, help="default ifa")
+                        help="ResNet stem, the IFA release uses deep (default: standard)")
+    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="(default: 32)")
+    parser.add_argument("--head", choices=HEADS, default=None, help="(default: ifa)")
     parser.add_argument("--formulation", choices=("fused", "reference"), default=None,
                         help="IFA head only (default: the config default, fused)")
     parser.add_argument("--all", action="store_true",
                         help="measure IFA reference, IFA fused, FPN, PPM and OCR on the chosen backbone")
-    parser.add_argument("--input", default=None, metavar="HxW", help="input size, batch 1 (default 1024x2048)")
-    parser.add_argument("--classes", type=int, default=None, metavar="N", help="number of classes (default 19)")
+    parser.add_argument("--input", default=None, metavar="HxW", help="input size, batch 1 (default: 1024x2048)")
+    parser.add_argument("--classes", type=int, default=None, metavar="N", help="number of classes (default: 19)")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="load these weights first (state_dict, or a train checkpoint with 'model')")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
     parser.add_argument("--warmup", type=int, default=None, metavar="N",
-                        help="untimed runs before timing (default 3)")
+                        help="untimed runs before timing (default: 3)")
     parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed runs (default 10)")
     parser.add_argument("--no-latency", action="store_true", help="skip timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")

@@ -11,14 +11,12 @@ import pandas as pd
 from bench.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.results_schema import (
-    CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
+    CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASURE_BOOL, MEASURE_INT, MEASURE_TEXT, MEASUREMENTS, METRICS,
+    PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
 )
 from bench.sweep.spec import TrialSpec
 
-MEASURE_TEXT = {"measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name", "measure_node",
-                "measure_started_at", "measure_finished_at", "latency_noisy"}
-MEASURE_INT = {"measure_batch", "measure_threads", "latency_runs"}
-NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT | {"train_time_s"}
+NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT - MEASURE_BOOL | {"train_time_s"}
 CFG_PREFIX = "cfg."
 
 
