@@ -94,7 +94,7 @@ def test_train_on_a_full_disk_names_enospc_and_removes_the_run_directory(experim
 def _fill(disk: Path, leave: int) -> Path:
     """Fill the file system at `disk`, then give back `leave` bytes."""
     filler = disk / "filler"
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: ENOSPC surfaces in write(), not at close()
         try:
             while True:
                 f.write(b"\0" * 65536)
