@@ -115,6 +115,8 @@ def join_cluster(address: str) -> None:
 
     from bench.errors import UserError
 
+    if ray.is_initialized():  # a sweep owns its process's Ray connection (in-process callers: tests, notebooks)
+        ray.shutdown()
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
     except ConnectionError as exc:  # `auto` without a cluster on this machine, or no Ray behind HOST:PORT
