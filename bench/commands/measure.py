@@ -59,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=None, metavar="N",
                         help="untimed runs before timing (default: 3)")
     parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed runs (default 10)")
+    parser.add_argument("--processes", type=int, default=None, metavar="N",
+                        help="time in N fresh processes, one after another, and pool their runs (default: the "
+                             "config's measure.processes, else 3); 0 times in this process (docs/measurement.md)")
     parser.add_argument("--no-latency", action="store_true", help="skip timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--breakdown", action="store_true", help="GMACs per module (backbone, head and its parts)")
@@ -81,6 +84,7 @@ def resolve_args(args):
         args.input = args.input or "x".join(map(str, cfg.measure.input_size))
         args.warmup = cfg.measure.warmup if args.warmup is None else args.warmup
         args.runs = cfg.measure.runs if args.runs is None else args.runs
+        args.processes = cfg.measure.processes if args.processes is None else args.processes
     else:
         if args.overrides:
             raise UserError("--set: needs --config (it overrides keys of the experiment file)")
@@ -90,6 +94,7 @@ def resolve_args(args):
         args.input = args.input or "1024x2048"
         args.warmup = 3 if args.warmup is None else args.warmup
         args.runs = 10 if args.runs is None else args.runs
+        args.processes = 3 if args.processes is None else args.processes
     return cfg
 
 
@@ -98,6 +103,8 @@ def _check_args(args) -> None:
         raise UserError(f"--classes: must be a positive integer, got {args.classes}")
     if args.runs < 1:
         raise UserError(f"--runs: must be at least 1, got {args.runs}")
+    if args.processes < 0:
+        raise UserError(f"--processes: must be 0 or more, got {args.processes}")
     if args.warmup < 0:
         raise UserError(f"--warmup: must be 0 or more, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
@@ -192,7 +199,8 @@ def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
     macs = count_macs(model, images, by_module_depth=2)
     record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
-                           latency=not args.no_latency, memory=not args.no_memory, macs=macs)
+                           latency=not args.no_latency, memory=not args.no_memory, macs=macs,
+                           processes=args.processes)
     head = cfg.head.name
     ident = {
         "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,

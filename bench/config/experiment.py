@@ -94,6 +94,7 @@ class MeasureConfig(_Strict):
     warmup: int = Field(3, ge=0)
     runs: PositiveInt = 10
     latency: bool = True
+    processes: int = Field(3, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
 
 
 class ExperimentConfig(_Strict):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from bench.measure.environment import environment
+from bench.measure.fresh_processes import pooled_latency
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
 from bench.measure.memory import MemoryStats, measure_peak_memory
@@ -24,6 +25,7 @@ MEASUREMENT_KEYS = [
     "unsupported_ops",
     # noise statistics and stated conditions (docs/measurement.md)
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
+    "latency_processes", "latency_se_pct",
     "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
     "measure_started_at", "measure_finished_at",
 ]
@@ -52,6 +54,7 @@ def measure_model(
     *,
     macs: Optional[MacCount] = None,
     rounds: int = DEFAULT_ROUNDS,
+    processes: int = 0,
 ) -> dict:
     """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
 
@@ -59,6 +62,8 @@ def measure_model(
     The auxiliary head only runs in training, so it is neither traced nor timed; its parameters are excluded.
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
     A noisy latency round is repeated up to `rounds` rounds (bench.measure.latency's noise rule).
+    With `processes` > 0, CPU latency is timed in that many fresh processes instead and pooled
+    (bench.measure.fresh_processes: why, and its noise rule); CUDA latency is always timed in this process.
     """
     h, w = _validate_size(input_size)
     device = torch.device(device)
@@ -72,7 +77,12 @@ def measure_model(
             macs = count_macs(segmentor, images)
         params = count_params(segmentor)
         mem = measure_peak_memory(segmentor, images) if memory else None
-        lat = measure_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds) if latency else None
+        if not latency:
+            lat = None
+        elif processes > 0 and device.type == "cpu":
+            lat = pooled_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds, processes=processes)
+        else:
+            lat = measure_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds)
     finally:
         segmentor.train(was_training)
     finished_at = _now()
@@ -96,6 +106,8 @@ def measure_model(
         "latency_noisy": lat.noisy if lat else None,
         "loadavg_before": lat.loadavg_before if lat else None,
         "loadavg_after": lat.loadavg_after if lat else None,
+        "latency_processes": lat.processes if lat else None,
+        "latency_se_pct": (None if lat is None or lat.rel_se is None else round(lat.rel_se * 100, 2)),
     }
     env = environment(device, dtype)
     record.update(

@@ -39,6 +39,9 @@ class LatencyStats:
     rounds: int = 1  # rounds of `runs` timed runs made (the kept one is reported)
     loadavg_before: float | None = None  # host 1-minute load average; None where the OS has none
     loadavg_after: float | None = None
+    processes: int = 0  # fresh processes pooled (bench.measure.fresh_processes); 0: timed in the calling process
+    process_medians_ms: list[float] = field(repr=False, default_factory=list)
+    rel_se: float | None = None  # relative standard error of the mean of the per-process medians
 
     @property
     def spread(self) -> float:

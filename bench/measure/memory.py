@@ -13,7 +13,6 @@ kernels) a thread samples RSS with psutil every 1 ms instead; it can miss a peak
 from __future__ import annotations
 
 import gc
-import pickle
 import re
 import threading
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.measure.isolated import run_in_fresh_process
 from bench.measure.latency import device_of
 
 MIB = 2**20
@@ -111,42 +111,8 @@ def _cpu_peak_in_this_process(model: nn.Module, inputs) -> tuple[int, int, str]:
     return before, peak, "rss_psutil_sampling_1ms"
 
 
-def _child(payload: bytes, threads: int, conn) -> None:
-    try:
-        torch.set_num_threads(threads)
-        model, inputs = pickle.loads(payload)  # our own bytes, made by the parent just now
-        del payload
-        conn.send(("ok", _cpu_peak_in_this_process(model, inputs)))
-    except BaseException as exc:  # report, don't hang the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
 def _cpu_peak_isolated(model: nn.Module, inputs, timeout_s: float) -> tuple[int, int, str]:
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    payload = pickle.dumps((model, inputs), protocol=pickle.HIGHEST_PROTOCOL)
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(payload, torch.get_num_threads(), child_conn), daemon=True)
-    proc.start()
-    child_conn.close()
-    del payload
-    try:
-        if not parent_conn.poll(timeout_s):
-            raise TimeoutError(f"memory measurement: no result after {timeout_s:.0f} s")
-        status, result = parent_conn.recv()
-    except EOFError:
-        status, result = "error", f"measurement process died (exit code {proc.exitcode})"
-    finally:
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-    if status != "ok":
-        raise RuntimeError(f"memory measurement failed: {result}")
-    return result
+    return run_in_fresh_process(_cpu_peak_in_this_process, (model, inputs), what="memory", timeout_s=timeout_s)
 
 
 def _cuda_peak(model: nn.Module, inputs, device: torch.device) -> tuple[int, int, str]:

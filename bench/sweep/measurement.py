@@ -81,7 +81,8 @@ def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str
     torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
     segmentor = build_segmentor(cfg.model)
     record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
-                           warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency)
+                           warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency,
+                           processes=cfg.measure.processes)
     try:
         import ray
 
@@ -159,12 +160,16 @@ def measure_in(pg, bundle: dict, payload: dict, key: str, *, run_timeout_s: floa
 
 def describe(rec: dict) -> str:
     """One line for the console: the numbers and, loudly, whether the latency is noisy."""
+    from bench.measure.fresh_processes import noise_reason
+
     parts = []
     if isinstance(rec.get("latency_ms_median"), (int, float)):
         iqr = rec.get("latency_ms_iqr") or 0.0
         spread = iqr / rec["latency_ms_median"] * 100 if rec["latency_ms_median"] else 0.0
+        pooled = (f", {rec['latency_processes']} processes, SE {rec['latency_se_pct']:.1f}%"
+                  if rec.get("latency_processes") and rec.get("latency_se_pct") is not None else "")
         parts.append(f"latency {rec['latency_ms_median']:.2f} ms (min {rec['latency_ms_min']:.2f}, "
-                     f"IQR {spread:.0f}% of median, {rec.get('latency_runs')} runs)")
+                     f"IQR {spread:.0f}% of median, {rec.get('latency_runs')} runs{pooled})")
     if isinstance(rec.get("gmacs"), (int, float)):
         parts.append(f"{rec['gmacs']:.2f} GMACs, {rec['params_m']:.2f} M params")
     load = (rec.get("loadavg_before"), rec.get("loadavg_after"))
@@ -172,7 +177,7 @@ def describe(rec: dict) -> str:
         parts.append(f"load {load[0]:.2f}->{load[1]:.2f}")
     text = ", ".join(parts) or "measured"
     if rec.get("latency_noisy"):
-        text += "  WARNING: latency is noisy (IQR above 10% of the median in every round)"
+        text += f"  WARNING: latency is noisy ({noise_reason(rec)})"
     return text
 
 

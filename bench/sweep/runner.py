@@ -234,8 +234,10 @@ def _summary(out: Path, sweep: Sweep, payloads: list[dict], failed: dict, stream
     if len(done):
         cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
         print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
+    from bench.measure.fresh_processes import noise_reason
+
     for _, row in done[done["latency_noisy"].fillna(False).astype(bool)].iterrows():
-        print(f"  WARNING {row['trial_id']}: latency is noisy (IQR above 10% of the median in every round, "
+        print(f"  WARNING {row['trial_id']}: latency is noisy ({noise_reason(row.to_dict())}, "
               f"load {row['loadavg_before']}->{row['loadavg_after']}); do not rank on it", file=stream)
     for _, row in df[df["status"] == "failed"].iterrows():
         print(f"  FAILED {row['trial_id']}: {row['error']}", file=stream)

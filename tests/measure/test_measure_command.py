@@ -11,7 +11,8 @@ import torch
 
 from bench.cli import main
 
-SMALL = ["--backbone", "resnet18", "--input", "64x96", "--classes", "5", "--warmup", "0", "--runs", "2"]
+SMALL = ["--backbone", "resnet18", "--input", "64x96", "--classes", "5", "--warmup", "0", "--runs", "2",
+         "--processes", "0"]
 
 
 def _run(capsys, *argv):

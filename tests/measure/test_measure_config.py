@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -133,6 +134,11 @@ def test_interrupted_all_keeps_the_rows_it_finished(tmp_path):
         while not out_file.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert out_file.exists(), f"no row was written (exit {proc.poll()})"
+        children = []  # wait for the second row's fresh latency processes: the interrupt must take them down too
+        while not children and time.monotonic() < deadline and proc.poll() is None:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            time.sleep(0.02)
+        assert children, "the second row's latency was not timed in a fresh process"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -146,3 +152,5 @@ def test_interrupted_all_keeps_the_rows_it_finished(tmp_path):
     assert rows[0]["measure_input"] == "64x128" and int(rows[0]["threads"]) >= 1 and rows[0]["device_name"]
     assert "IFA (reference): " in err and "interrupted" in err
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left behind
+    time.sleep(0.5)
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]  # none outlives it

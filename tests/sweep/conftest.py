@@ -36,7 +36,7 @@ def tiny_experiment(data_root: Path, iterations: int = 4, checkpoint_every: int 
         "train": {"iterations": iterations, "batch_size": 2, "checkpoint_every": checkpoint_every, "log_every": 1,
                   "threads": 1},
         "eval": {"batch_size": 1},
-        "measure": {"enabled": measure, "input_size": [32, 64], "warmup": 0, "runs": 2},
+        "measure": {"enabled": measure, "input_size": [32, 64], "warmup": 0, "runs": 2, "processes": 0},
     }
 
 

@@ -1,0 +1,82 @@
+"""CPU latency timed in several fresh processes, pooled.
+
+Why: on these 2-vCPU virtual machines the same model, timed the same way, runs at a speed that is set largely per
+process (thread placement, memory layout, the host): on an idle machine six processes timing ResNet-18/IFA at
+256x512 gave medians from 95 to 120 ms while each process's own runs agreed within a few percent, so a single
+process's IQR says nothing about how far the next sweep will land. Pooling the runs of 3 fresh processes gave
+104.2 vs 105.6 ms (ResNet-18) and 174.2 vs 169.5 ms (ResNet-50) for two disjoint triples (docs/performance.md).
+
+Rule: start `processes` fresh processes ("spawn", each given a pickled copy of the model and input, so trained
+weights are timed as they are) one after another, never at the same time, each doing the in-process protocol of bench.measure.latency (warm-up, timed runs, noisy rounds repeated). The relative standard error of the
+mean of the per-process medians is the precision of the result; while it exceeds SE_THRESHOLD (5%, i.e. a 95%
+interval of about +-10%) another process is added, up to `max_processes` (default twice `processes`). The row is
+`noisy` when it still exceeds it, or when every process stayed noisy by the in-process rule.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.measure.isolated import run_in_fresh_process
+from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, iqr, loadavg, measure_latency, percentile
+
+SE_THRESHOLD = 0.05
+TIMEOUT_S = 1800.0
+
+
+def relative_se(medians: list[float]) -> float | None:
+    """Standard error of the mean of `medians` over their mean; None for fewer than two."""
+    if len(medians) < 2:
+        return None
+    mean = statistics.fmean(medians)
+    return statistics.stdev(medians) / math.sqrt(len(medians)) / mean if mean > 0 else 0.0
+
+
+def _timings(model, inputs, warmup: int, runs: int, rounds: int) -> dict:
+    """In the fresh process: the in-process protocol, returned as plain data."""
+    stats = measure_latency(model, inputs, warmup=warmup, runs=runs, rounds=rounds)
+    return {"times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds, "timer": stats.timer,
+            "threads": stats.threads, "device": stats.device}
+
+
+def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = DEFAULT_ROUNDS,
+                   processes: int = 3, max_processes: int | None = None, se_threshold: float = SE_THRESHOLD,
+                   timeout_s: float = TIMEOUT_S) -> LatencyStats:
+    """CPU latency of `model(*inputs)` pooled over fresh processes (the module's rule). `runs` of the result counts
+    every kept timed run of every process; processes, process_medians_ms and rel_se are filled in."""
+    if processes < 1:
+        raise ValueError(f"latency: processes must be at least 1, got {processes}")
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    max_processes = max(processes, max_processes if max_processes is not None else 2 * processes)
+    load_before = loadavg()
+    children: list[dict] = []
+    while True:
+        children.append(run_in_fresh_process(_timings, (model, inputs, warmup, runs, rounds), what="latency",
+                                             timeout_s=timeout_s))
+        medians = [statistics.median(c["times_ms"]) for c in children]
+        se = relative_se(medians)
+        if len(children) >= processes and (se is None or se <= se_threshold or len(children) >= max_processes):
+            break
+    times = [t for c in children for t in c["times_ms"]]
+    noisy = (se is not None and se > se_threshold) or all(c["noisy"] for c in children)
+    return LatencyStats(
+        median_ms=statistics.median(times), p90_ms=percentile(times, 90), mean_ms=statistics.fmean(times),
+        std_ms=statistics.stdev(times) if len(times) > 1 else 0.0, min_ms=min(times), max_ms=max(times),
+        runs=len(times), warmup=warmup, device=children[0]["device"], timer=children[0]["timer"],
+        threads=children[0]["threads"], times_ms=times, iqr_ms=iqr(times), noisy=noisy,
+        rounds=max(c["rounds"] for c in children), loadavg_before=load_before, loadavg_after=loadavg(),
+        processes=len(children), process_medians_ms=medians, rel_se=se,
+    )
+
+
+def noise_reason(row: dict) -> str:
+    """Why a row's latency is marked noisy, in a few words (for warnings)."""
+    se, procs = row.get("latency_se_pct"), row.get("latency_processes")
+    if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
+        return (f"the standard error of its {procs} processes' medians is {se:.1f}% of their mean "
+                f"(limit {SE_THRESHOLD * 100:g}%)")
+    return "IQR above 10% of the median in every round"

@@ -1,0 +1,66 @@
+"""CPU latency pooled over fresh processes (bench.measure.fresh_processes): the process count, the pooling, the
+standard-error rule that adds processes and marks a row noisy, and that every child is gone afterwards."""
+import math
+import statistics
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from bench.measure import measure_model
+from bench.measure.fresh_processes import noise_reason, pooled_latency, relative_se
+from tests.measure.tiny_models import TinySegmentor
+
+
+def _images():
+    return torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+
+
+def test_relative_se_is_the_standard_error_of_the_mean_over_the_mean():
+    medians = [98.4, 102.4, 112.9]
+    expected = np.std(medians, ddof=1) / math.sqrt(3) / np.mean(medians)
+    assert relative_se(medians) == pytest.approx(expected, rel=1e-12)
+    assert relative_se([5.0]) is None and relative_se([4.0, 4.0]) == 0.0
+
+
+def _spawned_workers() -> set[int]:
+    """Live multiprocessing "spawn" workers of this process (not its long-lived resource tracker)."""
+    out = set()
+    for c in psutil.Process().children(recursive=True):
+        try:
+            if c.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(c.cmdline()):
+                out.add(c.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_pools_the_runs_of_each_process_and_leaves_no_child():
+    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=1, runs=4, rounds=1, processes=2,
+                           se_threshold=1.0)  # a loose limit: exactly the 2 processes asked for
+    assert stats.processes == 2 and len(stats.process_medians_ms) == 2
+    assert stats.runs == len(stats.times_ms) == 8
+    assert stats.median_ms == statistics.median(stats.times_ms) and stats.min_ms == min(stats.times_ms)
+    assert stats.process_medians_ms == [statistics.median(stats.times_ms[:4]), statistics.median(stats.times_ms[4:])]
+    assert stats.rel_se == relative_se(stats.process_medians_ms)
+    assert stats.threads == torch.get_num_threads() and stats.timer == "perf_counter"
+    assert not _spawned_workers()
+
+
+def test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy():
+    # A limit of 0 cannot be met by real timings: processes are added up to the maximum and the row is noisy.
+    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=0, runs=3, rounds=1, processes=2,
+                           max_processes=3, se_threshold=0.0)
+    assert stats.processes == 3 and stats.noisy
+    assert "standard error of its 3 processes' medians" in noise_reason(
+        {"latency_se_pct": stats.rel_se * 100, "latency_processes": stats.processes})
+
+
+def test_measure_model_records_the_processes_and_their_standard_error():
+    rec = measure_model(TinySegmentor(), input_size=(16, 24), warmup=1, runs=3, memory=False, processes=2)
+    assert rec["latency_processes"] >= 2 and rec["latency_runs"] == 3 * rec["latency_processes"]
+    assert rec["latency_se_pct"] is not None and rec["latency_se_pct"] >= 0
+    in_process = measure_model(TinySegmentor(), input_size=(16, 24), warmup=1, runs=3, memory=False)
+    assert in_process["latency_processes"] == 0 and in_process["latency_se_pct"] is None
+    assert in_process["latency_runs"] == 3
