@@ -1,15 +1,17 @@
-"""The bad-input corpus (issue 10): malformed input to every subcommand, run through the installed console script.
+"""The bad-input corpus (issue 10): malformed input to every subcommand.
 
 Each case asserts: the exit code, exactly one line on stderr that names the file, key or value, no traceback, and
 nothing left behind (the case's folder and the shared fixtures are snapshotted before and after; no new file,
-no run directory, no lock). Cases run in parallel threads; each is one short subprocess.
+no run directory, no lock). Each case is its own process running bench.cli.main as the console script does, forked
+from a pre-imported parent (tests/cli/zygote.py: why and how); the console script itself runs in the other tests
+here and in tests/cli/test_dispatch.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -292,7 +294,7 @@ def world(tmp_path_factory):
     return W
 
 
-def _run(W: Path, base: Path, cid: str, argv: list[str], files: dict):
+def _run(W: Path, base: Path, cid: str, argv: list[str], files: dict, cli: "Zygote"):
     case_dir = base / cid
     case_dir.mkdir()
     for name, content in files.items():
@@ -301,9 +303,46 @@ def _run(W: Path, base: Path, cid: str, argv: list[str], files: dict):
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     before = _snapshot(case_dir, W)
     env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1", IFA_BENCH_CACHE=str(base / f"cache-{cid}"))
-    proc = subprocess.run([str(EXE), *argv], cwd=case_dir, capture_output=True, text=True, timeout=180, env=env)
+    proc = cli.run(argv, case_dir, env)
     after = _snapshot(case_dir, W)
     return proc, sorted(after - before)
+
+
+class Zygote:
+    """Client of tests/cli/zygote.py: one forked `ifa-bench` process per run()."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        env = dict(os.environ, MPLBACKEND="Agg", OMP_NUM_THREADS="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.cli.zygote"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env,
+                                     cwd=Path(__file__).resolve().parents[2])
+        self.count = 0
+
+    def run(self, argv: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+        self.count += 1
+        out, err = self.scratch / f"{self.count}.out", self.scratch / f"{self.count}.err"
+        req = {"argv": argv, "cwd": str(cwd), "env": env, "out": str(out), "err": str(err)}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        assert reply, f"the zygote died (exit {self.proc.poll()})"
+        return subprocess.CompletedProcess(argv, json.loads(reply)["returncode"], out.read_text(), err.read_text())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def forked_cli(tmp_path_factory):
+    zygote = Zygote(tmp_path_factory.mktemp("zygote-io"))
+    yield zygote
+    zygote.close()
 
 
 def test_corpus_has_80_cases_over_all_commands(world):
@@ -314,15 +353,12 @@ def test_corpus_has_80_cases_over_all_commands(world):
     assert {"measure", "data", "train", "eval", "sweep", "report", "check"} <= commands
 
 
-@pytest.mark.timeout(1500)  # ~116 subprocesses, about half importing torch: ~2-3 min on 2 idle cores
-@pytest.mark.skipif(not EXE.exists(), reason="the ifa-bench console script is not installed next to python")
-def test_bad_input_corpus(world, tmp_path):
+@pytest.mark.timeout(900)
+def test_bad_input_corpus(world, tmp_path, forked_cli):
     all_cases = cases(str(world))
-    with ThreadPoolExecutor(max_workers=4) as pool:  # subprocesses; 4 keeps 2 cores busy through start-up I/O
-        futures = {c[0]: pool.submit(_run, world, tmp_path, c[0], c[1], c[2]) for c in all_cases}
     failures = []
-    for cid, argv, _, code, needle in all_cases:
-        proc, new_files = futures[cid].result()
+    for cid, argv, files, code, needle in all_cases:
+        proc, new_files = _run(world, tmp_path, cid, argv, files, forked_cli)
         err = proc.stderr
         lines = [line for line in err.splitlines() if line.strip()]
         problems = []
