@@ -20,11 +20,19 @@ _DONE = ("TERMINATED", "ERROR")
 
 
 class BudgetedVariants(BasicVariantGenerator):
+    handed = 0  # trials given to Tune so far (state: pickled with the generator)
+
     def next_trial(self):
         queue = eval_tasks.active()
-        if queue is not None and self.max_concurrent > 0 and len(self._live_trials) + queue.busy >= self.max_concurrent:
-            return None
-        return super().next_trial()
+        if queue is not None and self.handed < self.total_samples:
+            # Tune calls this in a blocking loop (once a second) while no trial runs and none is handed out: the
+            # queue must make progress here too, or evaluations that fill the budget would never be collected.
+            queue.pump(live_trials=len(self._live_trials))
+            if self.max_concurrent > 0 and len(self._live_trials) + queue.busy >= self.max_concurrent:
+                return None
+        trial = super().next_trial()
+        self.handed += trial is not None
+        return trial
 
 
 class EvalCallback(Callback):
