@@ -58,7 +58,8 @@ def test_protocol_rows_match_eval_and_eval_only_sweep(tmp_path, data_root, ray_d
     assert {p: p.stat().st_mtime_ns for p in out.glob("trials/*/eval/*/result.json")} == stamps
 
     # (b) eval-only over the sweep folder: same single-scale mIoU as the training sweep's rows
-    only = write_spec(tmp_path / "only.yaml", experiment, {"name": "only", "evaluate": ["ss"], "resources": {"cpus": 1}})
+    only = write_spec(tmp_path / "only.yaml", experiment,
+                      {"name": "only", "evaluate": ["ss"], "resources": {"cpus": 1}})
     out2 = tmp_path / "only"
     assert main(["sweep", str(only), "--out", str(out2), "--checkpoints", str(out)]) == 0
     df2 = read_results(out2)
