@@ -15,7 +15,6 @@ the budget allows.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -262,9 +261,3 @@ def on_trial_done(config_hash: str) -> None:
     if queue is not None and payload is not None:
         queue.add(jobs_of(payload))
 
-
-def echo(name: str, stream=None) -> Callable[[str], None]:
-    def say(event: str) -> None:
-        print(f"[{name}] {event}", file=stream or sys.stdout, flush=True)
-
-    return say
