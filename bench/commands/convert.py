@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.convert.loading import load_converted, read_state  # noqa: F401 - importers use these names here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,42 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="experiment YAML whose model the weights are for")
     parser.add_argument("--format", dest="fmt", default="auto",
                         help="source format: auto (detect), release (hzhupku/IFA), or another registered one")
-
-
-def read_state(path: Path) -> tuple[dict, dict]:
-    """(state_dict, scalar metadata) of a checkpoint of any supported container: {'model': ...} (ifa-bench),
-    {'model_state': ...} (hzhupku/IFA), {'state_dict': ...} (mmcv), or a bare state_dict; `module.` stripped."""
-    import torch
-
-    from bench.commands.eval import load_checkpoint_state
-
-    try:
-        return load_checkpoint_state(path)
-    except UserError as exc:
-        first = exc
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - load_checkpoint_state's message says why
-        raise first from None
-    for wrapper in ("model_state", "state_dict"):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(wrapper), dict):
-            state = ckpt[wrapper]
-            if state and all(k.startswith("module.") for k in state):
-                state = {k[len("module."):]: v for k, v in state.items()}
-            meta = {k: v for k, v in ckpt.items() if isinstance(v, (int, float, str, bool))}
-            return state, meta
-    raise first
-
-
-def load_converted(path: Path, model_cfg, fmt: str = "auto") -> tuple[dict, dict]:
-    """A checkpoint file in any registered format as the project's state_dict (+ metadata)."""
-    from bench.convert.registry import to_project
-
-    state, meta = read_state(path)
-    try:
-        return to_project(state, model_cfg, fmt), meta
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

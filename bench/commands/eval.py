@@ -11,6 +11,7 @@ from bench.device import resolve_device
 from bench.commands.overrides import add_set_argument
 from bench.text_table import text_table
 from bench.errors import UserError
+from bench.convert.loading import load_checkpoint_state, load_weights  # noqa: F401 - importers use these names here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,56 +77,6 @@ def eval_config(cfg, args):
     return eval_cfg
 
 
-def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
-    """(model state_dict, the checkpoint's other scalar entries such as the iteration)."""
-    import torch
-
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, not a torch file, or objects outside the weights-only allowlist
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable weights-only checkpoint ({reason[:200]})") from None
-    if not isinstance(ckpt, dict):
-        raise UserError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
-    if "model" in ckpt and isinstance(ckpt["model"], dict):
-        state = ckpt["model"]
-        meta = {k: v for k, v in ckpt.items() if isinstance(v, (int, float, str, bool))}
-    elif ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        state, meta = ckpt, {}
-    else:
-        raise UserError(f"{path}: key 'model': missing (expected the model state_dict under 'model')")
-    # DDP-wrapped weights
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    from bench.models.finite import require_finite
-
-    require_finite(state, path)
-    return state, meta
-
-
-def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
-    """Load `state` into `model`, refusing any key or shape mismatch with a one-line error.
-    Keys of the auxiliary head are not compared: it is training-only and absent from evaluation."""
-    expected = model.state_dict()
-    aux = "aux_head."
-    missing = [k for k in expected if k not in state and not k.startswith(aux)]
-    unexpected = [k for k in state if k not in expected and not k.startswith(aux)]
-    where = f"does not match the model of {config_path}"
-    if missing:
-        more = f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise UserError(f"{path}: key {missing[0]!r} is missing; the checkpoint {where}{more}")
-    if unexpected:
-        more = f" (+{len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        raise UserError(f"{path}: unexpected key {unexpected[0]!r}; the checkpoint {where}{more}")
-    for key, value in state.items():
-        if key in expected and tuple(value.shape) != tuple(expected[key].shape):
-            raise UserError(f"{path}: key {key!r} has shape {tuple(value.shape)}, the model of {config_path} "
-                            f"expects {tuple(expected[key].shape)}")
-    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
-
-
 def _require_eval_fits(dataset, eval_cfg, cfg, args, device) -> None:
     """Refuse scales or a window that cannot fit (bench/budget.py), judged on the split's first image."""
     from PIL import Image
@@ -180,43 +131,31 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from bench.data import build_dataset
-    from bench.data.transforms import EvalTransform
-    from bench.engine.evaluate import evaluate
-    from bench.models import build_segmentor
-
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
-    from bench.commands.convert import load_converted
+    from bench.convert.loading import model_from_checkpoint
 
-    state, meta = load_converted(args.checkpoint, cfg.model)  # ifa-bench, or a registered foreign format
     device = resolve_device(args.device or cfg.train.device)
     if device.type == "cpu" and cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.seed)
+    # ifa-bench, or a registered foreign format
+    model, meta = model_from_checkpoint(args.checkpoint, cfg, args.config, device)
 
-    model = build_segmentor(cfg.model)
-    load_weights(model, state, args.checkpoint, args.config)
-    model.to(device).eval()
+    from bench.engine.checkpoint_eval import evaluate_with_interval, open_split
 
     split = args.split or cfg.data.val_split
-    dataset = build_dataset(cfg.data, split)
-    if len(dataset) == 0:
-        raise UserError(f"{args.config}: data: split {split!r} has no images")
+    dataset = open_split(cfg, split, args.config)
     save = None
     if args.save_preds is not None:
         from bench.commands.predict import prediction_saver
 
         save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
     _require_eval_fits(dataset, eval_cfg, cfg, args, device)
-    result = evaluate(model, dataset, eval_cfg, cfg.model.num_classes, device, transform=EvalTransform(cfg.data),
-                      ignore_index=cfg.train.ignore_index, default_crop_size=tuple(cfg.data.crop_size),
-                      progress=not args.no_progress and sys.stderr.isatty(), per_image=True,
-                      on_prediction=save)
+    result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
+                                                  progress=not args.no_progress and sys.stderr.isatty())
     from bench.engine import bootstrap
 
-    inter, union = result.pop("per_image_inter"), result.pop("per_image_union")
-    result.update(bootstrap.interval_fields(inter, union))
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {
             "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),

@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue unfinished trials from their checkpoints (finished ones are never rerun)")
     parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
+    parser.add_argument("--checkpoints", default=None, metavar="SPEC",
+                        help="eval-only: evaluate existing checkpoints over the dataset and protocol axes, no "
+                             "training; SPEC: .pt files and globs (comma-separated) or an earlier sweep folder")
+    parser.add_argument("--checkpoint-format", default="auto",
+                        help="with --checkpoints: auto (detect), ifa-bench, release (hzhupku/IFA) or mmseg")
     add_set_argument(parser)
 
 
@@ -53,12 +58,21 @@ def run(args: argparse.Namespace) -> int:
                 raise
     sweep = load_sweep(args.experiment, args.overrides)
     out = args.out or Path("runs") / sweep.name
+    if args.checkpoint_format != "auto" and args.checkpoints is None:
+        raise UserError("--checkpoint-format: only with --checkpoints")
     if args.dry_run:
         print(trial_table(sweep, out))
         return 0
     from bench.sweep.runner import run_sweep
 
     explain_ray_token_auth()
+    if args.checkpoints is not None:
+        from bench.sweep.eval_only import run_eval_only
+
+        df = run_eval_only(sweep, args.checkpoints, out, address=args.address, max_concurrent=args.max_concurrent,
+                           checkpoint_format=args.checkpoint_format, stream=sys.stdout)
+        return 1 if (df["status"] == "failed").any() else (130 if df["status"].isin(["running", "pending"]).any()
+                                                             else 0)
 
     df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
                    stream=sys.stdout)

@@ -33,4 +33,7 @@ def trial_table(sweep: Sweep, out: Path) -> str:
     lines.append(
         f"{len(rows)} trials ({n_done} already done in {out}){note}; max_failures={sweep.section.max_failures}"
     )
+    if sweep.protocols:  # `evaluate:`: each protocol a Ray task per trial it applies to
+        n = sum(p.applies_to(t.config) for t in sweep.trials for p in sweep.protocols)
+        lines.append(f"evaluate: {', '.join(p.name for p in sweep.protocols)} ({n} evaluations, one row each)")
     return "\n".join(lines)

@@ -67,6 +67,10 @@ class SweepProgress(Callback):
             eta = fmt_duration(mean * (pending + n_run) / max(1, min(self.max_concurrent, pending + n_run)))
         line = (f"[{self.name}] {fmt_duration(time.time() - self.t0)}  done {n_done}/{self.total}  running {n_run}  "
                 f"pending {pending}  failed {n_fail}  |  {best_s}  |  ETA {eta}")
+        if any(p.get("protocols") for p in self.payloads):  # `evaluate:`: finished / all evaluations
+            from bench.sweep.eval_tasks import eval_counts
+
+            line += "  |  eval {}/{}".format(*eval_counts(self.payloads))
         if event:
             line += f"  <- {event}"
         self.last_line = time.time()

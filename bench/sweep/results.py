@@ -112,7 +112,7 @@ def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd
     """results.csv, results.parquet and per_class_iou.csv, each replaced atomically."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX)}
+    extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX) or k == "protocol"}  # protocol: `evaluate:`
     df = _frame(rows, extra)
     with replacing(sweep_dir / "results.csv") as tmp:
         df.to_csv(tmp, index=False)

@@ -138,8 +138,13 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         cpus, gpus = local_capacity()
         check_resources(res, cpus, gpus, str(sweep.path))
     payloads = [trial_payload(t, out, sweep.name) for t in sweep.trials]
+    for p in payloads if sweep.protocols else ():  # `evaluate:` (bench/sweep/eval_tasks.py)
+        p["protocols"] = [proto.as_dict() for proto in sweep.protocols]
     todo = [p for p in payloads if records.read_done(Path(p["trial_dir"])) is None]
-    todo_hashes = {p["config_hash"] for p in todo}
+    from bench.sweep.eval_tasks import jobs_of
+
+    eval_todo = [j for p in payloads for j in jobs_of(p)]  # evaluations of trials finished earlier
+    todo_hashes = {p["config_hash"] for p in todo} | {j["payload"]["config_hash"] for j in eval_todo}
     prepare_data([t for t in sweep.trials if t.config_hash in todo_hashes], local=address is None)
     lock.acquire()
     ended = ray_session.end_leftovers(out)
@@ -152,7 +157,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     write_table(out, sweep.name, payloads)
     if skipped:
         print(f"[{sweep.name}] {skipped} of {len(payloads)} trials already finished (kept, not rerun)", file=stream)
-    if not todo:
+    if not todo and not eval_todo:
         return _summary(out, sweep, payloads, {}, stream, 0.0)
 
     _quiet_ray_env()
@@ -179,8 +184,19 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         from bench.sweep.measurement import measure_key, run_phase
 
         measured = run_phase(todo, out, sweep.name, stream)  # before any trial trains: docs/sweeps.md
+        from bench.sweep import eval_scheduling, eval_tasks
+
+        queue = None  # started only now: the measurement phase stays alone on its node
+        if sweep.protocols:
+            queue = eval_tasks.EvalQueue(concurrency, res.model_dump(), sweep.section.max_failures,
+                                         on_change=_eval_events(out, sweep.name, payloads, stream))
+            queue.add(eval_todo)
+        eval_tasks.activate(queue, payloads)
         for p in todo:
             p["measurement"] = measured.get(measure_key(p))
+        if not todo:  # only evaluations left
+            queue.drain()
+            return _summary(out, sweep, payloads, {}, stream, time.time() - t0)
         name, restore = _experiment(out, payloads, todo, resume)
         trainable = tune.with_resources(run_trial, trial_resources(res))
         if restore:
@@ -193,12 +209,13 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                 trainable,
                 param_space={"trial": tune.grid_search(todo)},
                 tune_config=tune.TuneConfig(
-                    max_concurrent_trials=concurrency,
+                    **eval_scheduling.tune_options(queue, concurrency),
                     trial_dirname_creator=lambda t: t.config["trial"]["config_hash"],
                     trial_name_creator=lambda t: t.config["trial"]["trial_id"],
                 ),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(out / "tune"), verbose=0, callbacks=[progress],
+                    name=name, storage_path=str(out / "tune"), verbose=0,
+                    callbacks=[progress] + eval_scheduling.callbacks(queue),
                     failure_config=tune.FailureConfig(max_failures=sweep.section.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     log_to_file=True,
@@ -213,7 +230,14 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                 if records.read_done(records.trial_dir(out, h)) is None:
                     rec = records.read_failure(records.trial_dir(out, h))
                     failed[h] = (rec or {}).get("error") or str(result.error).strip().splitlines()[-1][:500]
+        if queue is not None:
+            for p in payloads:  # a trial whose completion Tune reported before a restore
+                queue.add(jobs_of(p))
+            queue.drain()  # a failed evaluation is a failed row (its failure.json), as a failed trial is
     finally:
+        from bench.sweep.eval_tasks import activate
+
+        activate(None, [])
         import ray as _ray
 
         if session is not None:
@@ -223,16 +247,30 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     return _summary(out, sweep, payloads, failed, stream, time.time() - t0)
 
 
+def _eval_events(out: Path, name: str, payloads: list[dict], stream):
+    """An evaluation finished or failed: one line with the eval count, and the results table rewritten."""
+    from bench.sweep.eval_tasks import eval_counts
+
+    def event(text: str) -> None:
+        done, total = eval_counts(payloads)
+        print(f"[{name}] eval {done}/{total}  <- {text}", file=stream, flush=True)
+        write_table(out, name, payloads)
+
+    return event
+
+
 def _summary(out: Path, sweep: Sweep, payloads: list[dict], failed: dict, stream, elapsed: float):
     from bench.sweep.progress import fmt_duration
 
     df = write_table(out, sweep.name, payloads, failed=failed)
     counts = df["status"].value_counts().to_dict()
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "failed", "running", "pending") if counts.get(s))
-    print(f"[{sweep.name}] {len(df)} trials: {parts} in {fmt_duration(elapsed)}", file=stream)
+    what = "rows (trial x protocol)" if "protocol" in df.columns else "trials"
+    print(f"[{sweep.name}] {len(df)} {what}: {parts} in {fmt_duration(elapsed)}", file=stream)
     done = df[df["status"] == "completed"]
     if len(done):
         cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
+        cols += ["eval_scales", "eval_flip"] if "protocol" in df.columns else []
         print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
     from bench.measure.fresh_processes import noise_reason
 

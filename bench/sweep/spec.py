@@ -59,6 +59,7 @@ class SweepSection(_Strict):
     resources: Resources = Resources()
     max_failures: NonNegativeInt = 2
     max_concurrent: Optional[PositiveInt] = None
+    evaluate: list[Any] = []  # protocols, each its own Ray task per trial (bench/sweep/protocols.py)
 
 
 class _SweepFile(_Strict):
@@ -82,6 +83,7 @@ class Sweep:
     section: SweepSection
     trials: list[TrialSpec]
     collapsed: int  # combinations identical to an earlier one (e.g. an IFA-only key on an FPN trial)
+    protocols: list = field(default_factory=list)  # bench.sweep.protocols.Protocol, from `evaluate:`
 
     @property
     def extra_axis_keys(self) -> list[str]:
@@ -341,7 +343,11 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
             for t in trials
         ]
     name = section.name or str(base.get("name") or path.stem)
-    return Sweep(path=path, name=name, section=section, trials=trials, collapsed=collapsed)
+    from bench.sweep.protocols import check_trials, parse_protocols
+
+    protocols = parse_protocols(section.evaluate, str(path))
+    check_trials(protocols, trials, str(path))
+    return Sweep(path=path, name=name, section=section, trials=trials, collapsed=collapsed, protocols=protocols)
 
 
 def _index(values: list, value: Any) -> int:

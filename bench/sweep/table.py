@@ -69,6 +69,10 @@ def build_rows(sweep_dir: Path, sweep_name: str, payloads: list[dict], *, runnin
             rows.append(base_row(trial, sweep_name, "running", attempts=attempts))
         else:
             rows.append(base_row(trial, sweep_name, "pending", attempts=attempts))
+    if any(p.get("protocols") for p in payloads):  # `evaluate:`: one row per (trial, protocol)
+        from bench.sweep.protocol_rows import expand
+
+        rows, per_class = expand(payloads, rows, per_class)
     return rows, per_class
 
 
