@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue unfinished trials from their checkpoints (finished ones are never rerun)")
     parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
+    parser.add_argument("--calibrate", type=int, default=None, metavar="N",
+                        help="with --dry-run: time N training iterations of each distinct model here (no Ray) "
+                             "and print the sweep's estimated wall time and device-hours")
     add_set_argument(parser)
 
 
@@ -53,8 +56,13 @@ def run(args: argparse.Namespace) -> int:
                 raise
     sweep = load_sweep(args.experiment, args.overrides)
     out = args.out or Path("runs") / sweep.name
+    if args.calibrate is not None and not args.dry_run:
+        raise UserError("--calibrate: only with --dry-run (it estimates the sweep instead of running it)")
     if args.dry_run:
+        from bench.sweep.cost_report import print_costs
+
         print(trial_table(sweep, out))
+        print_costs(sweep, out, args.calibrate, args.max_concurrent)
         return 0
     from bench.sweep.runner import run_sweep
 
