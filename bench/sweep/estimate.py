@@ -255,11 +255,12 @@ def _node_devices(res) -> float:
 
 
 def _hms(seconds: Optional[float]) -> str:
+    """As bench.sweep.progress.fmt_duration (not imported: that module imports Ray, and a dry-run never does)."""
     if seconds is None:
         return "-"
-    from bench.sweep.progress import fmt_duration
-
-    return fmt_duration(math.ceil(seconds))
+    h, rem = divmod(int(math.ceil(seconds)), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def cost_table(result: dict) -> str:

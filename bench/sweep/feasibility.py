@@ -71,10 +71,11 @@ def check_request(res, nodes: list[dict[str, float]], where: str) -> None:
         capacity = sum(_holds(n, bundle) for n in nodes)
         spare = sum(n.get("CPU", 0.0) - _holds(n, bundle) * bundle["CPU"] for n in nodes)
         if capacity < res.workers or (capacity == res.workers and spare + _EPS < COORDINATOR_CPU):
+            short = (f"hold only {capacity} such worker(s)" if capacity < res.workers else
+                     f"hold {capacity} such workers but then leave no CPU for the coordinator")
             raise UserError(
                 f"{where}: sweep.resources: a trial needs {res.workers} workers x ({_fmt(bundle)}) at once (plus "
-                f"{COORDINATOR_CPU:g} CPU for its coordinator), but the cluster's nodes hold only {capacity} such "
-                f"worker(s) ({_summary(nodes)})")
+                f"{COORDINATOR_CPU:g} CPU for its coordinator), but the cluster's nodes {short} ({_summary(nodes)})")
 
 
 def alive_nodes() -> list[dict[str, float]]:
