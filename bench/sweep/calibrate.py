@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench.errors import UserError
-from bench.sweep.estimate import ModelCost, cost_key
+from bench.sweep.estimate import ModelCost, Overheads, cost_key
 
 WARMUP_ITERS = 2  # not timed
 EVAL_IMAGES = 3  # validation images timed per model (the first one is a warm-up, not timed)
@@ -170,6 +170,22 @@ def calibrate_model(trial, n: int) -> ModelCost:
                      source=f"calibrated ({train['timed_iters']} timed it)")
 
 
+def time_startup() -> float:
+    """Wall seconds of a fresh Python importing torch, Ray Tune and the engine, as every trial's worker and Ray's own
+    processes do: the unit of the estimate's fixed overheads (bench.sweep.estimate.Overheads). Importing Ray in
+    that child starts no Ray."""
+    import subprocess
+    import sys
+
+    code = "import torch, ray.tune, bench.engine.trainer, bench.sweep.trainable"
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise UserError(f"--calibrate: a fresh Python could not import the sweep's modules: "
+                        f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    return time.perf_counter() - t
+
+
 def calibrate(trials, n: int, note: Optional[Callable[[str], None]] = None) -> dict[str, ModelCost]:
     """{cost_key: ModelCost} for each distinct model among `trials` (TrialSpecs), n iterations each."""
     if n < 1:
@@ -184,3 +200,10 @@ def calibrate(trials, n: int, note: Optional[Callable[[str], None]] = None) -> d
         if note:
             note(f"calibrated {t.trial_id}: {out[key].s_per_iter:.3f} s/it, {time.perf_counter() - t0:.1f} s")
     return out
+
+
+def measure_overheads(note: Optional[Callable[[str], None]] = None) -> Overheads:
+    startup = time_startup()
+    if note:
+        note(f"process start-up (torch, Ray Tune, engine imports): {startup:.1f} s")
+    return Overheads(startup_s=startup, source="measured")

@@ -36,9 +36,16 @@ def print_costs(sweep, out: Path, calibrate_iters: Optional[int], max_concurrent
                 stream=None) -> dict:
     stream = stream or sys.stdout
     concurrency = dry_run_concurrency(sweep, max_concurrent)
-    costs = collect_costs(sweep, out, calibrate_iters,
-                          note=lambda line: print(f"[{sweep.name}] {line}", file=sys.stderr, flush=True))
-    result = estimate.estimate(sweep, out, costs, concurrency)
+    def note(line: str) -> None:
+        print(f"[{sweep.name}] {line}", file=sys.stderr, flush=True)
+
+    costs = collect_costs(sweep, out, calibrate_iters, note=note)
+    overheads = estimate.Overheads()
+    if calibrate_iters is not None:
+        from bench.sweep.calibrate import measure_overheads
+
+        overheads = measure_overheads(note)
+    result = estimate.estimate(sweep, out, costs, concurrency, overheads)
     print("", file=stream)
     print(estimate.cost_table(result), file=stream)
     return result

@@ -6,10 +6,10 @@ The per-model costs (ModelCost) come from `--calibrate N` (bench/sweep/calibrate
 of the same model recorded in the sweep folder (`from_records`); with neither a trial has no estimate. A trial's
 wall time is modelled as
 
-    TRIAL_OVERHEAD_S + setup + iterations x s/iteration + checkpoints x checkpoint + evaluations x val images x s/image
+    trial overhead + setup + iterations x s/iteration + checkpoints x checkpoint + evaluations x val images x s/image
 
-and the sweep's as SWEEP_OVERHEAD_S + the measurement phase + the trials scheduled in order on `concurrency`
-slots (Tune's grid: each free slot takes the next pending trial).
+and the sweep's as the sweep's overhead + the measurement phase + the trials scheduled in order on `concurrency`
+slots (Tune's grid: each free slot takes the next pending trial); the overheads are Overheads.
 """
 from __future__ import annotations
 
@@ -22,10 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-# Measured on the 2-core development machine with the synthetic demo (docs/sweeps.md, "Cost before launch"):
-TRIAL_OVERHEAD_S = 6.0  # a trial's Ray worker: process start, imports, Tune reporting, records
-SWEEP_OVERHEAD_S = 15.0  # starting and stopping the embedded Ray and Tune, the results tables
-MEASURE_FIXED_S = 4.0  # per measured model: the isolated peak-memory process, the MAC count's trace setup
+# The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
+# trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
+# one such start-up, which --calibrate times here and now (calibrate.time_startup): under load it grows with
+# everything else. The multiples were fitted to the synthetic demo on the 2-core development machine
+# (docs/sweeps.md, "Cost before launch").
+TRIAL_STARTUPS = 1.0  # a trial: its worker's start, the engine's imports, Tune reporting, records
+SWEEP_STARTUPS = 3.0  # the embedded Ray and Tune starting and stopping, the results tables
+MEASURE_STARTUPS = 1.0  # per measured model: the measurement task, the isolated peak-memory process
+DEFAULT_STARTUP_S = 5.0  # without --calibrate: an assumed start-up (idle 2-core machine)
 # Schedule-only keys: they change how long a trial runs, not what one iteration of it costs.
 _SCHEDULE_KEYS = ("iterations", "log_every", "checkpoint_every", "eval_every", "keep_checkpoints", "warmup_iters")
 
@@ -39,6 +44,24 @@ class ModelCost:
     val_images: Optional[int] = None
     forward_s: Optional[float] = None  # one inference at measure.input_size (the measurement phase's unit)
     source: str = ""
+
+
+@dataclass(frozen=True)
+class Overheads:
+    startup_s: float = DEFAULT_STARTUP_S  # one fresh Python importing torch, Ray Tune and the engine
+    source: str = "assumed"
+
+    @property
+    def trial_s(self) -> float:
+        return TRIAL_STARTUPS * self.startup_s
+
+    @property
+    def sweep_s(self) -> float:
+        return SWEEP_STARTUPS * self.startup_s
+
+    @property
+    def measure_s(self) -> float:
+        return MEASURE_STARTUPS * self.startup_s
 
 
 @dataclass(frozen=True)
@@ -90,7 +113,7 @@ def _count_checkpoints(train) -> int:
     return train.iterations // train.checkpoint_every + (1 if train.iterations % train.checkpoint_every else 0)
 
 
-def trial_wall_s(cfg, res, cost: ModelCost) -> float:
+def trial_wall_s(cfg, res, cost: ModelCost, overheads: Overheads = Overheads()) -> float:
     """The modelled wall time of one trial (module docstring). With DDP workers one iteration's work is split
     over them: a rough 1/workers of the single-process step (communication not modelled)."""
     t = cfg.train
@@ -99,17 +122,17 @@ def trial_wall_s(cfg, res, cost: ModelCost) -> float:
     eval_s = 0.0
     if cost.eval_s_per_image is not None and cost.val_images:
         eval_s = _count_evals(t) * cost.val_images * cost.eval_s_per_image / max(1, res.workers)
-    return TRIAL_OVERHEAD_S + cost.setup_s + train_s + ckpt_s + eval_s
+    return overheads.trial_s + cost.setup_s + train_s + ckpt_s + eval_s
 
 
-def measure_s(cfg, cost: ModelCost) -> float:
+def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float:
     """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and the
     timed runs (one round: a noisy round is repeated, up to bench.measure.latency.DEFAULT_ROUNDS)."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
     forwards = 2 + (m.warmup + m.runs if m.latency else 0)
-    return MEASURE_FIXED_S + forwards * cost.forward_s
+    return overheads.measure_s + forwards * cost.forward_s
 
 
 def makespan(walls: list[float], slots: int) -> float:
@@ -202,7 +225,8 @@ def from_records(out: Path, trials) -> dict[str, ModelCost]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int) -> dict:
+def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
+             overheads: Overheads = Overheads()) -> dict:
     """Per trial TrialCost and the sweep's totals."""
     from bench.sweep import measurement, records
 
@@ -220,12 +244,12 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int) ->
             wall, source = None, "no estimate (use --calibrate N)"
             complete = False
         else:
-            wall, source = trial_wall_s(t.config, res, cost), cost.source
+            wall, source = trial_wall_s(t.config, res, cost, overheads), cost.source
             walls.append(wall)
             payload = {"cfg": t.config.model_dump(mode="json"), "resources": res.model_dump()}
             key = measurement.measure_key(payload)
             if t.config.measure.enabled and measurement.read(Path(out), key) is None:
-                measured_keys.setdefault(key, measure_s(t.config, cost))
+                measured_keys.setdefault(key, measure_s(t.config, cost, overheads))
         hours = None if wall is None else devices * wall / 3600
         trials.append(TrialCost(t.trial_id, t.config_hash, resources_text(res), state, wall, hours, unit, source))
     res = sweep.section.resources
@@ -235,6 +259,9 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int) ->
     total = {
         "complete": complete,
         "concurrency": concurrency,
+        "startup_s": overheads.startup_s,
+        "startup_source": overheads.source,
+        "sweep_overhead_s": overheads.sweep_s,
         "unit": unit,
         "trials_wall_s": makespan(walls, concurrency) if walls else 0.0,
         "measure_s": phase_s,
@@ -242,7 +269,7 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int) ->
         "trial_device_hours": sum(t.device_hours or 0.0 for t in trials),
         "measure_device_hours": node_devices * phase_s / 3600,  # the phase holds a whole node
     }
-    total["wall_s"] = (SWEEP_OVERHEAD_S + phase_s + total["trials_wall_s"]) if walls or phase_s else 0.0
+    total["wall_s"] = (overheads.sweep_s + phase_s + total["trials_wall_s"]) if walls or phase_s else 0.0
     total["device_hours"] = total["trial_device_hours"] + total["measure_device_hours"]
     return {"trials": trials, "total": total}
 
@@ -266,20 +293,21 @@ def _hms(seconds: Optional[float]) -> str:
 def cost_table(result: dict) -> str:
     from bench.text_table import text_table
 
-    headers = ["trial_id", "resources", "state", "wall", "device-hours", "estimate from"]
+    headers = ["trial_id", "resources", "wall", "device-hours", "estimate from"]  # state: the trial table's
     rows = []
     for t in result["trials"]:
         hours = "-" if t.device_hours is None else f"{t.device_hours:.3f} {t.unit}"
-        rows.append([t.trial_id, t.resources, t.state, _hms(t.wall_s), hours, t.source])
+        rows.append([t.trial_id, t.resources, _hms(t.wall_s), hours, t.source])
     tot = result["total"]
-    lines = [text_table(headers, rows, numeric=[False, False, False, True, True, False])]
+    lines = [text_table(headers, rows, numeric=[False, False, True, True, False])]
     if tot["complete"]:
         lines.append(
             f"sweep: {_hms(tot['wall_s'])} wall at concurrency {tot['concurrency']} "
             f"(measurement phase {_hms(tot['measure_s'])} for {tot['measured_models']} model(s), "
-            f"trials {_hms(tot['trials_wall_s'])}, Ray start/stop {SWEEP_OVERHEAD_S:g} s); "
+            f"trials {_hms(tot['trials_wall_s'])}, Ray start/stop {_hms(tot['sweep_overhead_s'])}); "
             f"{tot['device_hours']:.3f} {tot['unit']} ({tot['trial_device_hours']:.3f} trials + "
-            f"{tot['measure_device_hours']:.3f} measurement)")
+            f"{tot['measure_device_hours']:.3f} measurement); process start-up {tot['startup_s']:.1f} s "
+            f"({tot['startup_source']})")
     else:
         lines.append(f"sweep: no estimate for every trial (use --calibrate N); concurrency {tot['concurrency']}")
     return "\n".join(lines)
