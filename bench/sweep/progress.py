@@ -92,14 +92,18 @@ class SweepProgress(Callback):
         spent = sum(devices(h) * s for h, s in self.finished_s.items())
         spent += sum(devices(h) * (now - self.started.get(h, now)) for h in self.running)
         mean = sum(self.durations) / len(self.durations) if self.durations else None
+        total_iters = {p["config_hash"]: p["cfg"]["train"]["iterations"] for p in self.payloads}
         rest = 0.0
         for h in held:
             if h in done or h in self.failed or h in self.finished_s:
                 continue
+            ran = now - self.started[h] if h in self.running and h in self.started else 0.0
             guess = getattr(self, "estimates", {}).get(h, mean)
+            at = self.iters.get(h, 0) if h in self.running else 0
+            if guess is None and at > 0:  # a running trial's own pace (its setup counted as if it were training)
+                guess = ran * total_iters.get(h, at) / at
             if guess is None:
                 return f"{unit} {spent / 3600:.3f} spent / - projected"
-            ran = now - self.started[h] if h in self.running and h in self.started else 0.0
             rest += devices(h) * max(0.0, guess - ran)
         return f"{unit} {spent / 3600:.3f} spent / {(spent + rest) / 3600:.3f} projected"
 
