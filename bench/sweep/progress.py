@@ -79,7 +79,8 @@ class SweepProgress(Callback):
 
     def _device_hours(self, done: dict) -> str:
         """`CPU-h 0.012 spent / 0.050 projected`: what the trials of this run held so far, and that plus what the
-        unfinished ones will hold (their estimate, else the mean wall time of the trials finished so far)."""
+        unfinished ones will hold: a trial's estimate (an earlier sweep's records), else a running trial's own pace,
+        else the mean wall time of the trials finished so far (or, before any finished, of the running ones' paces)."""
         held = {p["config_hash"]: p["resources"] for p in self.payloads}
         first = next(iter(held.values()), {"cpus": 1, "gpus": 0, "workers": 1})
         unit = "GPU-h" if first.get("gpus") else "CPU-h"
@@ -91,17 +92,18 @@ class SweepProgress(Callback):
         now = time.time()
         spent = sum(devices(h) * s for h, s in self.finished_s.items())
         spent += sum(devices(h) * (now - self.started.get(h, now)) for h in self.running)
-        mean = sum(self.durations) / len(self.durations) if self.durations else None
         total_iters = {p["config_hash"]: p["cfg"]["train"]["iterations"] for p in self.payloads}
+        # A running trial's own pace projects its wall time (its setup counted as if it were training).
+        paced = {h: (now - self.started[h]) * total_iters.get(h, 1) / self.iters[h] for h in self.running
+                 if self.iters.get(h, 0) > 0 and h in self.started}
+        known = self.durations or list(paced.values())
+        mean = sum(known) / len(known) if known else None
         rest = 0.0
         for h in held:
             if h in done or h in self.failed or h in self.finished_s:
                 continue
             ran = now - self.started[h] if h in self.running and h in self.started else 0.0
-            guess = getattr(self, "estimates", {}).get(h, mean)
-            at = self.iters.get(h, 0) if h in self.running else 0
-            if guess is None and at > 0:  # a running trial's own pace (its setup counted as if it were training)
-                guess = ran * total_iters.get(h, at) / at
+            guess = getattr(self, "estimates", {}).get(h) or paced.get(h, mean)
             if guess is None:
                 return f"{unit} {spent / 3600:.3f} spent / - projected"
             rest += devices(h) * max(0.0, guess - ran)
