@@ -25,10 +25,12 @@ from typing import Optional
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
 # trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
 # one such start-up, which --calibrate times here and now (calibrate.time_startup): under load it grows with
-# everything else. The multiples were fitted to the synthetic demo on the 2-core development machine
-# (docs/sweeps.md, "Cost before launch").
-TRIAL_STARTUPS = 1.0  # a trial: its worker's start, the engine's imports, Tune reporting, records
-SWEEP_STARTUPS = 3.0  # the embedded Ray and Tune starting and stopping, the results tables
+# everything else. The multiples were fitted to one run of the (shortened) synthetic demo on the shared 2-core
+# development machine (docs/sweeps.md, "Cost before launch"): there a new trial's worker took about one start-up
+# to begin, and the trial inside it ran about one more beyond the calibrated work; Ray's start and stop, Tune's
+# first trial and the tables about four; a model's measurement about one beyond its forwards.
+TRIAL_STARTUPS = 2.0  # a trial: its worker's start, the engine's imports, Tune reporting, records
+SWEEP_STARTUPS = 4.0  # the embedded Ray and Tune starting and stopping, the results tables
 MEASURE_STARTUPS = 1.0  # per measured model: the measurement task, the isolated peak-memory process
 DEFAULT_STARTUP_S = 5.0  # without --calibrate: an assumed start-up (idle 2-core machine)
 # Schedule-only keys: they change how long a trial runs, not what one iteration of it costs.

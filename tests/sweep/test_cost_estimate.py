@@ -67,7 +67,7 @@ def test_calibrate_estimates_every_trial_writes_nothing_and_starts_no_ray(tmp_pa
     for row in rows:
         assert "1 CPU" in row and "calibrated (1 timed it)" in row and "CPU-h" in row
         walls.append(row.split("1 CPU", 1)[1].split()[0])  # the wall time ("0m12s")
-    assert walls[0] == walls[2] and walls[1] == walls[3]  # seeds of a model share its calibration
+    assert walls[0] == walls[1] and walls[2] == walls[3]  # (ifa s0, s1, fpn s0, s1): seeds share a calibration
     total = [ln for ln in proc.stdout.splitlines() if ln.startswith("sweep: ")][0]
     assert "at concurrency 2" in total and "for 2 model(s)" in total and "CPU-h" in total
 
