@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training; SPEC: .pt files and globs (comma-separated) or an earlier sweep folder")
     parser.add_argument("--checkpoint-format", default="auto",
                         help="with --checkpoints: auto (detect), ifa-bench, release (hzhupku/IFA) or mmseg")
+    parser.add_argument("--calibrate", type=int, default=None, metavar="N",
+                        help="with --dry-run: time N training iterations of each distinct model here (no Ray) "
+                             "and print the sweep's estimated wall time and device-hours")
     add_set_argument(parser)
 
 
@@ -60,8 +63,13 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / sweep.name
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
+    if args.calibrate is not None and not args.dry_run:
+        raise UserError("--calibrate: only with --dry-run (it estimates the sweep instead of running it)")
     if args.dry_run:
+        from bench.sweep.cost_report import print_costs
+
         print(trial_table(sweep, out))
+        print_costs(sweep, out, args.calibrate, args.max_concurrent)
         return 0
     from bench.sweep.runner import run_sweep
 

@@ -24,13 +24,15 @@ class SweepProgress(Callback):
 
     `payloads` are every trial of the spec (bench.sweep.table.trial_payload), in table order."""
 
-    def __init__(self, sweep_dir: str, name: str, payloads: list[dict], max_concurrent: int):
+    def __init__(self, sweep_dir: str, name: str, payloads: list[dict], max_concurrent: int,
+                 estimates: dict[str, float] | None = None):
         self.sweep_dir = sweep_dir
         self.name = name
         self.payloads = list(payloads)
         self.ids = {p["config_hash"]: p["trial_id"] for p in payloads}
         self.max_concurrent = max_concurrent
         self.total = len(payloads)
+        self.estimates = dict(estimates or {})  # config hash -> estimated wall s (bench.sweep.estimate)
         self._state()
 
     def _state(self):
@@ -38,6 +40,7 @@ class SweepProgress(Callback):
         self.failed: dict[str, str] = {}
         self.durations: list[float] = []
         self.started: dict[str, float] = {}
+        self.finished_s: dict[str, float] = {}  # config hash -> wall s of the trials finished in this run
         self.iters: dict[str, int] = {}
         self.t0 = time.time()
         self.last_line = 0.0
@@ -66,7 +69,7 @@ class SweepProgress(Callback):
             mean = sum(self.durations) / len(self.durations)
             eta = fmt_duration(mean * (pending + n_run) / max(1, min(self.max_concurrent, pending + n_run)))
         line = (f"[{self.name}] {fmt_duration(time.time() - self.t0)}  done {n_done}/{self.total}  running {n_run}  "
-                f"pending {pending}  failed {n_fail}  |  {best_s}  |  ETA {eta}")
+                f"pending {pending}  failed {n_fail}  |  {best_s}  |  ETA {eta}  |  {self._device_hours(done)}")
         if any(p.get("protocols") for p in self.payloads):  # `evaluate:`: finished / all evaluations
             from bench.sweep.eval_tasks import eval_counts
 
@@ -77,6 +80,38 @@ class SweepProgress(Callback):
         print(line, file=sys.stdout, flush=True)
         if rewrite:
             write_table(Path(self.sweep_dir), self.name, self.payloads, running=self.running, failed=self.failed)
+
+    def _device_hours(self, done: dict) -> str:
+        """`CPU-h 0.012 spent / 0.050 projected`: what the trials of this run held so far, and that plus what the
+        unfinished ones will hold: a trial's estimate (an earlier sweep's records), else a running trial's own pace,
+        else the mean wall time of the trials finished so far (or, before any finished, of the running ones' paces)."""
+        held = {p["config_hash"]: p["resources"] for p in self.payloads}
+        first = next(iter(held.values()), {"cpus": 1, "gpus": 0, "workers": 1})
+        unit = "GPU-h" if first.get("gpus") else "CPU-h"
+
+        def devices(h: str) -> float:
+            r = held.get(h, first)
+            return (r["gpus"] if unit == "GPU-h" else r["cpus"]) * r.get("workers", 1)
+
+        now = time.time()
+        spent = sum(devices(h) * s for h, s in self.finished_s.items())
+        spent += sum(devices(h) * (now - self.started.get(h, now)) for h in self.running)
+        total_iters = {p["config_hash"]: p["cfg"]["train"]["iterations"] for p in self.payloads}
+        # A running trial's own pace projects its wall time (its setup counted as if it were training).
+        paced = {h: (now - self.started[h]) * total_iters.get(h, 1) / self.iters[h] for h in self.running
+                 if self.iters.get(h, 0) > 0 and h in self.started}
+        known = self.durations or list(paced.values())
+        mean = sum(known) / len(known) if known else None
+        rest = 0.0
+        for h in held:
+            if h in done or h in self.failed or h in self.finished_s:
+                continue
+            ran = now - self.started[h] if h in self.running and h in self.started else 0.0
+            guess = getattr(self, "estimates", {}).get(h) or paced.get(h, mean)
+            if guess is None:
+                return f"{unit} {spent / 3600:.3f} spent / - projected"
+            rest += devices(h) * max(0.0, guess - ran)
+        return f"{unit} {spent / 3600:.3f} spent / {(spent + rest) / 3600:.3f} projected"
 
     @staticmethod
     def _hash(trial) -> str:
@@ -118,6 +153,7 @@ class SweepProgress(Callback):
             records.atomic_write_json(tdir / records.RESULT, json.loads(last["result_json"]))
         if h in self.started:
             self.durations.append(time.time() - self.started[h])
+            self.finished_s[h] = self.durations[-1]
         row = (records.read_done(tdir) or {}).get("row", {})
         miou = row.get("miou")
         detail = f"mIoU {miou:.2f}" if isinstance(miou, (int, float)) else "no mIoU"
@@ -130,6 +166,8 @@ class SweepProgress(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         h = self._hash(trial)
         self.running.discard(h)
+        if h in self.started:  # its time was held all the same
+            self.finished_s[h] = time.time() - self.started[h]
         self.failed[h] = error_message(trial, self.sweep_dir)
         self._emit(f"FAILED {self._id(trial)}: {self.failed[h]}")
 

@@ -51,25 +51,16 @@ def trial_resources(res: Resources):
 
     if res.workers > 1:
         return tune.PlacementGroupFactory([{"CPU": 0.01}])
-    bundle = {"CPU": res.cpus}
-    if res.gpus > 0:
-        bundle["GPU"] = res.gpus
-    return tune.PlacementGroupFactory([bundle])
+    from bench.sweep.feasibility import worker_bundle
+
+    return tune.PlacementGroupFactory([worker_bundle(res)])
 
 
 def check_cluster(res: Resources, where: str) -> None:
-    """On a cluster: every bundle must fit on some node, and the trial must fit the cluster."""
-    import ray
+    """Every bundle must fit on some node and the trial on the cluster (bench/sweep/feasibility.py)."""
+    from bench.sweep.feasibility import check_cluster as check
 
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    total = ray.cluster_resources()
-    fits = any(n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus for n in nodes)
-    if not fits:
-        raise UserError(
-            f"{where}: sweep.resources: no node of the cluster has {res.cpus:g} CPUs and {res.gpus:g} GPUs "
-            f"for one {'worker' if res.workers > 1 else 'trial'}"
-        )
-    check_resources(res, total.get("CPU", 0.0), total.get("GPU", 0.0), where)
+    check(res, where)
 
 
 def prepare_data(trials, local: bool) -> None:
@@ -175,8 +166,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     session = None
     try:
         session = _start_ray(address, out)
-        if address is not None:
-            check_cluster(res, str(sweep.path))
+        check_cluster(res, str(sweep.path))  # embedded Ray too: a custom resource it lacks would wait forever
         if concurrency is None:
             total_cpu = ray.cluster_resources().get("CPU", 1.0)
             per_trial = res.cpus * res.workers + (0.01 if res.workers > 1 else 0)
@@ -204,7 +194,9 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
             tuner = tune.Tuner.restore(str(out / "tune" / name), trainable, resume_unfinished=True,
                                        resume_errored=True, restart_errored=False)
         else:
-            progress = SweepProgress(str(out), sweep.name, payloads, concurrency)
+            from bench.sweep.cost_report import run_estimates
+
+            progress = SweepProgress(str(out), sweep.name, payloads, concurrency, run_estimates(sweep, out))
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search(todo)},

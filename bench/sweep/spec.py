@@ -23,7 +23,7 @@ import copy
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -47,6 +47,10 @@ class Resources(_Strict):
     cpus: float = Field(1.0, gt=0)
     gpus: float = Field(0.0, ge=0)
     workers: PositiveInt = 1
+    # How Ray Train places the workers' bundles (a placement group): PACK on as few nodes as possible, SPREAD
+    # over as many as possible. Only matters with workers > 1 (docs/sweeps.md, "Resources and placement").
+    placement: Literal["PACK", "SPREAD"] = "PACK"
+    custom: dict[str, float] = {}  # Ray custom resources per worker (e.g. {node_a: 1} to pin trials to a node)
 
     def total(self) -> tuple[float, float]:
         return self.cpus * self.workers, self.gpus * self.workers

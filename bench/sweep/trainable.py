@@ -177,15 +177,24 @@ def _tail_metrics(path: Path, stop: threading.Event) -> None:
                 continue
 
 
+def ddp_backend(use_gpu: bool, train_device: str = "auto") -> str:
+    """The process group's backend follows the device the workers train on: NCCL between GPUs, gloo between CPU
+    workers (also GPU-holding workers told `train.device: cpu`)."""
+    return "nccl" if use_gpu and train_device != "cpu" else "gloo"
+
+
 def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
     import ray.train
     from ray.train.torch import TorchTrainer
+
+    from ray.train.torch import TorchConfig
 
     res = trial["resources"]
     use_gpu = res["gpus"] > 0
     per_worker = {"CPU": res["cpus"]}
     if use_gpu:
         per_worker["GPU"] = res["gpus"]
+    per_worker.update({k: v for k, v in (res.get("custom") or {}).items() if v > 0})
     attempt = records.read_attempts(tdir)
     trainer = TorchTrainer(
         _worker_loop,
@@ -193,8 +202,10 @@ def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
             "cfg": cfg.model_dump(mode="json"), "trial_dir": str(tdir), "threads": _threads(res["cpus"]),
         },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=res["workers"], use_gpu=use_gpu, resources_per_worker=per_worker
+            num_workers=res["workers"], use_gpu=use_gpu, resources_per_worker=per_worker,
+            placement_strategy=res.get("placement", "PACK"),  # the workers' placement group (docs/sweeps.md)
         ),
+        torch_config=TorchConfig(backend=ddp_backend(use_gpu, cfg.train.device)),
         run_config=ray.train.RunConfig(
             name=f"train-{trial['config_hash']}-a{attempt}",
             storage_path=str(Path(trial["sweep_dir"]) / "tune" / "train"),

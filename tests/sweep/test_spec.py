@@ -138,7 +138,7 @@ def test_dry_run_table(tmp_path, capsys):
     path = _write(tmp_path, {"axes": {"head": ["ifa", "fpn"], "seed": [0, 1, 2], "model.head.formulation": ["fused"]},
                              "resources": {"cpus": 0.5, "workers": 2}})
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = capsys.readouterr().out.split("\n\n")[0].strip().splitlines()  # then the cost table (docs/sweeps.md)
     header, rows, footer = lines[0].split(), lines[1:-1], lines[-1]
     assert header[:7] == ["#", "trial_id", "config_hash", "dataset", "backbone", "head", "seed"]
     assert "model.head.formulation" in header
