@@ -129,12 +129,15 @@ def trial_wall_s(cfg, res, cost: ModelCost, overheads: Overheads = Overheads()) 
 
 def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float:
     """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and the
-    timed runs (one round: a noisy round is repeated, up to bench.measure.latency.DEFAULT_ROUNDS)."""
+    timed runs (one round: a noisy round is repeated, up to bench.measure.latency.DEFAULT_ROUNDS), in each of the
+    `measure.processes` fresh latency processes (one start-up each; the pool can grow to twice that when their
+    medians disagree, which is not foreseen here)."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
-    forwards = 2 + (m.warmup + m.runs if m.latency else 0)
-    return overheads.measure_s + forwards * cost.forward_s
+    processes = m.processes if m.latency else 0
+    forwards = 2 + ((m.warmup + m.runs) * max(1, processes) if m.latency else 0)
+    return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
 
 
 def makespan(walls: list[float], slots: int) -> float:

@@ -14,7 +14,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.errors import UserError
 from bench.locking import DirLock
 from bench.sweep import ray_session, records
 from bench.sweep.ray_address import probe
