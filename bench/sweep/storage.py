@@ -66,7 +66,7 @@ class Storage:
         return f"{self.scheme}://{self.root}" if self.scheme else self.root
 
     def path(self, *parts: str) -> str:
-        return "/".join([self.root.rstrip("/"), *parts])
+        return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts if p.strip("/"))])
 
     def url(self, fs_path: str) -> str:
         """A path inside fs as a URI a reader can open (s3://bucket/key) or a local path."""
