@@ -166,8 +166,9 @@ def _train_single(cfg, tdir: Path, store=None, config_hash: str = "") -> dict:
     def on_report(record: dict) -> None:
         metrics = _tune_metrics(record)
         if record.get("kind") == "checkpoint":
+            # the records up to this checkpoint first: what the storage holds never lags its newest checkpoint
+            _push(store, tdir, config_hash)
             _report_checkpoint(record, metrics)
-            _push(store, tdir, config_hash)  # the records up to this checkpoint, beside it in the storage
         elif record.get("kind") in ("train", "eval"):
             if record.get("kind") == "train" and not first:  # evidence that a retry resumed, not restarted
                 first.append(record.get("iter"))
@@ -222,6 +223,8 @@ def _worker_loop(config: dict) -> None:
         if src is None or not src.is_file():
             ray.train.report(metrics)
             return
+        if store is not None:  # the records first: what the storage holds never lags its newest checkpoint
+            store.push(tdir, f"trials/{config_hash}", ENGINE_FILES)
         with tempfile.TemporaryDirectory(prefix=HANDOFF_PREFIX, dir=tdir) as tmp:
             try:
                 os.link(src, Path(tmp) / src.name)
@@ -230,8 +233,6 @@ def _worker_loop(config: dict) -> None:
             (Path(tmp) / "engine_checkpoint.json").write_text(json.dumps({"iter": record.get("iter"),
                                                                           "name": src.name}))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        if store is not None:
-            store.push(tdir, f"trials/{config_hash}", ENGINE_FILES)
 
     train_experiment(cfg, tdir, resume=True, on_report=on_report, progress=False)
     if rank == 0:
