@@ -40,8 +40,13 @@ class ProcessCluster:
 
     def _start(self, args: list[str], what: str) -> None:
         log = self.base / f"{what}.log"
-        done = subprocess.run([ray_exe(), "start", *args], env=self.env, stdout=log.open("w"),
-                              stderr=subprocess.STDOUT, timeout=120)
+        for attempt in (1, 2):  # Ray waits a fixed 30 s for a new raylet to register: a busy machine can miss it
+            done = subprocess.run([ray_exe(), "start", *args], env=self.env, stdout=log.open("w"),
+                                  stderr=subprocess.STDOUT, timeout=150)
+            if done.returncode == 0 or "timed out during startup" not in log.read_text() or attempt == 2:
+                break
+            if what == "head":
+                self.shutdown()  # what the failed start left (by PID); the next start begins afresh
         assert done.returncode == 0, f"ray start ({what}) failed:\n{log.read_text()[-3000:]}"
 
     def start_head(self, port: int, dashboard_port: int) -> None:

@@ -97,10 +97,13 @@ def test_cluster_of_ray_start_processes_s3_storage_node_loss_and_job_submit(clus
     job_dir = tmp_path / "job"
     job_dir.mkdir()
     shutil.copy(spec, job_dir / "cluster.yaml")
+    # The entrypoint runs in a folder that exists for the whole job: with --working-dir, the job's driver died here
+    # once with "Intel oneMKL FATAL ERROR: Cannot load libtorch_cpu.so", which is what torch does when its current
+    # directory has been removed (docs/cluster.md).
+    entrypoint = (f"cd {job_dir} && ifa-bench sweep cluster.yaml --address auto --out {tmp_path / 'job-out'} "
+                  f"--storage '{s3_server.uri('cluster/job')}' --set train.iterations=8")
     submit = subprocess.run(
-        [ray_exe(), "job", "submit", "--address", cluster.job_address, "--working-dir", str(job_dir), "--",
-         "ifa-bench", "sweep", "cluster.yaml", "--address", "auto", "--out", str(tmp_path / "job-out"),
-         "--storage", s3_server.uri("cluster/job"), "--set", "train.iterations=8"],
+        [ray_exe(), "job", "submit", "--address", cluster.job_address, "--", "sh", "-c", entrypoint],
         env=cluster.env, capture_output=True, text=True, timeout=300,
     )
     assert submit.returncode == 0, submit.stdout[-5000:] + submit.stderr[-3000:]
