@@ -46,7 +46,7 @@ def _train_workers() -> list[psutil.Process]:
     return procs
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_killed_ddp_worker_resumes_from_ray_train_storage_bit_exact(tmp_path, data_root, ray_down):
     ref = load_sweep(_spec(tmp_path, data_root, "ref", 0))
     run_sweep(ref, tmp_path / "ref")
