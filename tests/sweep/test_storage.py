@@ -68,7 +68,7 @@ def test_endpoint_option_and_env_mean_the_same_as_the_query(monkeypatch):
 
 @pytest.mark.ray
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)  # 213 s once on the shared 2-core machine at load 18
 def test_sweep_on_s3_then_report_and_check_read_it(s3_server, spec, tmp_path):  # noqa: F811
     uri = s3_server.uri("sweeps/one")
     out = tmp_path / "out"
