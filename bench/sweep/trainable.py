@@ -301,8 +301,8 @@ def _train_workers(cfg, tdir: Path, trial: dict, store=None) -> dict:
     if store is not None:  # rank 0 may have run on another node
         store.pull(f"trials/{trial['config_hash']}", tdir, ENGINE_FILES + (TRAIN_RESTORE,))
     restored = records.read_json(tdir / TRAIN_RESTORE)
-    if restored:
-        _note_attempt(tdir, **restored)
+    if restored:  # resume_from was noted before the workers restored (0 in a fresh scratch folder)
+        _note_attempt(tdir, **restored, resume_from=restored.get("restored_iter"))
     final = records.read_json(tdir / "final.json")
     if not isinstance(final, dict):
         raise RuntimeError(f"{tdir}: the workers finished without writing final.json")
