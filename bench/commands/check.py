@@ -10,9 +10,14 @@ import math
 import sys
 from pathlib import Path
 
+from bench.commands.values import path_or_uri
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, metavar="SWEEP_DIR|RESULTS", help="sweep directory, results.csv or results.parquet")
+    parser.add_argument("results", type=path_or_uri, metavar="SWEEP_DIR|RESULTS|URI",
+                        help="sweep directory, results.csv, results.parquet, or a sweep's --storage URI (s3://...)")
+    parser.add_argument("--storage-endpoint", default=None, metavar="URL",
+                        help="an S3-compatible server for an s3:// input (default: AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--against", type=Path, default=None, metavar="YAML",
                         help="published numbers (default: the packaged reports/published.yaml)")
     parser.add_argument("--tolerance", type=float, default=1.0, help="allowed |reproduced - published| in mIoU points")
@@ -36,12 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.atomic import write_text
-    from reports.check import format_report, run_check
-    from reports.check_input import check_miou_values, drop_repeated_trials
-    from reports.load import CHECK_REQUIRED, read_results
+    from bench.sweep.storage import materialize
     from reports.mapping import METRICS
-    from reports.published import load_published
 
     if args.metric not in METRICS:
         raise UserError(f"--metric: unknown metric {args.metric!r} (known: {', '.join(METRICS)})")
@@ -51,7 +52,23 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance: must be a finite number >= 0, got {args.tolerance}")
     if args.ci is not None and not (math.isfinite(args.ci) and 0 < args.ci < 100):
         raise UserError(f"--ci: a confidence level between 0 and 100 (e.g. 95), got {args.ci:g}")
-    results = read_results(args.results, required=CHECK_REQUIRED)
+    keep: list = []  # a downloaded URI's temp folder, removed on return
+    try:
+        local = materialize(args.results, "check", args.storage_endpoint, keep)
+        return _run(args, local)
+    finally:
+        for tmp in keep:
+            tmp.cleanup()
+
+
+def _run(args: argparse.Namespace, results_path: Path) -> int:
+    from bench.atomic import write_text
+    from reports.check import format_report, run_check
+    from reports.check_input import check_miou_values, drop_repeated_trials
+    from reports.load import CHECK_REQUIRED, read_results
+    from reports.published import load_published
+
+    results = read_results(results_path, required=CHECK_REQUIRED)
     check_miou_values(results)
     results, repeated = drop_repeated_trials(results)
     if repeated:

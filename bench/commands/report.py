@@ -5,13 +5,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.commands.values import path_or_uri
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", type=Path, nargs="+", metavar="DIR",
-                        help="sweep folders, results.csv/.parquet files, or `train` run folders (holding final.json); "
-                             "several are combined into one report")
+    parser.add_argument("results", type=path_or_uri, nargs="+", metavar="DIR",
+                        help="sweep folders, results.csv/.parquet files, `train` run folders (holding final.json), "
+                             "or a sweep's --storage URI (s3://...); several are combined into one report")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: <sweep>/report; required with several inputs)")
+    parser.add_argument("--storage-endpoint", default=None, metavar="URL",
+                        help="an S3-compatible server for s3:// inputs (default: AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--published", type=Path, default=None, metavar="YAML",
                         help="published numbers to compare and draw (e.g. reports/published.yaml)")
 
@@ -19,7 +23,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    report = build_report(args.results, args.out, args.published)
+    from bench.errors import UserError
+    from bench.sweep.storage import is_uri, materialize
+
+    if args.out is None and any(is_uri(r) for r in args.results):
+        raise UserError("--out: required when an input is a storage URI (the report is written locally)")
+    keep: list = []  # downloaded URIs' temp folders, removed when the report is written
+    try:
+        inputs = [materialize(r, "report", args.storage_endpoint, keep) for r in args.results]
+        report = build_report(inputs, args.out, args.published)
+    finally:
+        for tmp in keep:
+            tmp.cleanup()
     counts = ", ".join(f"{v} {k}" for k, v in report.status_counts.items() if v)
     sys.stdout.write(f"report: {report.out_dir / 'index.html'} ({len(report.models)} models; {counts}; "
                      f"{len(report.plots)} plots)\n")

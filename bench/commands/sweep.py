@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibrate", type=int, default=None, metavar="N",
                         help="with --dry-run: time N training iterations of each distinct model here (no Ray) "
                              "and print the sweep's estimated wall time and device-hours")
+    parser.add_argument("--storage", default=None, metavar="URI",
+                        help="keep the sweep's checkpoints, records and results in s3://BUCKET/PREFIX, gs://... or a "
+                             "path every node sees (--out stays the local copy); credentials from the environment/~/.aws")
+    parser.add_argument("--storage-endpoint", default=None, metavar="URL",
+                        help="an S3-compatible server for --storage s3://... (e.g. http://127.0.0.1:9000; "
+                             "default: AWS_ENDPOINT_URL, else AWS)")
     add_set_argument(parser)
 
 
@@ -59,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
         except UserError as exc:
             if str(exc).startswith("--set") and "unknown key" in str(exc):
                 raise
+    storage = None
+    if args.storage is not None or args.storage_endpoint is not None:
+        from bench.sweep.storage import open_storage
+
+        if args.storage is None:
+            raise UserError("--storage-endpoint: needs --storage s3://BUCKET/PREFIX")
+        storage = open_storage(args.storage, args.storage_endpoint)
     sweep = load_sweep(args.experiment, args.overrides)
     out = args.out or Path("runs") / sweep.name
     if args.checkpoint_format != "auto" and args.checkpoints is None:
@@ -83,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
                                                              else 0)
 
     df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
-                   stream=sys.stdout)
+                   stream=sys.stdout, storage=storage)
     if (df["status"] == "failed").any():
         return 1
     if df["status"].isin(["running", "pending"]).any():  # interrupted (Ctrl-C): `--resume` continues
-        print(f"interrupted: continue with `ifa-bench sweep {args.experiment} --out {out} --resume`")
+        again = f" --storage {storage.display}" if storage is not None else ""
+        print(f"interrupted: continue with `ifa-bench sweep {args.experiment} --out {out}{again} --resume`")
         return 130
     return 0

@@ -22,3 +22,10 @@ def format_number(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
+
+
+def path_or_uri(text: str):
+    """argparse type: a URI (s3://..., gs://...) stays text (Path would fold its `//`); anything else is a Path."""
+    from pathlib import Path
+
+    return text if "://" in text else Path(text)

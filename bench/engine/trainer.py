@@ -197,6 +197,8 @@ class _Trainer:
             }
             path = ckpt.save_checkpoint(self.out_dir / CHECKPOINTS, iteration, state, self.cfg.train.keep_checkpoints)
             self.report({"kind": "checkpoint", "iter": iteration, "path": str(path)}, to_log=False)
+        elif self.on_report is not None:  # Ray Train's report is collective: every rank reports each checkpoint
+            self.on_report({"kind": "checkpoint", "iter": iteration, "path": None})
         ddp.barrier()
 
     def _evaluate(self, per_image: bool = False) -> dict:
@@ -350,7 +352,8 @@ def train_experiment(cfg, out_dir: Path, *, resume: bool = False, on_report: Rep
 
     resume: continue from the newest checkpoint in out_dir (a run that already finished returns its final.json);
     without a checkpoint it starts from scratch. on_report(record) gets every train/eval record and a
-    {"kind": "checkpoint", "iter", "path"} record after each checkpoint write (rank 0 only).
+    {"kind": "checkpoint", "iter", "path"} record after each checkpoint write (rank 0 only; the other ranks get
+    one with path None, and nothing else).
     Under torch.distributed (world size > 1): DDP + SyncBatchNorm, the global batch split over ranks, rank 0 writes.
     init_state: initial weights (a project state_dict, e.g. a converted hzhupku/IFA checkpoint) loaded strictly
     after the model is built; a resumed run's checkpoint replaces them.

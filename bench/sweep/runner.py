@@ -89,7 +89,7 @@ def _start_ray(address: str | None, out: Path):
     return session
 
 
-def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool):
+def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool, storage=None):
     """(name, restore?) of the Tune experiment: restore the last one when it ran exactly these trials."""
     from ray import tune
 
@@ -98,8 +98,8 @@ def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool)
     all_hashes = sorted(p["config_hash"] for p in payloads)
     if resume and name and state.get("all") == all_hashes and {p["config_hash"] for p in todo} <= set(
             state.get("todo", [])):
-        path = out / "tune" / name
-        if tune.Tuner.can_restore(str(path)):
+        path = storage.path("tune", name) if storage else str(out / "tune" / name)
+        if tune.Tuner.can_restore(path, storage_filesystem=storage.fs if storage else None):
             return name, True
     name = "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     records.atomic_write_json(out / STATE, {"name": name, "all": all_hashes, "todo": [p["config_hash"] for p in todo]})
@@ -107,22 +107,35 @@ def _experiment(out: Path, payloads: list[dict], todo: list[dict], resume: bool)
 
 
 def run_sweep(sweep: Sweep, out: Path, *, address: str | None = None, resume: bool = False,
-              max_concurrent: int | None = None, stream=None) -> "object":
+              max_concurrent: int | None = None, stream=None, storage=None) -> "object":
     """Run every trial without a done record; returns the final results DataFrame. One process per sweep folder
-    (a lock in it); with `address`, nothing is written before the address answers (ray_address.probe)."""
+    (a lock in it); with `address`, nothing is written before the address answers (ray_address.probe).
+    `storage` (bench.sweep.storage.Storage, `--storage`): the sweep's persistent state lives there and `out` is the
+    driver's local copy; the storage is checked (bucket, endpoint, a test write) before anything runs."""
     out = Path(out).resolve()
     if address is not None:
         probe(address)
+    if storage is not None:
+        from bench.sweep.storage import check_storage
+
+        check_storage(storage)
     lock = DirLock(out, "sweep folder")
     try:
-        return _run_sweep(sweep, out, lock, address=address, resume=resume, max_concurrent=max_concurrent,
-                          stream=stream or sys.stdout)
+        df = _run_sweep(sweep, out, lock, address=address, resume=resume, max_concurrent=max_concurrent,
+                        stream=stream or sys.stdout, storage=storage)
+        if storage is not None:
+            from bench.sweep.storage import push_sweep
+
+            push_sweep(storage, out)
+            print(f"storage: {storage.display} (results.csv, results.parquet, per_class_iou.csv, trials/)",
+                  file=stream or sys.stdout)
+        return df
     finally:
         lock.release()
 
 
 def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, resume: bool,
-               max_concurrent: int | None, stream) -> "object":
+               max_concurrent: int | None, stream, storage=None) -> "object":
     res = sweep.section.resources
     if address is None:
         cpus, gpus = local_capacity()
@@ -130,6 +143,12 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     payloads = [trial_payload(t, out, sweep.name) for t in sweep.trials]
     for p in payloads if sweep.protocols else ():  # `evaluate:` (bench/sweep/eval_tasks.py)
         p["protocols"] = [proto.as_dict() for proto in sweep.protocols]
+    if storage is not None:  # the URI's records decide what is done; trials read and write them there
+        from bench.sweep.storage import pull_sweep
+
+        pull_sweep(storage, out, [p["config_hash"] for p in payloads])
+        for p in payloads:
+            p["storage"] = storage.uri
     todo = [p for p in payloads if records.read_done(Path(p["trial_dir"])) is None]
     from bench.sweep.eval_tasks import jobs_of
 
@@ -186,16 +205,20 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         if not todo:  # only evaluations left
             queue.drain()
             return _summary(out, sweep, payloads, {}, stream, time.time() - t0)
-        name, restore = _experiment(out, payloads, todo, resume)
+        name, restore = _experiment(out, payloads, todo, resume, storage)
+        tune_root = storage.path("tune") if storage else str(out / "tune")
+        tune_fs = storage.fs if storage else None
         trainable = tune.with_resources(run_trial, trial_resources(res))
         if restore:
             print(f"[{sweep.name}] resuming Tune experiment {name}", file=stream)
-            tuner = tune.Tuner.restore(str(out / "tune" / name), trainable, resume_unfinished=True,
-                                       resume_errored=True, restart_errored=False)
+            tuner = tune.Tuner.restore(f"{tune_root}/{name}", trainable, resume_unfinished=True,
+                                       resume_errored=True, restart_errored=False, storage_filesystem=tune_fs)
         else:
             from bench.sweep.cost_report import run_estimates
 
             progress = SweepProgress(str(out), sweep.name, payloads, concurrency, run_estimates(sweep, out))
+            for p in todo:  # a multi-worker trial's Ray Train run is named after it (resumes within it)
+                p["experiment"] = name
             tuner = tune.Tuner(
                 trainable,
                 param_space={"trial": tune.grid_search(todo)},
@@ -205,7 +228,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                     trial_name_creator=lambda t: t.config["trial"]["trial_id"],
                 ),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(out / "tune"), verbose=0,
+                    name=name, storage_path=tune_root, storage_filesystem=tune_fs, verbose=0,
                     callbacks=[progress] + eval_scheduling.callbacks(queue),
                     failure_config=tune.FailureConfig(max_failures=sweep.section.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -213,6 +236,10 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                 ),
             )
         grid = tuner.fit()
+        if storage is not None:
+            from bench.sweep.storage import pull_sweep
+
+            pull_sweep(storage, out, [p["config_hash"] for p in payloads])
         for result in grid:
             if result.error is None and (result.metrics or {}).get("kind") == "user_error":
                 failed[result.config["trial"]["config_hash"]] = result.metrics.get("error", "bad input")
@@ -235,6 +262,10 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
             session.stop()
         elif _ray.is_initialized():
             _ray.shutdown()
+        if storage is not None:
+            from bench.sweep.storage import pull_sweep
+
+            pull_sweep(storage, out, [p["config_hash"] for p in payloads])
     return _summary(out, sweep, payloads, failed, stream, time.time() - t0)
 
 

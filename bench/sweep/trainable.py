@@ -5,6 +5,13 @@ The trial's directory is <sweep>/trials/<config_hash>/, the same for every attem
 retried trial resumes from the engine's own last checkpoint there. Each engine checkpoint is also reported to Tune
 (`ray.tune.report(..., checkpoint=...)`), so a retry on a node that cannot see the directory restores it from Tune's
 storage (`ray.tune.get_checkpoint()`).
+
+With `--storage URI` (bench/sweep/storage.py) every attempt trains in a fresh local scratch folder instead: its
+records come from <URI>/trials/<hash>/ and go back there (at the start, at each checkpoint, at the end), and its
+checkpoint comes from Tune's storage at the URI, never from a local disk; the attempt record says from where
+(`restored_from`). A multi-worker trial's workers report each engine checkpoint to Ray Train's storage from rank 0
+(`ray.train.report`), and a retry of the trial resumes its Ray Train run, whose workers restore from
+`ray.train.get_checkpoint()`.
 """
 from __future__ import annotations
 
@@ -75,21 +82,46 @@ def _remove_handoffs(tdir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _restore_from_tune(tdir: Path) -> None:
-    """A retry on a node without the trial's checkpoints: bring back the one Tune stored."""
+def _restore_from_tune(tdir: Path, store=None) -> dict:
+    """A retry on a node without the trial's checkpoints: bring back the one Tune stored. Returns what the attempt
+    record notes: where the checkpoint came from (a URI with --storage) and its iteration."""
     from ray import tune
 
     ck_dir = tdir / "checkpoints"
     if ck_dir.is_dir() and any(ck_dir.iterdir()):
-        return
+        return {}
     ckpt = tune.get_checkpoint()
     if ckpt is None:
-        return
+        return {}
+    return _copy_engine_checkpoint(ckpt, ck_dir, store)
+
+
+def _copy_engine_checkpoint(ckpt, ck_dir: Path, store) -> dict:
+    """The engine's checkpoint file out of a Tune/Train checkpoint (downloaded if remote) into ck_dir."""
     with ckpt.as_directory() as d:
         meta = json.loads((Path(d) / "engine_checkpoint.json").read_text())
         ck_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(Path(d) / meta["name"], ck_dir / meta["name"])
-        log.info("restored %s from Tune's checkpoint", meta["name"])
+        tmp = ck_dir / f".{meta['name']}.{os.getpid()}.restore"
+        shutil.copy2(Path(d) / meta["name"], tmp)
+        os.replace(tmp, ck_dir / meta["name"])  # atomic: workers on one node may restore into the same folder
+    source = store.url(ckpt.path) if store is not None else ckpt.path
+    log.info("restored %s from %s", meta["name"], source)
+    return {"restored_from": source, "restored_iter": meta.get("iter")}
+
+
+def _open_store(trial: dict):
+    if not trial.get("storage"):
+        return None
+    from bench.sweep.storage import open_storage
+
+    return open_storage(trial["storage"])
+
+
+def _push(store, tdir: Path, config_hash: str) -> None:
+    if store is not None:
+        from bench.sweep.storage import RECORD_FILES
+
+        store.push(tdir, f"trials/{config_hash}", RECORD_FILES)
 
 
 def _measurement(trial: dict, cfg, device) -> dict:
@@ -125,7 +157,7 @@ def _note_attempt(tdir: Path, **info) -> None:
         records.atomic_write_json(tdir / records.ATTEMPTS, rec)
 
 
-def _train_single(cfg, tdir: Path) -> dict:
+def _train_single(cfg, tdir: Path, store=None, config_hash: str = "") -> dict:
     from ray import tune
 
     train_experiment = _engine()
@@ -134,6 +166,8 @@ def _train_single(cfg, tdir: Path) -> dict:
     def on_report(record: dict) -> None:
         metrics = _tune_metrics(record)
         if record.get("kind") == "checkpoint":
+            # the records up to this checkpoint first: what the storage holds never lags its newest checkpoint
+            _push(store, tdir, config_hash)
             _report_checkpoint(record, metrics)
         elif record.get("kind") in ("train", "eval"):
             if record.get("kind") == "train" and not first:  # evidence that a retry resumed, not restarted
@@ -144,8 +178,28 @@ def _train_single(cfg, tdir: Path) -> dict:
     return train_experiment(cfg, tdir, resume=True, on_report=on_report, progress=False)
 
 
+ENGINE_FILES = ("metrics.jsonl", "final.json", "per_image.npz", "config.yaml", "config_hash.txt")
+TRAIN_RESTORE = "train_restore.json"  # rank 0's note of the Ray Train checkpoint it resumed from
+
+
+def _restore_from_train(tdir: Path, store) -> dict:
+    """A Ray Train worker: resume from the run's last reported checkpoint when it is newer than the local ones."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return {}
+    with ckpt.as_directory() as d:
+        it = json.loads((Path(d) / "engine_checkpoint.json").read_text()).get("iter") or 0
+    if it <= _newest_checkpoint(tdir):
+        return {}
+    return _copy_engine_checkpoint(ckpt, tdir / "checkpoints", store)
+
+
 def _worker_loop(config: dict) -> None:
-    """Ray Train worker: torch.distributed is initialised (gloo on CPU, NCCL on GPU); the engine does DDP + SyncBN."""
+    """Ray Train worker: torch.distributed is initialised (gloo on CPU, NCCL on GPU); the engine does DDP + SyncBN.
+    Every rank reports each engine checkpoint to Ray Train (a collective call); rank 0 hands over the file."""
+    import ray.train
     import torch
 
     from bench.config import ExperimentConfig
@@ -154,7 +208,37 @@ def _worker_loop(config: dict) -> None:
     cfg = ExperimentConfig.model_validate(config["cfg"])
     if cfg.train.threads is None:
         torch.set_num_threads(config["threads"])
-    train_experiment(cfg, Path(config["trial_dir"]), resume=True, on_report=None, progress=False)
+    tdir, store, config_hash = Path(config["trial_dir"]), _open_store(config), config["config_hash"]
+    rank = ray.train.get_context().get_world_rank()
+    if store is not None and not tdir.is_dir():  # a node other than the trial's own: its records from the storage
+        tdir.mkdir(parents=True, exist_ok=True)
+        store.pull(f"trials/{config_hash}", tdir, ENGINE_FILES)
+    restored = _restore_from_train(tdir, store)
+
+    def on_report(record: dict) -> None:
+        if record.get("kind") != "checkpoint":
+            return  # metrics reach Tune through the coordinator (_tail_metrics)
+        metrics = _tune_metrics(record)
+        src = Path(record["path"]) if record.get("path") else None
+        if src is None or not src.is_file():
+            ray.train.report(metrics)
+            return
+        if store is not None:  # the records first: what the storage holds never lags its newest checkpoint
+            store.push(tdir, f"trials/{config_hash}", ENGINE_FILES)
+        with tempfile.TemporaryDirectory(prefix=HANDOFF_PREFIX, dir=tdir) as tmp:
+            try:
+                os.link(src, Path(tmp) / src.name)
+            except OSError:
+                shutil.copy2(src, Path(tmp) / src.name)
+            (Path(tmp) / "engine_checkpoint.json").write_text(json.dumps({"iter": record.get("iter"),
+                                                                          "name": src.name}))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+    train_experiment(cfg, tdir, resume=True, on_report=on_report, progress=False)
+    if rank == 0:
+        records.atomic_write_json(tdir / TRAIN_RESTORE, restored)
+        if store is not None:
+            store.push(tdir, f"trials/{config_hash}", ENGINE_FILES + (TRAIN_RESTORE,))
 
 
 def _tail_metrics(path: Path, stop: threading.Event) -> None:
@@ -183,7 +267,7 @@ def ddp_backend(use_gpu: bool, train_device: str = "auto") -> str:
     return "nccl" if use_gpu and train_device != "cpu" else "gloo"
 
 
-def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
+def _train_workers(cfg, tdir: Path, trial: dict, store=None) -> dict:
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -196,10 +280,14 @@ def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
         per_worker["GPU"] = res["gpus"]
     per_worker.update({k: v for k, v in (res.get("custom") or {}).items() if v > 0})
     attempt = records.read_attempts(tdir)
+    (tdir / TRAIN_RESTORE).unlink(missing_ok=True)
+    # One Ray Train run per trial and Tune experiment: a retry (or --resume) resumes it from its last checkpoint.
+    run_name = f"train-{trial['config_hash']}-{trial.get('experiment') or f'a{attempt}'}"
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={
             "cfg": cfg.model_dump(mode="json"), "trial_dir": str(tdir), "threads": _threads(res["cpus"]),
+            "storage": trial.get("storage"), "config_hash": trial["config_hash"],
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=res["workers"], use_gpu=use_gpu, resources_per_worker=per_worker,
@@ -207,8 +295,9 @@ def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
         ),
         torch_config=TorchConfig(backend=ddp_backend(use_gpu, cfg.train.device)),
         run_config=ray.train.RunConfig(
-            name=f"train-{trial['config_hash']}-a{attempt}",
-            storage_path=str(Path(trial["sweep_dir"]) / "tune" / "train"),
+            name=run_name,
+            storage_path=store.path("tune", "train") if store else str(Path(trial["sweep_dir"]) / "tune" / "train"),
+            storage_filesystem=store.fs if store else None,
             failure_config=ray.train.FailureConfig(max_failures=0),  # Tune retries the whole trial
         ),
     )
@@ -220,6 +309,11 @@ def _train_workers(cfg, tdir: Path, trial: dict) -> dict:
     finally:
         stop.set()
         tail.join(timeout=5)
+    if store is not None:  # rank 0 may have run on another node
+        store.pull(f"trials/{trial['config_hash']}", tdir, ENGINE_FILES + (TRAIN_RESTORE,))
+    restored = records.read_json(tdir / TRAIN_RESTORE)
+    if restored:  # resume_from was noted before the workers restored (0 in a fresh scratch folder)
+        _note_attempt(tdir, **restored, resume_from=restored.get("restored_iter"))
     final = records.read_json(tdir / "final.json")
     if not isinstance(final, dict):
         raise RuntimeError(f"{tdir}: the workers finished without writing final.json")
@@ -236,6 +330,24 @@ def _one_line(exc: BaseException) -> str:
 
 def run_trial(config: dict) -> None:
     """The Tune function. `config["trial"]` is the payload made by bench.sweep.runner.trial_payload."""
+    trial = config["trial"]
+    if trial.get("cwd") and Path(trial["cwd"]).is_dir():
+        os.chdir(trial["cwd"])  # relative paths in the config (data.root, ...) mean what they meant to the driver
+    store = _open_store(trial)
+    if store is None:
+        _run_attempt(trial, Path(trial["trial_dir"]), None)
+        return
+    from bench.sweep.storage import RECORD_FILES, remove_scratch, scratch_dir
+
+    tdir = scratch_dir(trial["config_hash"])
+    try:
+        store.pull(f"trials/{trial['config_hash']}", tdir, RECORD_FILES)
+        _run_attempt(trial, tdir, store)
+    finally:
+        remove_scratch(tdir)
+
+
+def _run_attempt(trial: dict, tdir: Path, store) -> None:
     import ray
     import torch
     from ray import tune
@@ -244,10 +356,6 @@ def run_trial(config: dict) -> None:
     from bench.sweep.results import completed_row, per_class_rows
     from bench.sweep.table import spec_from_payload
 
-    trial = config["trial"]
-    if trial.get("cwd") and Path(trial["cwd"]).is_dir():
-        os.chdir(trial["cwd"])  # relative paths in the config (data.root, ...) mean what they meant to the driver
-    tdir = Path(trial["trial_dir"])
     tdir.mkdir(parents=True, exist_ok=True)
     done = records.read_done(tdir)
     if done is not None:  # finished by an earlier attempt whose report never reached the driver
@@ -264,7 +372,8 @@ def run_trial(config: dict) -> None:
         node_id = ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - informational only
         node_id = ""
-    attempt = records.bump_attempts(tdir, {"started_at": _now(), "host": node, "node_id": node_id, "pid": os.getpid()})
+    attempt = records.bump_attempts(tdir, {"started_at": _now(), "host": node, "node_id": node_id, "pid": os.getpid(),
+                                           **({"scratch": str(tdir)} if store is not None else {})})
     log.info("trial %s (%s) attempt %d on %s", trial["trial_id"], trial["config_hash"], attempt, node)
     try:
         cfg = ExperimentConfig.model_validate(trial["cfg"])
@@ -272,11 +381,14 @@ def run_trial(config: dict) -> None:
         if cfg.train.threads is None:
             torch.set_num_threads(_threads(res["cpus"]))
         _remove_handoffs(tdir)
-        _restore_from_tune(tdir)
+        if res["workers"] <= 1:  # multi-worker trials restore inside Ray Train (_restore_from_train)
+            _note_attempt(tdir, **_restore_from_tune(tdir, store))
         _note_attempt(tdir, resume_from=_newest_checkpoint(tdir))
+        _push(store, tdir, trial["config_hash"])
         t0 = time.time()
         _note_attempt(tdir, train_started_at=_now_precise())
-        final = _train_workers(cfg, tdir, trial) if res["workers"] > 1 else _train_single(cfg, tdir)
+        final = (_train_workers(cfg, tdir, trial, store) if res["workers"] > 1
+                 else _train_single(cfg, tdir, store, trial["config_hash"]))
         _note_attempt(tdir, train_finished_at=_now_precise())
         log.info("trained in %.1fs: mIoU %.2f", time.time() - t0, final.get("miou", float("nan")))
         from bench.device import resolve_device
@@ -306,4 +418,5 @@ def run_trial(config: dict) -> None:
     finally:
         root.removeHandler(handler)
         handler.close()
+        _push(store, tdir, trial["config_hash"])
     tune.report({"miou": row.get("miou"), "kind": "done", "result_json": json.dumps(done, default=str)})

@@ -125,7 +125,7 @@ def test_inline_doc_commands_name_existing_subcommands():
 @pytest.mark.parametrize(
     "line",
     [
-        "ifa-bench sweep experiments/synthetic.yaml --storage s3://bucket/prefix",  # not implemented yet
+        "ifa-bench sweep experiments/synthetic.yaml --storage-url s3://bucket/prefix",  # it is --storage
         "ifa-bench sweep experiments/synthetic.yaml --adress auto",
         "ifa-bench sweeps experiments/synthetic.yaml",
     ],

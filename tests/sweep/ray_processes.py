@@ -1,0 +1,125 @@
+"""A Ray cluster of separate `ray start` processes on this machine, for tests: a head that only schedules (and
+serves the job API on 127.0.0.1) and worker nodes, each with a custom resource. Every process the cluster starts
+carries a marker in its environment, so cleanup ends exactly those processes, by PID, whatever happened; `ray stop`
+is never used (it would stop every Ray on the machine)."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+MARKER = "IFA_BENCH_TEST_CLUSTER"
+
+
+def ray_exe() -> str:
+    return shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+
+
+class ProcessCluster:
+    def __init__(self, base: Path, env: dict):
+        self.base = base
+        self.marker = secrets.token_hex(8)
+        # Ray 2.60 token auth: one token for the nodes, the drivers and the job client, in the environment; a private
+        # HOME keeps ~/.ray/auth_token and ~/.aws of the user out of it.
+        home = base / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        self.env = {**env, MARKER: self.marker, "HOME": str(home), "RAY_AUTH_MODE": "token",
+                    "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
+                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+        self.env.pop("RAY_ADDRESS", None)
+        self.temp_dir = Path(f"/tmp/rc{self.marker[:6]}")  # short: Ray's socket paths have at most 107 bytes
+        self.port = self.dashboard_port = None
+
+    def _start(self, args: list[str], what: str) -> None:
+        log = self.base / f"{what}.log"
+        for attempt in (1, 2):  # Ray waits a fixed 30 s for a new raylet to register: a busy machine can miss it
+            done = subprocess.run([ray_exe(), "start", *args], env=self.env, stdout=log.open("w"),
+                                  stderr=subprocess.STDOUT, timeout=150)
+            if done.returncode == 0 or "timed out during startup" not in log.read_text() or attempt == 2:
+                break
+            if what == "head":
+                self.shutdown()  # what the failed start left (by PID); the next start begins afresh
+        assert done.returncode == 0, f"ray start ({what}) failed:\n{log.read_text()[-3000:]}"
+
+    def start_head(self, port: int, dashboard_port: int) -> None:
+        self.port, self.dashboard_port = port, dashboard_port
+        self._start([
+            "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "0",
+            "--resources", json.dumps({"head": 1}), "--dashboard-host", "127.0.0.1",
+            "--dashboard-port", str(dashboard_port), "--temp-dir", str(self.temp_dir), "--disable-usage-stats",
+            "--system-config", json.dumps({"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
+                                           "health_check_failure_threshold": 3}),
+        ], "head")
+
+    def add_node(self, name: str, cpus: int = 1) -> None:
+        self._start(["--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1", "--num-cpus",
+                     str(cpus), "--resources", json.dumps({name: 1})], name)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def job_address(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def processes(self) -> list[psutil.Process]:
+        mine = []
+        for p in psutil.process_iter(["pid"]):
+            try:
+                if p.environ().get(MARKER) == self.marker:
+                    mine.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return mine
+
+    def kill_node_of(self, pid: int) -> int:
+        """SIGKILL the raylet that started process `pid` and every process under it: the node is gone, as when a
+        machine dies. Returns the raylet's PID."""
+        proc = psutil.Process(pid)
+        raylet = next((p for p in proc.parents() if "raylet" in p.name()), None)
+        assert raylet is not None, f"no raylet above PID {pid}"
+        victims = [raylet, *raylet.children(recursive=True)]
+        for p in victims:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(victims, timeout=10)
+        return raylet.pid
+
+    def shutdown(self) -> list[int]:
+        """End every process of this cluster by PID (TERM, then KILL); remove its temp folder."""
+        procs = self.processes()
+        for p in procs:
+            try:
+                p.terminate()
+            except psutil.NoSuchProcess:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for p in alive:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        return [p.pid for p in procs]
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
