@@ -14,12 +14,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default: <sweep>/report; required with several inputs)")
     parser.add_argument("--published", type=Path, default=None, metavar="YAML",
                         help="published numbers to compare and draw (e.g. reports/published.yaml)")
+    parser.add_argument("--ci", type=float, default=None, metavar="LEVEL",
+                        help="compare with --published by the interval rule of `check --ci LEVEL` (e.g. 95); the "
+                             "report states the rule it used")
 
 
 def run(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    report = build_report(args.results, args.out, args.published)
+    if args.ci is not None and not 0 < args.ci < 100:
+        from bench.errors import UserError
+
+        raise UserError(f"--ci: a confidence level between 0 and 100, got {args.ci:g}")
+    if args.ci is not None and args.published is None:
+        from bench.errors import UserError
+
+        raise UserError("--ci: applies to the comparison with published numbers; give --published YAML too")
+    report = build_report(args.results, args.out, args.published, ci=args.ci)
     counts = ", ".join(f"{v} {k}" for k, v in report.status_counts.items() if v)
     sys.stdout.write(f"report: {report.out_dir / 'index.html'} ({len(report.models)} models; {counts}; "
                      f"{len(report.plots)} plots)\n")
