@@ -68,6 +68,7 @@ def plot_resolution(data: pd.DataFrame, path: Path, title: str, styles: dict[str
     handles = {}
     strides = sorted(set(data["query_stride"]), reverse=True)
     for ax, (mean, std, ylabel) in zip(axes.flat, panels):
+        bars = set()
         for model, rows in data.groupby("model", sort=False):
             style = styles[model]
             rows = rows.sort_values("resolution")
@@ -76,8 +77,10 @@ def plot_resolution(data: pd.DataFrame, path: Path, title: str, styles: dict[str
                 errs = [_interval_err(r) for _, r in rows.iterrows()]
                 if all(e is not None for e in errs):
                     yerr = np.hstack(errs)
+                    bars.add("ci")
             if yerr is None and std and np.isfinite(rows[std]).any():
                 yerr = rows[std].fillna(0).to_numpy()
+                bars.add("std")
             line = ax.errorbar(rows["resolution"], rows[mean], yerr=yerr, fmt="-" + style.marker, color=style.color,
                                capsize=3, markersize=6, linewidth=1.3, label=model)
             handles.setdefault(model, line)
@@ -90,9 +93,11 @@ def plot_resolution(data: pd.DataFrame, path: Path, title: str, styles: dict[str
         if mean == "gmacs":
             ylabel += f"\n{conditions}" if conditions else ""
         elif mean == "miou_mean":
-            has_ci = np.isfinite(data["miou_ci_low"]).any()
-            ylabel += ", mean over seeds" + (";\nbars: 95% bootstrap interval over val images" if has_ci
-                                             else "\nbars: ± std over seeds")
+            ylabel += ", mean over seeds" + {
+                frozenset(): "", frozenset({"std"}): "\nbars: ± std over seeds",
+                frozenset({"ci"}): ";\nbars: 95% bootstrap interval over val images",
+                frozenset({"ci", "std"}): ";\nbars: 95% bootstrap interval over val images,\nelse ± std over seeds",
+            }[frozenset(bars)]
         else:
             ylabel += ", mean ± std over seeds"
         ax.set_ylabel(ylabel, fontsize=8.5)
