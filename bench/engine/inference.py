@@ -9,8 +9,9 @@ Conventions (mmsegmentation's, see docs/evaluation.md):
   softmax probabilities, and the probabilities are averaged (mmseg `SegTTAModel.merge_preds`).
 - the output size is the label's size: the model is asked for logits at that size (`model(x, size=...)`), so a
   head that can be queried at any resolution (IFA with `query_at_output`) is queried there directly (or, with a
-  `query_stride`, on the 1/stride grid of it, the rest upsampled), and the others upsample their logits once. In slide mode each window is inferred at its own size, and the stitched
-  logits are resized to the output size when the (scaled) image differs from it.
+  `query_stride`, on the 1/stride grid of it, the rest upsampled), and the others upsample their logits once. In
+  slide mode each window is inferred at its own size, and the stitched logits are resized to the output size when
+  the (scaled) image differs from it.
 """
 from __future__ import annotations
 

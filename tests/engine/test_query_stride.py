@@ -163,3 +163,33 @@ def test_real_ifa_query_grid_and_gmacs_fall_with_the_stride():
     assert all(o.shape[-2:] == (32, 64) for o in outputs.values())
     assert torch.equal(outputs[4], upsampled)  # stride 4 is the released upsample protocol
     assert gmacs[1] > gmacs[2] > gmacs[4]
+
+
+# --- the eval command ------------------------------------------------------------------------------------------
+
+def test_eval_command_queries_at_the_given_stride(tmp_path, capsys):
+    import yaml
+
+    from bench.cli import main
+    from bench.models import build_segmentor
+    from tests.data.fixtures import make_cityscapes
+
+    make_cityscapes(tmp_path / "cs", n_train=1, n_val=1, size=(32, 48))
+    cfg = {"data": {"dataset": "cityscapes", "root": str(tmp_path / "cs"), "crop_size": [32, 32], "num_workers": 0},
+           "model": {**BASE["model"], "num_classes": 19}, "train": {"device": "cpu"}}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    torch.manual_seed(0)
+    ckpt = tmp_path / "last.pt"
+    torch.save({"model": build_segmentor(validate(ExperimentConfig, cfg).model).state_dict()}, ckpt)
+    out = tmp_path / "m.json"
+    assert main(["eval", str(ckpt), "--config", str(config), "--ifa-query-stride", "2", "--out", str(out),
+                 "--no-progress"]) == 0
+    res = json.loads(out.read_text())
+    assert (res["ifa_query"], res["ifa_query_stride"]) == ("upsample", 2) and "at stride 2" in res["protocol"]
+    cfg["model"]["head"] = {"name": "fpn", "channels": 8, "scale_channels": 8}
+    config.write_text(yaml.safe_dump(cfg))
+    capsys.readouterr()
+    assert main(["eval", str(ckpt), "--config", str(config), "--ifa-query-stride", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("--ifa-query-stride: only the IFA head"), err
