@@ -39,8 +39,12 @@ def config_columns(cfg: ExperimentConfig) -> dict[str, Any]:
         "eval_scales": ",".join(str(float(s)) for s in cfg.eval.scales),
         "eval_flip": cfg.eval.flip,
         "ifa_query": cfg.eval.ifa_query,
-        "ifa_query_stride": effective_query_stride(cfg),
+        "ifa_query_stride": _text(effective_query_stride(cfg)),  # "" for other heads, like formulation
     }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _cfg_value(v: Any) -> Any:

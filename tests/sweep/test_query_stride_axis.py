@@ -35,7 +35,7 @@ def test_stride_axis_applies_to_ifa_trials_only(tmp_path):
                    ("ifa", "4", "upsample")]
     assert sweep.collapsed == 2 and len({t.config_hash for t in sweep.trials}) == 4
     rows = {(r["head"], r["ifa_query_stride"]) for r in (base_row(t, "s", "pending") for t in sweep.trials)}
-    assert rows == {("fpn", None), ("ifa", 4), ("ifa", 2), ("ifa", 1)}
+    assert rows == {("fpn", ""), ("ifa", "4"), ("ifa", "2"), ("ifa", "1")}
     assert not any(k.startswith("cfg.") for t in sweep.trials for k in base_row(t, "s", "pending"))
 
 
