@@ -142,6 +142,7 @@ def test_upsample_protocol_is_stride_4_and_other_heads_ignore_the_stride():
 
 # --- a real IFA: output grid and GMACs -----------------------------------------------------------------------
 
+@pytest.mark.slow  # three fvcore traces
 def test_real_ifa_query_grid_and_gmacs_fall_with_the_stride():
     from bench.measure import count_macs
     from bench.models import build_segmentor

@@ -51,17 +51,18 @@ def test_measurement_key_follows_the_query_mode():
     assert key(ifa_query="label") == key(ifa_query="label", ifa_query_stride=1)
 
 
+@pytest.mark.slow  # two fvcore traces (the engine test checks 4 > 2 > 1 already)
 def test_measure_counts_the_query_stride(tmp_path, capsys):
     path = write(tmp_path)
     gmacs = {}
-    for stride in (4, 2, 1):
+    for stride in (4, 1):
         code = main(["measure", "--config", str(path), "--set", f"eval.ifa_query_stride={stride}", "--no-latency",
                      "--no-memory", "--format", "json"])
         assert code == 0
         (row,) = json.loads(capsys.readouterr().out)
         assert row["ifa_query_stride"] == stride and row["measure_input"] == "32x64"
         gmacs[stride] = row["gmacs_head"]
-    assert gmacs[1] > gmacs[2] > gmacs[4] > 0
+    assert gmacs[1] > gmacs[4] > 0
 
 
 def test_measure_refuses_the_stride_on_another_head(tmp_path, capsys):
