@@ -5,9 +5,11 @@ IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempt
 
 CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
-    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query",
+    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
 ]
 # crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
+# ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
+# heads (bench/config/query_stride.py).
 # Extra sweep axes appear as extra columns named "cfg.<dotted.key>".
 
 METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row

@@ -15,7 +15,7 @@ PLAIN_LABEL = {"head", "backbone", "formulation"}  # shown bare in labels; other
 EMPTY_COLUMNS = (
     ["n", "n_trials"] + [f"n_{s}" for s in STATUSES] + ["seeds", "missing_seeds", "status"]
     + [f"{m}_{a}" for m in ("miou", "boundary_iou", "macc", "aacc") for a in ("mean", "std")]
-    + ["gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
+    + ["miou_ci_low", "miou_ci_high", "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
        "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label", "order", "latency_ms_iqr",
        "latency_ms_seed_std", "latency_noisy", "dtype", "threads"] + CONDITION_COLUMNS[1:])
 
@@ -89,6 +89,7 @@ def model_table(results: Results) -> pd.DataFrame:
         )
         for metric in ("miou", "boundary_iou", "macc", "aacc"):
             rec[f"{metric}_mean"], rec[f"{metric}_std"] = _mean_std(done[metric])
+        rec["miou_ci_low"], rec["miou_ci_high"] = _miou_interval(results, done)
         for col in ("gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90",
                     "peak_mem_mb", "train_time_s"):
             rec[col] = _median(done[col])
@@ -113,6 +114,21 @@ def model_table(results: Results) -> pd.DataFrame:
     return table
 
 
+def _miou_interval(results: Results, done: pd.DataFrame) -> tuple[float, float]:
+    """The 95% bootstrap interval of the model's mIoU: the trial's own columns for one seed; for several, the
+    interval of their mean from the trials' per_image.npz (reports/intervals.py); NaN where there is none."""
+    low, high = _numeric(done, "miou_ci_low").dropna(), _numeric(done, "miou_ci_high").dropna()
+    with_miou = done.dropna(subset=["miou"])
+    if len(with_miou) == 1:
+        return (float(low.iloc[0]), float(high.iloc[0])) if len(low) and len(high) else (np.nan, np.nan)
+    if len(with_miou) == 0 or not hasattr(results, "sweep_dir"):
+        return np.nan, np.nan
+    from reports.intervals import model_interval
+
+    interval = model_interval(results, list(with_miou["trial_id"]), 95.0)
+    return (np.nan, np.nan) if isinstance(interval, str) else (float(interval.low), float(interval.high))
+
+
 def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
     """head, backbone, and every other config column with more than one non-empty value among these models.
 
@@ -130,13 +146,17 @@ def distinguishing_columns(models: pd.DataFrame, keys: list[str]) -> list[str]:
     labels = [model_label(r, shown) for _, r in models.iterrows()]
     if len(set(labels)) < len(labels):
         shown = ALWAYS_SHOWN + [c for c in candidates if values[c].nunique() > 1]
+    if "ifa_query" in shown and "ifa_query_stride" in shown:  # the stride says it (1 = label) when it suffices
+        fewer = [c for c in shown if c != "ifa_query"]
+        if len({model_label(r, fewer) for _, r in models.iterrows()}) == len(models):
+            shown = fewer
     return shown
 
 
 # Compact label forms for config columns (others appear as name=value).
 _LABEL_FORMS = {
     "stem": "{}-stem", "output_stride": "OS{}", "iterations": "{}it", "crop": "{}", "batch_size": "bs{}",
-    "eval_scales": "scales={}", "ifa_query": "query={}", "eval_mode": "{}-eval", "num_classes": "{}cls",
+    "eval_scales": "scales={}", "ifa_query": "query={}", "ifa_query_stride": "query-stride={}", "eval_mode": "{}-eval", "num_classes": "{}cls",
 }
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from reports import plots
 from reports.aggregate import common_settings, model_table
 from bench.atomic import make_temp_dir, write_text
-from reports.check import CheckResult, run_check
+from reports.check import CheckResult, rule_text, run_check
 from reports.conditions import shared_conditions
 from reports.document import Document
 from reports.load import STATUSES, Results
@@ -53,7 +53,7 @@ def _slug(text: str) -> str:
 
 
 def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
-                 published: Optional[Path] = None) -> Report:
+                 published: Optional[Path] = None, ci: Optional[float] = None) -> Report:
     """Read the sweeps and train run folders at `source` (one path or several) and write the report to `out_dir`
     (default <sweep>/report for one source; required for several), replacing it whole."""
     sources = [source] if isinstance(source, (str, Path)) else list(source)
@@ -65,7 +65,7 @@ def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
-        report = _build(results, tmp, pub_rows)
+        report = _build(results, tmp, pub_rows, ci)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -85,7 +85,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Report:
+def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Optional[float] = None) -> Report:
     trials = results.trials
     models = model_table(results) if len(trials) else pd.DataFrame()
     if len(models):
@@ -130,7 +130,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]]) -> Repor
 
     # --- published comparison
     if pub_rows is not None:
-        _published_section(doc, report, pub_rows)
+        _published_section(doc, report, pub_rows, ci)
 
     if report.notes:
         doc.heading(2, "Notes")
@@ -207,7 +207,9 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     display = summary_display(numeric)
     paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models")
     doc.heading(3, "Models")
-    doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; n = completed / expected seeds. "
+    doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; [low, high] after an mIoU: its 95% "
+             "bootstrap interval over val images (of the mean over seeds; bench/engine/bootstrap.py), where the "
+             "trials saved per-image statistics; n = completed / expected seeds. "
              "Costs: median over completed trials, GMACs by fvcore, all measured under the conditions above; "
              "† marks a latency whose timing runs stayed noisy. Rows in the sweep's axis order.", note=True)
     doc.table(display)
@@ -259,6 +261,8 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
                  + (f" Not drawn (no completed mIoU or no {cost}): {', '.join(dropped)}." if dropped else ""),
                  note=True)
 
+    _resolution_section(doc, report, models, keys, out, slug, dataset, conditions if shared else "")
+
     doc.heading(3, "Per-class IoU")
     pc = (per_class_table(report.results.per_class, report.results.trials, models)
           if report.results.per_class is not None else pd.DataFrame())
@@ -293,6 +297,31 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         doc.image(f"plots/{name}.png", f"{dataset} training curves")
 
 
+def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, keys: list[str], out: Path, slug: str,
+                        dataset: str, conditions: str) -> None:
+    """Accuracy against IFA's query resolution, when the models differ in it (reports/plot_resolution.py)."""
+    from reports.plot_resolution import plot_resolution, resolution_data
+
+    data = resolution_data(models, keys)
+    if data.empty:
+        return
+    name = f"resolution_{slug}"
+    report.plot_data[name] = data
+    write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+    done = models[models["label"].isin(data["label"])]
+    protocol = ", ".join(f"{c}={v}" for c, v in common_settings(done, keys).items()
+                         if c in ("eval_mode", "eval_scales", "eval_flip"))
+    doc.heading(3, "Accuracy vs IFA query resolution")
+    title = f"{dataset}: accuracy vs IFA query resolution"
+    report.plots[name] = plot_resolution(data, out / "plots" / f"{name}.png", title,
+                                         styles=model_styles(data["model"]), protocol=protocol,
+                                         conditions=conditions)
+    doc.image(f"plots/{name}.png", title)
+    doc.para("IFA queried on the 1/stride grid of the label and upsampled bilinearly to it (eval.ifa_query_stride; "
+             "1 = label resolution, 4 = the released protocol). GMACs: the whole model with the head queried at "
+             "that stride of the measurement input.", note=True)
+
+
 def _published_points(rows: list[dict]) -> pd.DataFrame:
     recs = []
     for r in rows:
@@ -306,20 +335,26 @@ def _published_points(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=["dataset_key", "label", "miou", "cost", "source"])
 
 
-def _published_section(doc: Document, report: Report, pub_rows: list[dict]) -> None:
+def _published_section(doc: Document, report: Report, pub_rows: list[dict], ci: Optional[float] = None) -> None:
     doc.heading(2, "Against published numbers")
     doc.para("Mean over seeds per model vs the published row the mapping in reports/mapping.py matches "
              "(see docs/reports.md). Default tolerance ±1.0 mIoU; `ifa-bench check` gives the exit code and "
              "takes other tolerances.", note=True)
+    doc.para("Check rule: " + rule_text(1.0, ci) + (
+        f" (`ifa-bench report --ci {ci:g}`, as `ifa-bench check --ci {ci:g}`)." if ci is not None else
+        " (`ifa-bench report --ci 95` applies the interval rule of `ifa-bench check --ci 95` instead)."),
+        css="check-rule")
     frames = []
     for metric in METRICS:
-        result = run_check(report.results, pub_rows, metric=metric)
+        result = run_check(report.results, pub_rows, metric=metric, ci=ci)
         report.checks[metric] = result
         if len(result.matched):
             m = result.matched
             frames.append(pd.DataFrame({
                 "metric": metric, "dataset": m["dataset"], "model": m["label"], "n": m["n"],
                 "reproduced": m["reproduced"].round(2), "published": m["published"], "delta": m["delta"].round(2),
+                **({"interval": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "—"
+                                 for lo, hi in zip(m["ci_low"], m["ci_high"])]} if ci is not None else {}),
                 "verdict": m["verdict"], "kind": m["kind"],
                 "published as": m["published_method"] + " " + m["published_backbone"], "source": m["source"]}))
     if frames:

@@ -143,14 +143,18 @@ def _text_table(df: pd.DataFrame) -> str:
     return text_table(list(map(str, df.columns)), [list(row) for row in df.itertuples(index=False)])
 
 
+def rule_text(tolerance: float, ci: Optional[float]) -> str:
+    """The pass rule of a check, in words (the check's output and the report both state it)."""
+    if ci is None:
+        return f"a row passes when |reproduced - published| <= {tolerance:g}"
+    return (f"a row passes when the published value lies inside the {ci:g}% bootstrap interval of the "
+            f"reproduced mIoU over val images (mean over seeds), widened by ±{tolerance:g}")
+
+
 def format_report(result: CheckResult) -> str:
     """Plain-text report printed by `ifa-bench check`."""
-    lines = [f"metric {result.metric}, tolerance ±{result.tolerance:g} mIoU points, min seeds {result.min_seeds}"]
-    if result.ci is None:
-        lines.append(f"rule: a row passes when |reproduced - published| <= {result.tolerance:g}")
-    else:
-        lines.append(f"rule: a row passes when the published value lies inside the {result.ci:g}% bootstrap interval "
-                     f"of the reproduced mIoU over val images (mean over seeds), widened by ±{result.tolerance:g}")
+    lines = [f"metric {result.metric}, tolerance ±{result.tolerance:g} mIoU points, min seeds {result.min_seeds}",
+             "rule: " + rule_text(result.tolerance, result.ci)]
     m = result.matched
     if len(m):
         show = pd.DataFrame({

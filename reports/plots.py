@@ -27,8 +27,8 @@ matplotlib.rcParams.update({"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype
 
 
 def tradeoff_data(models: pd.DataFrame, cost: str) -> pd.DataFrame:
-    """label, cost and its error, mIoU mean/std/n, the noisy-latency mark and whether the model is on the
-    Pareto frontier (max mIoU, min cost). The cost's error bar: for latency the spread over seeds (sample std)
+    """label, cost and its error, mIoU mean/std/n, its 95% bootstrap interval (ci_low/ci_high, NaN where none), the
+    noisy-latency mark and whether the model is on the Pareto frontier (max mIoU, min cost). The cost's error bar: for latency the spread over seeds (sample std)
     where several seeds were timed, else half the interquartile range of the timing runs."""
     def column(name, default=np.nan):
         return models[name].to_numpy() if name in models else np.full(len(models), default)
@@ -41,6 +41,8 @@ def tradeoff_data(models: pd.DataFrame, cost: str) -> pd.DataFrame:
         "n": models["n"].to_numpy(),
         "device": models["device"].to_numpy(),
         "noisy": column("latency_noisy", False).astype(bool) if cost != "gmacs" else False,
+        "ci_low": column("miou_ci_low").astype(float),
+        "ci_high": column("miou_ci_high").astype(float),
     })
     if cost == "gmacs":
         data["cost_err"] = np.nan  # deterministic
@@ -62,19 +64,30 @@ def plot_tradeoff(data: pd.DataFrame, cost: str, path: Path, title: str,
                   xlabel: str | None = None) -> Path:
     """mIoU against a cost. Each model is a coloured marker named in the legend below the axes (no text in
     the axes, so nothing overlaps at any number of models); published points are grey shapes, also named
-    there. Error bars: mIoU std over seeds; the cost's error from `tradeoff_data`."""
+    there. Error bars (mIoU): the 95% bootstrap interval over val images where the row has one (capped), the
+    std over seeds where several seeds ran (capped when there is no interval, a thick uncapped bar beside one);
+    the legend says which. The cost's error from `tradeoff_data`."""
     styles = styles or model_styles(data["label"])
     fig, ax = plt.subplots(figsize=(7.0, 4.2), layout="constrained")
     handles = []
+    drawn = set()
     for _, row in data.iterrows():
         style = styles[row["label"]]
         name = f"{row['label']} (n={row['n']})" + (" † noisy latency" if row["noisy"] else "")
-        bars = ax.errorbar(row["cost"], row["miou_mean"], yerr=_finite(row["miou_std"]),
+        interval = _interval_err(row)
+        std = _finite(row["miou_std"])
+        bars = ax.errorbar(row["cost"], row["miou_mean"], yerr=interval if interval is not None else std,
                            xerr=_finite(row["cost_err"]), fmt=style.marker, color=style.color, capsize=3,
                            markersize=7, markerfacecolor="white" if row["noisy"] else style.color,
                            markeredgecolor="black" if row["pareto"] else style.color, markeredgewidth=1.2,
                            label=name)
         handles.append(bars)
+        drawn.add("ci" if interval is not None else "std" if std is not None else None)
+        if interval is not None and std is not None:
+            ax.errorbar(row["cost"], row["miou_mean"], yerr=std, fmt="none", ecolor=style.color, elinewidth=4,
+                        alpha=0.4, capsize=0)
+            drawn.add("std_beside_ci")
+    handles += _error_bar_key(drawn)
     fx, fy = frontier_steps(data["cost"], data["miou_mean"])
     if len(fx):
         # extend the last step to the costliest model: the best mIoU reachable at any cost up to there
@@ -91,11 +104,35 @@ def plot_tradeoff(data: pd.DataFrame, cost: str, path: Path, title: str,
         ax.set_xscale("log")
     ax.margins(x=0.08, y=0.1)
     ax.set_xlabel(xlabel or COSTS.get(cost, cost))
-    ax.set_ylabel("mIoU (%), mean ± std over seeds")
+    ax.set_ylabel("mIoU (%), mean over seeds" if "ci" in drawn else "mIoU (%), mean ± std over seeds")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
     _legend_below(fig, handles)
     return _save(fig, path)
+
+
+def _interval_err(row) -> np.ndarray | None:
+    """[[below], [above]] the mean for errorbar's yerr, from the row's ci_low/ci_high; None without both."""
+    low, high, mean = (float(row.get(k, np.nan)) for k in ("ci_low", "ci_high", "miou_mean"))
+    if not (np.isfinite(low) and np.isfinite(high) and np.isfinite(mean)):
+        return None
+    return np.array([[max(mean - low, 0.0)], [max(high - mean, 0.0)]])
+
+
+def _error_bar_key(drawn: set) -> list:
+    """Legend entries saying what the mIoU error bars are."""
+    from matplotlib.lines import Line2D
+
+    key = []
+    if "ci" in drawn:
+        key.append(Line2D([], [], color="0.3", marker="|", markersize=9, linestyle="-",
+                          label="capped bar: 95% bootstrap interval over val images"))
+    if "std_beside_ci" in drawn:
+        key.append(Line2D([], [], color="0.3", linewidth=4, alpha=0.4, label="thick bar: ± std over seeds"))
+    if "std" in drawn:
+        key.append(Line2D([], [], color="0.3", marker="|", markersize=9, linestyle="-",
+                          label="capped bar" + (" (no interval)" if "ci" in drawn else "") + ": ± std over seeds"))
+    return key
 
 
 def _legend_below(fig, handles) -> None:

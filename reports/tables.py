@@ -17,7 +17,7 @@ DASH = "—"
 # numeric CSV columns of the summary table, after the model-distinguishing config columns
 SUMMARY_NUMERIC = ["n", "n_trials", "miou_mean", "miou_std", "boundary_iou_mean", "boundary_iou_std", "gmacs",
                    "params_m", "latency_ms_median", "device", "peak_mem_mb", "measure_input", "seeds",
-                   "missing_seeds", "status"]
+                   "missing_seeds", "status", "miou_ci_low", "miou_ci_high"]
 SUMMARY_EXTRA = ["latency_ms_iqr", "latency_noisy", "measure_batch", "measure_dtype", "measure_threads",
                  "measure_device", "measure_device_name"]
 
@@ -34,6 +34,17 @@ def fmt_mean_std(mean, std, digits=2) -> str:
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_interval(low, high, digits=2) -> str:
+    """" [low, high]" (the 95% bootstrap interval appended to a value), or "" when there is none."""
+    if any(v is None or not np.isfinite(float(v)) for v in (low, high)):
+        return ""
+    return f" [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _ci(numeric: pd.DataFrame, column: str) -> pd.Series:
+    return numeric[column] if column in numeric else pd.Series(np.nan, index=numeric.index)
 
 
 def summary_numeric(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -59,7 +70,9 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
         "model": numeric["label"],
         "n": [f"{int(n)}/{int(t) + (len(m.split(',')) if m else 0)}" for n, t, m in
               zip(numeric["n"], numeric["n_trials"], numeric["missing_seeds"])],
-        "mIoU (%)": [fmt_mean_std(m, s) for m, s in zip(numeric["miou_mean"], numeric["miou_std"])],
+        "mIoU (%)": [fmt_mean_std(m, s) + (fmt_interval(lo, hi) if fmt_mean_std(m, s) != DASH else "")
+                     for m, s, lo, hi in zip(numeric["miou_mean"], numeric["miou_std"], _ci(numeric, "miou_ci_low"),
+                                             _ci(numeric, "miou_ci_high"))],
         "boundary IoU (%)": [fmt_mean_std(m, s) for m, s in
                              zip(numeric["boundary_iou_mean"], numeric["boundary_iou_std"])],
         "GMACs": [fmt_num(v) for v in numeric["gmacs"]],
@@ -155,11 +168,13 @@ def _md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-_NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*[†*])?$|^/?\d+/\d+$")
+_NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*\[[-+−]?\d[\d.]*,\s*[-+−]?\d[\d.]*\])?"
+                           r"(\s*[†*])?$|^/?\d+/\d+$")
 
 
 def numeric_columns(df: pd.DataFrame) -> list[bool]:
-    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "2/3", "50.0 †")."""
+    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "61.00 [60.10, 61.90]", "2/3",
+    "50.0 †")."""
     flags = []
     for col in df.columns:
         cells = [_text(v) for v in df[col]]

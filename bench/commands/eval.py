@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ifa-query", choices=("label", "upsample"), default=None,
                         help="IFA: query at label resolution, or upsample the stride-4 logits "
                              "(default: eval.ifa_query)")
+    parser.add_argument("--ifa-query-stride", type=int, choices=(1, 2, 4), default=None,
+                        help="IFA: query on the 1/STRIDE grid of the label and upsample the rest; 1 = label "
+                             "resolution (default: eval.ifa_query_stride, else --ifa-query's grid)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: train.device")
     add_set_argument(parser)
     parser.add_argument("--out", type=Path, default=None, help="write the metrics as JSON to this file")
@@ -67,6 +70,13 @@ def eval_config(cfg, args):
         data["flip"] = args.flip
     if args.ifa_query is not None:
         data["ifa_query"] = args.ifa_query
+    if getattr(args, "ifa_query_stride", None) is not None:
+        if cfg.model.head.name != "ifa":
+            raise UserError(f"--ifa-query-stride: only the IFA head can be queried at a chosen resolution "
+                            f"({args.config} uses head {cfg.model.head.name!r})")
+        data["ifa_query_stride"] = args.ifa_query_stride
+        if args.ifa_query is None:  # the stride alone decides: 1 is label resolution, 2 and 4 upsample
+            data["ifa_query"] = "label" if args.ifa_query_stride == 1 else "upsample"
     eval_cfg = validate(EvalConfig, data, "command line (eval)")
     if eval_cfg.mode == "slide" and eval_cfg.stride is not None:
         crop = eval_cfg.crop_size or cfg.data.crop_size

@@ -8,6 +8,7 @@ import argparse
 import csv
 import io
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from bench.commands.overrides import add_set_argument
@@ -182,9 +183,21 @@ def _load_checkpoint(model, path: Path, model_cfg, source: Path) -> None:
     load_weights(model, state, path, source)
 
 
+def _ifa_query(experiment, head: str):
+    """(ifa_query, ifa_query_stride) of the experiment's eval section when IFA is evaluated off its own grid
+    (label resolution or eval.ifa_query_stride), else None: the IFA head's own grid, upsampled."""
+    if experiment is None or head != "ifa":
+        return None
+    ev = experiment.eval
+    if ev.ifa_query_stride is None and ev.ifa_query == "upsample":
+        return None
+    return ev.ifa_query, ev.ifa_query_stride
+
+
 def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
     """One row: identity keys, conditions (input size, batch, dtype, threads, device name) and every key that
     bench.measure.measure_model returns."""
+    from bench.engine.inference import ifa_query_mode, query_stride_of
     from bench.measure import count_macs, measure_model
     from bench.models import build_segmentor
 
@@ -197,16 +210,19 @@ def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
         _load_checkpoint(model, args.checkpoint, cfg, source)
     model.eval().to(device)
     images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    macs = count_macs(model, images, by_module_depth=2)
-    record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
-                           latency=not args.no_latency, memory=not args.no_memory, macs=macs,
-                           processes=args.processes)
     head = cfg.head.name
+    query = _ifa_query(experiment, head)
+    with ifa_query_mode(model, *query) if query else nullcontext():  # IFA measured as it is evaluated
+        macs = count_macs(model, images, by_module_depth=2)
+        record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
+                               latency=not args.no_latency, memory=not args.no_memory, macs=macs,
+                               processes=args.processes)
+        query_stride = query_stride_of(model)
     ident = {
         "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
         "output_stride": cfg.backbone.output_stride, "head": head,
         "formulation": (cfg.head.formulation if head == "ifa" else ""), "num_classes": cfg.num_classes,
-        "backbone_width": cfg.backbone.width,
+        "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
     }
     if experiment is not None:
         ident.update({"config": str(args.config), "overrides": " ".join(args.overrides),
@@ -242,6 +258,10 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
         f"device: {first['device']} ({first['device_name']}), threads {first['threads']}, torch "
         f"{first['torch_version']}, python {first['python_version']}, host {first['hostname']}",
     ]
+    strides = sorted({r["ifa_query_stride"] for r in rows if r.get("ifa_query_stride") not in ("", None)})
+    if strides:
+        lines.append(f"IFA queried at stride {', '.join(map(str, strides))} of the input (1 = the input's "
+                     "resolution), the rest upsampled bilinearly")
     if first.get("config"):
         sets = f" with --set {first['overrides']}" if first.get("overrides") else ""
         lines.append(f"config: {first['config']}{sets}, backbone width {first['backbone_width']:g}"

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 
         iterator = tqdm(images, desc="predict", unit="image", dynamic_ncols=True, disable=not sys.stderr.isatty())
     stems = {}
-    with ifa_query_mode(model, ev.ifa_query), torch.inference_mode():
+    with ifa_query_mode(model, ev.ifa_query, ev.ifa_query_stride), torch.inference_mode():
         for path in iterator:
             image = read_image(path)
             tensor, _ = to_tensors(image, image[..., 0], tuple(cfg.data.mean), tuple(cfg.data.std))

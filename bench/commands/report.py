@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an S3-compatible server for s3:// inputs (default: AWS_ENDPOINT_URL, else AWS)")
     parser.add_argument("--published", type=Path, default=None, metavar="YAML",
                         help="published numbers to compare and draw (e.g. reports/published.yaml)")
+    parser.add_argument("--ci", type=float, default=None, metavar="LEVEL",
+                        help="compare with --published by the interval rule of `check --ci LEVEL` (e.g. 95); the "
+                             "report states the rule it used")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,12 +29,16 @@ def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
     from bench.sweep.storage import is_uri, materialize
 
+    if args.ci is not None and not 0 < args.ci < 100:
+        raise UserError(f"--ci: a confidence level between 0 and 100, got {args.ci:g}")
+    if args.ci is not None and args.published is None:
+        raise UserError("--ci: applies to the comparison with published numbers; give --published YAML too")
     if args.out is None and any(is_uri(r) for r in args.results):
         raise UserError("--out: required when an input is a storage URI (the report is written locally)")
     keep: list = []  # downloaded URIs' temp folders, removed when the report is written
     try:
         inputs = [materialize(r, "report", args.storage_endpoint, keep) for r in args.results]
-        report = build_report(inputs, args.out, args.published)
+        report = build_report(inputs, args.out, args.published, ci=args.ci)
     finally:
         for tmp in keep:
             tmp.cleanup()

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from bench.budget import MAX_ITERATIONS
 from bench.config.model import ModelConfig
+from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
 from bench.config.strict_numbers import refuse_bool_numbers
 
 DatasetName = Literal["cityscapes", "ade20k", "pascal_context_59", "pascal_context_60", "synthetic"]
@@ -86,6 +87,12 @@ class EvalConfig(_Strict):
     ifa_query: Literal["label", "upsample"] = "upsample"  # IFA: query at label resolution, or upsample stride-4 logits
     boundary_dilation_ratio: float = Field(0.02, gt=0)  # boundary IoU band: ratio of the image diagonal
     batch_size: PositiveInt = 1
+    # IFA: query on the 1/stride grid of the output and upsample the rest (1 = label resolution); None: ifa_query's
+    # own grid. Rules: bench/config/query_stride.py.
+    ifa_query_stride: Optional[Literal[1, 2, 4]] = None
+
+    _stride_1_means_label = model_validator(mode="before")(classmethod(stride_one_implies_label))
+    _consistent_query = model_validator(mode="after")(check_query_stride)
 
 
 class MeasureConfig(_Strict):
@@ -106,8 +113,10 @@ class ExperimentConfig(_Strict):
     eval: EvalConfig = EvalConfig()
     measure: MeasureConfig = MeasureConfig()
 
+    _query_stride_needs_ifa = model_validator(mode="after")(only_ifa_queries)
+
     def config_hash(self) -> str:
         """Stable 12-hex-digit hash of everything that changes a result (not the run's name)."""
-        payload = self.model_dump(mode="json", exclude={"name"})
+        payload = omit_unset_stride(self.model_dump(mode="json", exclude={"name"}))
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -43,7 +43,7 @@ def format_validation_error(exc: ValidationError, source: str, data: Any = None)
     errors = exc.errors()
     first = errors[0]
     loc = _yaml_loc(tuple(first["loc"]), data)
-    if first["type"] == "bool_not_number":  # raised by the model, about one of its keys
+    if first["type"] in ("bool_not_number", "key_conflict"):  # raised by the model, about one of its keys
         loc += (first["ctx"]["key"],)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":

@@ -15,7 +15,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from bench.engine.boundary import boundary_stats
-from bench.engine.inference import default_stride, ifa_query_mode, model_device, predict_labels, unwrap
+from bench.engine.inference import (default_stride, ifa_query_mode, model_device, predict_labels, query_stride_of,
+                                    unwrap)
 from bench.engine.metrics import confusion_matrix, metrics_from_confusion, per_class_dict
 
 Transform = Callable[..., tuple]
@@ -87,7 +88,9 @@ def describe(proto: dict) -> str:
     if mode == "slide":
         mode = f"slide {proto['eval_crop']} stride {proto['eval_stride']}"
     flip = "flip" if proto["eval_flip"] else "no flip"
-    return f"{mode}, scales {proto['eval_scales']}, {flip}, IFA query: {proto['ifa_query']}"
+    stride = proto.get("ifa_query_stride")
+    query = f" at stride {stride}" if stride is not None else ""
+    return f"{mode}, scales {proto['eval_scales']}, {flip}, IFA query: {proto['ifa_query']}{query}"
 
 
 def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device=None, *,
@@ -102,8 +105,9 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     device: where inference runs (default: the model's); the model is moved there if it is elsewhere.
     default_crop_size: the slide window when eval_cfg.crop_size is unset (the training crop, data.crop_size).
     Returns miou, macc, aacc, boundary_iou (percent), per_class_iou / per_class_acc / per_class_boundary_iou
-    ({class_name: percent}, NaN where undefined), num_images, eval_time_s, the protocol columns and a one-line
-    `protocol` description. The model's train/eval mode and query_at_output are restored afterwards.
+    ({class_name: percent}, NaN where undefined), num_images, eval_time_s, the protocol columns (with
+    `ifa_query_stride`: the stride IFA was queried at, 1 = label resolution, None for heads that cannot be queried)
+    and a one-line `protocol` description. The model's train/eval mode and query_at_output are restored afterwards.
     per_image: also return `per_image_inter` and `per_image_union`, (images, classes) int64 numpy arrays of each
     image's class intersections and unions in dataset order (bench.engine.bootstrap's input).
     on_prediction: called as on_prediction(dataset index, train-id prediction (H, W) tensor) for every image.
@@ -141,7 +145,9 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
         from tqdm import tqdm
         iterator = tqdm(loader, desc="eval", total=len(items), dynamic_ncols=True)
     try:
-        with ifa_query_mode(net, eval_cfg.ifa_query), torch.inference_mode():
+        with ifa_query_mode(net, eval_cfg.ifa_query, getattr(eval_cfg, "ifa_query_stride", None)), \
+                torch.inference_mode():
+            query_stride = query_stride_of(net)
             for image, label, index in iterator:
                 label = label.to(device)
                 pred = predict_labels(net, image.unsqueeze(0), tuple(label.shape), mode=eval_cfg.mode,
@@ -182,7 +188,7 @@ def evaluate(model: torch.nn.Module, dataset, eval_cfg, num_classes: int, device
     ok = b_union > 0
     b_iou[ok] = b_inter[ok] / b_union[ok] * 100.0
     finite = b_iou[~np.isnan(b_iou)]
-    proto = protocol(eval_cfg, crop)
+    proto = {**protocol(eval_cfg, crop), "ifa_query_stride": query_stride}
     return {
         "miou": m["miou"],
         "macc": m["macc"],

@@ -8,9 +8,10 @@ Conventions (mmsegmentation's, see docs/evaluation.md):
 - several augmentations (scales x flips): each one's logits are brought to the output size, turned into
   softmax probabilities, and the probabilities are averaged (mmseg `SegTTAModel.merge_preds`).
 - the output size is the label's size: the model is asked for logits at that size (`model(x, size=...)`), so a
-  head that can be queried at any resolution (IFA with `query_at_output`) is queried there directly, and the
-  others upsample their logits once. In slide mode each window is inferred at its own size, and the stitched
-  logits are resized to the output size when the (scaled) image differs from it.
+  head that can be queried at any resolution (IFA with `query_at_output`) is queried there directly (or, with a
+  `query_stride`, on the 1/stride grid of it, the rest upsampled), and the others upsample their logits once. In
+  slide mode each window is inferred at its own size, and the stitched logits are resized to the output size when
+  the (scaled) image differs from it.
 """
 from __future__ import annotations
 
@@ -37,21 +38,37 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def ifa_query_mode(model: torch.nn.Module, ifa_query: str) -> Iterator[None]:
-    """Set `query_at_output` ("label" -> True, "upsample" -> False) on the segmentor for the duration."""
+def ifa_query_mode(model: torch.nn.Module, ifa_query: str, query_stride: Optional[int] = None) -> Iterator[None]:
+    """Set the segmentor's `query_at_output` and `query_stride` for the duration: "label" queries at the output
+    size, "upsample" on the head's own grid; `query_stride` s (bench/config/query_stride.py) on the 1/s grid of the
+    output size, the rest upsampled bilinearly. Heads that cannot be queried ignore both and upsample."""
     if ifa_query not in ("label", "upsample"):
         raise ValueError(f"ifa_query must be 'label' or 'upsample', got {ifa_query!r}")
+    if query_stride is not None and (query_stride < 1 or (ifa_query == "label") != (query_stride == 1)):
+        raise ValueError(f"query_stride {query_stride} contradicts ifa_query {ifa_query!r}")
     model = unwrap(model)
-    had = hasattr(model, "query_at_output")
-    old = getattr(model, "query_at_output", None)
-    model.query_at_output = ifa_query == "label"
+    saved = {name: getattr(model, name) for name in ("query_at_output", "query_stride") if hasattr(model, name)}
+    model.query_at_output = ifa_query == "label" or query_stride is not None
+    model.query_stride = query_stride
     try:
         yield
     finally:
-        if had:
-            model.query_at_output = old
-        else:
-            del model.query_at_output
+        for name in ("query_at_output", "query_stride"):
+            if name in saved:
+                setattr(model, name, saved[name])
+            else:
+                delattr(model, name)
+
+
+def query_stride_of(model: torch.nn.Module) -> Optional[int]:
+    """The stride a queryable head is queried at under the current mode (1 = output size), None if it cannot be."""
+    model = unwrap(model)
+    head = getattr(model, "head", None)
+    if not getattr(head, "supports_query_size", False):
+        return None
+    if not getattr(model, "query_at_output", False):
+        return head.output_stride
+    return getattr(model, "query_stride", None) or 1
 
 
 def _forward(model: torch.nn.Module, images: torch.Tensor, size: Optional[Size]) -> torch.Tensor:

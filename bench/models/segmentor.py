@@ -1,6 +1,7 @@
 """Backbone + head (+ auxiliary head): what the engine trains and the measurement layer measures."""
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -16,6 +17,9 @@ class Segmentor(nn.Module):
         self.aux_weight = aux_weight
         # Eval only: query a head that supports it (IFA) at the output size instead of upsampling its logits.
         self.query_at_output = False
+        # With query_at_output: query on the 1/query_stride grid of the output size and upsample the rest
+        # (None or 1: the output size itself; the head's own output_stride: its own grid, the upsample protocol).
+        self.query_stride = None
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -38,9 +42,21 @@ class Segmentor(nn.Module):
             return out
         size = tuple(size) if size is not None else tuple(images.shape[-2:])
         if self.query_at_output and getattr(self.head, "supports_query_size", False):
-            return self.head(features, size=size)
-        logits = self.head(features)
+            logits = self.head(features, size=query_grid(size, self.query_stride, self.head.output_stride))
+        else:
+            logits = self.head(features)
         if tuple(logits.shape[-2:]) == size:
             return logits
         align_corners = getattr(self.head, "align_corners", False)
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+
+
+def query_grid(size: tuple[int, int], stride: Optional[int], head_stride: int) -> Optional[tuple[int, int]]:
+    """The grid a queryable head is asked for: `size` at stride 1, None (the head's own feature grid, which the
+    deep stem's ceil-mode pooling can make one cell larger than ceil(size / 4)) at the head's own stride, else
+    ceil(size / stride)."""
+    if stride is None or stride == 1:
+        return size
+    if stride == head_stride:
+        return None
+    return (math.ceil(size[0] / stride), math.ceil(size[1] / stride))

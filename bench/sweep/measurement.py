@@ -6,8 +6,9 @@ sweep, a GPU) of one node. Ray does not grant that reservation while any other t
 grants no CPU there to anything else while it is held; the runner starts the Tune trials only after the last
 measurement, so no measurement overlaps training (the results rows carry the timestamps that show it).
 
-One measurement per key: a hash of the model config, the measure settings, the device kind and the thread count,
-not the seed or the training settings, so the seeds of a model share one measurement. It is stored as
+One measurement per key: a hash of the model config, the measure settings, the device kind and the thread count
+(and, when IFA is evaluated off its own grid, its query mode: the model is measured as it is evaluated), not the
+seed or the training settings, so the seeds of a model share one measurement. It is stored as
 <sweep>/measurements/<key>.json, so a rerun or --resume never measures that model again.
 
 Nothing waits forever: reserving the node and running the measurement each have a timeout, and an expired one
@@ -19,7 +20,7 @@ import hashlib
 import json
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from bench.errors import UserError
@@ -44,12 +45,25 @@ def measure_threads(payload: dict) -> int:
 
 def measure_key(payload: dict) -> str:
     cfg = payload["cfg"]
-    blob = json.dumps(
-        {"model": cfg["model"], "measure": cfg["measure"], "device": device_kind(payload),
-         "threads": measure_threads(payload)},
-        sort_keys=True, separators=(",", ":"),
-    )
+    what = {"model": cfg["model"], "measure": cfg["measure"], "device": device_kind(payload),
+            "threads": measure_threads(payload)}
+    query = _query_mode(cfg)
+    if query is not None:  # only a query off IFA's own grid changes the cost (older keys stay as they were)
+        what["ifa_query"] = list(query)
+    blob = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _query_mode(cfg_json: dict):
+    """(ifa_query, ifa_query_stride) when IFA is evaluated off its own grid (label resolution or a chosen stride),
+    so that the model is measured as it is evaluated; None otherwise."""
+    ev = cfg_json.get("eval", {})
+    if cfg_json["model"]["head"]["name"] != "ifa":
+        return None
+    if ev.get("ifa_query_stride") is None and ev.get("ifa_query", "upsample") == "upsample":
+        return None
+    stride = ev.get("ifa_query_stride")
+    return ev.get("ifa_query", "upsample"), None if stride == 1 else stride  # stride 1 is label's own grid
 
 
 def path_of(sweep_dir: Path, key: str) -> Path:
@@ -70,6 +84,7 @@ def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str
 
     from bench.config import ExperimentConfig
     from bench.device import resolve_device
+    from bench.engine.inference import ifa_query_mode
     from bench.measure import measure_model
     from bench.models import build_segmentor
 
@@ -80,9 +95,11 @@ def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str
     device = resolve_device(cfg.train.device, "train.device") if kind == "cuda" else torch.device("cpu")
     torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
     segmentor = build_segmentor(cfg.model)
-    record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
-                           warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency,
-                           processes=cfg.measure.processes)
+    query = _query_mode(cfg_json)
+    with ifa_query_mode(segmentor, *query) if query else nullcontext():
+        record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
+                               warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency,
+                               processes=cfg.measure.processes)
     try:
         import ray
 

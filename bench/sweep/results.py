@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.atomic import replacing
 from bench.config import ExperimentConfig
+from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
 from bench.results_schema import (
     CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASURE_BOOL, MEASURE_INT, MEASURE_TEXT, MEASUREMENTS, METRICS,
     PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
@@ -38,7 +39,12 @@ def config_columns(cfg: ExperimentConfig) -> dict[str, Any]:
         "eval_scales": ",".join(str(float(s)) for s in cfg.eval.scales),
         "eval_flip": cfg.eval.flip,
         "ifa_query": cfg.eval.ifa_query,
+        "ifa_query_stride": _text(effective_query_stride(cfg)),  # "" for other heads, like formulation
     }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
 
 
 def _cfg_value(v: Any) -> Any:
@@ -57,6 +63,8 @@ def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "",
     )
     row.update(config_columns(trial.config))
     for key, value in trial.extra_axes.items():
+        if key == QUERY_STRIDE_KEY:  # its own column, ifa_query_stride
+            continue
         row[CFG_PREFIX + key] = _cfg_value(value)
     return row
 

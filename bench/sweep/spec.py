@@ -28,6 +28,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from bench.config import ExperimentConfig, read_yaml, validate
+from bench.config.query_stride import QUERY_STRIDE_KEY
 from bench.config.strict_numbers import refuse_bool_numbers
 from bench.errors import UserError
 
@@ -318,6 +319,9 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
             value = combo[key]
             if key.startswith(HEAD_KEY + ".") and key.split(".")[2] not in _head_fields(head_name):
                 extras[key] = ""  # an option this trial's head does not have: not applied
+                continue
+            if key == QUERY_STRIDE_KEY and head_name != "ifa":
+                extras[key] = ""  # only IFA can be queried at a chosen resolution: not applied
                 continue
             _set(cfg, key, value)
             extras[key] = value
