@@ -121,7 +121,8 @@ def _einsum(inputs, outputs) -> int:
         for term, shape in zip(lhs, shapes):
             if "..." in term:
                 n_ellipsis = len(shape) - (len(term) - 3)
-                term = term.replace("...", "".join(chr(0x100 + i) for i in range(n_ellipsis)))
+                # numbered from the right: broadcasting aligns the ellipsis dims of operands of different rank there
+                term = term.replace("...", "".join(chr(0x100 + n_ellipsis - 1 - i) for i in range(n_ellipsis)))
             for letter, size in zip(term, shape):
                 sizes[letter] = max(sizes.get(letter, 1), size)
         return prod(sizes.values())
