@@ -59,6 +59,9 @@ def test_to_train_ids_maps_and_names_the_file_and_at_most_8_bad_values():
         enc.to_train_ids(many, "c.png")
     assert str(err.value) == ("c.png: label values 3, 4, 5, 6, 7, 8, 9, 10, ... out of range for tiny "
                               "(expected 0..2 or 255)")
+    nine = np.arange(3, 12, dtype=np.uint8)[None]
+    with pytest.raises(UserError, match=r"3, 4, 5, 6, 7, 8, 9, 10, \.\.\. out of range"):
+        enc.to_train_ids(nine, "e.png")
     eight = np.arange(3, 11, dtype=np.uint8)[None]
     with pytest.raises(UserError, match=r"3, 4, 5, 6, 7, 8, 9, 10 out of range"):
         enc.to_train_ids(eight, "d.png")
