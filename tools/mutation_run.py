@@ -53,7 +53,7 @@ MODULES = {
     "boundary": Module("bench/engine/boundary.py", ("tests/engine/test_metrics.py", *AUDIT)),
     "losses": Module("bench/engine/losses.py", ("tests/engine/test_losses.py", *AUDIT)),
     # the regression check: matching and the verdict; format_report / _text_table only lay the result out as text
-    # (without the 60-second test that runs the real command in subprocesses, where mutants are not switched on)
+    # (without test_real_command_exit_codes: 60 s of subprocesses per mutant; in-process tests assert the same codes)
     "check": Module("reports/check.py", ("tests/reports/test_check.py", "tests/reports/test_check_ci.py",
                                          "tests/reports/test_check_input.py", *AUDIT, "--deselect",
                                          "tests/reports/test_check.py::test_real_command_exit_codes"),
