@@ -22,3 +22,42 @@ def test_released_defect_weighs_the_kept_pair_by_the_opposite_area():
     # row 0: 0.125 / (0.125 + 0.125 + 0.375 + 0.375); row 1: 0.5 / (0.5 + 0.5 + 0 + 0); row 2: every area 1e-9 -> 1/4
     expected = [(0.125 + 1e-9) / (1 + 4e-9), (0.5 + 1e-9) / (1 + 4e-9), 0.25]
     assert got.flatten().tolist() == pytest.approx(expected, rel=1e-12)
+
+
+# --- sampling="release": the local ensemble and the outputs around the cell index ------------------------------
+import numpy as np  # noqa: E402
+
+from ifa.coords import axis_sampling  # noqa: E402
+from tests.ifa.test_release_sampling import _centres, _grid_sample_nearest, _queries, f32  # noqa: E402
+
+SIZES = [(47, 12), (47, 24), (76, 19), (16, 4), (9, 3), (8, 8), (5, 7)]
+
+
+@pytest.mark.parametrize("q,n", SIZES)
+def test_release_ensemble_reads_the_cells_of_the_half_query_cell_shifts(q, n):
+    # independent float32 formulas: query shifted by -/+ half a query cell plus eps_shift 1e-6, clamped to
+    # +-(1 - 1e-6), read with grid_sample's nearest rule; rel from the unshifted query; weight = |rel|
+    s = axis_sampling(q, n, ensemble=True, sampling="release")
+    coord = _queries(q)
+    assert s.k == 2 and s.factor is None and (s.q, s.n) == (q, n)
+    np.testing.assert_array_equal(s.query.numpy(), coord)
+    for slot, v in enumerate((-1, 1)):
+        shifted = np.clip(coord + f32(v / q + 1e-6), f32(-(1 - 1e-6)), f32(1 - 1e-6))
+        index = _grid_sample_nearest(shifted, n)
+        np.testing.assert_array_equal(s.index[slot].numpy(), index, err_msg=f"slot {slot}")
+        rel = (coord - _centres(n)[index]) * f32(n)
+        np.testing.assert_array_equal(s.rel[slot].numpy(), rel)
+        np.testing.assert_array_equal(s.weight[slot].numpy(), np.abs(rel))
+
+
+@pytest.mark.parametrize("q,n", SIZES)
+def test_release_nearest_outputs(q, n):
+    s = axis_sampling(q, n, sampling="release", dtype=torch.float64)
+    coord = _queries(q)
+    index = _grid_sample_nearest(coord, n)
+    assert s.k == 1 and s.index.shape == (1, q) and s.rel.dtype == s.weight.dtype == s.query.dtype == torch.float64
+    np.testing.assert_array_equal(s.index[0].numpy(), index)
+    np.testing.assert_array_equal(s.rel[0].numpy(), ((coord - _centres(n)[index]) * f32(n)).astype(np.float64))
+    assert torch.equal(s.weight, torch.ones(1, q, dtype=torch.float64))
+    np.testing.assert_array_equal(s.query.numpy(), coord.astype(np.float64))
+    assert s.factor == {(16, 4): 4, (8, 8): 1, (9, 3): 3, (76, 19): 4}.get((q, n))  # q = s * n, cell i // s
