@@ -40,15 +40,38 @@ def load(results: Path) -> dict[str, tuple[dict, dict[str, str]]]:
     return out
 
 
+def markdown(by_module) -> str:
+    rows = ["| module | mutants | killed | timeout | survived | no tests | not run | rate | time |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    sums = Counter()
+    for name, (run, statuses) in by_module.items():
+        c = Counter(statuses.values())
+        n, d = len(statuses), sum(c[s] for s in DETECTED)
+        sums.update(n=n, d=d, killed=c["killed"], timeout=c["timeout"], survived=c["survived"],
+                    no_tests=c["no tests"], not_run=c["not checked"], s=run["elapsed_s"])
+        rate = f"{100 * d / n:.1f}%" if n else "-"
+        note = "" if run["finished"] else " (budget)"
+        rows.append(f"| {name} | {n} | {c['killed']} | {c['timeout']} | {c['survived']} | {c['no tests']} | "
+                    f"{c['not checked']} | {rate} | {run['elapsed_s']:.0f} s{note} |")
+    rate = f"{100 * sums['d'] / sums['n']:.1f}%" if sums["n"] else "-"
+    rows.append(f"| **all** | {sums['n']} | {sums['killed']} | {sums['timeout']} | {sums['survived']} | "
+                f"{sums['no_tests']} | {sums['not_run']} | **{rate}** | {sums['s']:.0f} s |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("mutation-results"))
     ap.add_argument("--min", type=float, default=None, help="fail (exit 1) below this overall kill rate, percent")
+    ap.add_argument("--markdown", action="store_true", help="the per-module table as markdown (docs/testing.md)")
     args = ap.parse_args(argv)
     by_module = load(args.results)
     if not by_module:
         print(f"no results under {args.results}/ (run `make mutation`)", file=sys.stderr)
         return 2
+    if args.markdown:
+        print(markdown(by_module))
+        return 0
     total, detected, checked, seconds, survivors = 0, 0, 0, 0.0, []
     print(f"{'module':12} {'file':27} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
           f"{'not run':>7} {'rate':>6} {'time':>6}")
