@@ -19,6 +19,9 @@ def test_released_defect_weighs_the_kept_pair_by_the_opposite_area():
     wy = torch.tensor([[0.25, 1.0, 0.0], [0.75, 0.0, 0.0]], dtype=torch.float64)
     wx = torch.tensor([[0.5], [0.5]], dtype=torch.float64)
     got = pair_weight(wy, wx, 1, 1, released_defect=True)
+    uneven = pair_weight(wy[:, :1], torch.tensor([[0.2], [0.8]], dtype=torch.float64), 1, 1, released_defect=True)
+    # A_00 = 0.25 * 0.2 against A_01 = 0.25 * 0.8, A_10 = 0.75 * 0.2, A_11 = 0.75 * 0.8
+    assert uneven.item() == pytest.approx((0.05 + 1e-9) / (1 + 4e-9), rel=1e-12)
     # row 0: 0.125 / (0.125 + 0.125 + 0.375 + 0.375); row 1: 0.5 / (0.5 + 0.5 + 0 + 0); row 2: every area 1e-9 -> 1/4
     expected = [(0.125 + 1e-9) / (1 + 4e-9), (0.5 + 1e-9) / (1 + 4e-9), 0.25]
     assert got.flatten().tolist() == pytest.approx(expected, rel=1e-12)
@@ -55,9 +58,16 @@ def test_release_nearest_outputs(q, n):
     s = axis_sampling(q, n, sampling="release", dtype=torch.float64)
     coord = _queries(q)
     index = _grid_sample_nearest(coord, n)
+    assert (s.q, s.n) == (q, n) and (s.factor is None or type(s.factor) is int)
     assert s.k == 1 and s.index.shape == (1, q) and s.rel.dtype == s.weight.dtype == s.query.dtype == torch.float64
     np.testing.assert_array_equal(s.index[0].numpy(), index)
     np.testing.assert_array_equal(s.rel[0].numpy(), ((coord - _centres(n)[index]) * f32(n)).astype(np.float64))
     assert torch.equal(s.weight, torch.ones(1, q, dtype=torch.float64))
     np.testing.assert_array_equal(s.query.numpy(), coord.astype(np.float64))
     assert s.factor == {(16, 4): 4, (8, 8): 1, (9, 3): 3, (76, 19): 4}.get((q, n))  # q = s * n, cell i // s
+
+
+def test_exact_sampling_returns_the_requested_dtype():
+    for ensemble in (False, True):
+        s = axis_sampling(33, 10, ensemble=ensemble)
+        assert s.rel.dtype == s.weight.dtype == s.query.dtype == torch.float32
