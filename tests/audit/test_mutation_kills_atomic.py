@@ -80,3 +80,11 @@ def test_write_json_layout(tmp_path):
     target = atomic.write_json(tmp_path / "r.json", {"b": [1, float("nan")], "a": "é"})
     assert target.read_text() == json.dumps({"b": [1, None], "a": "é"}, indent=2) + "\n"
     assert target.read_text().startswith('{\n  "b": [\n    1,')
+
+
+def test_modes_with_an_empty_umask_are_the_full_defaults():
+    old = os.umask(0)
+    try:
+        assert atomic.file_mode() == 0o666 and atomic.dir_mode() == 0o777
+    finally:
+        os.umask(old)
