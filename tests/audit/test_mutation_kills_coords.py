@@ -71,3 +71,23 @@ def test_exact_sampling_returns_the_requested_dtype():
     for ensemble in (False, True):
         s = axis_sampling(33, 10, ensemble=ensemble)
         assert s.rel.dtype == s.weight.dtype == s.query.dtype == torch.float32
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_exact_sampling_outputs_and_errors(ensemble):
+    from ifa.coords import cell_centers
+
+    s = axis_sampling(8, 4, ensemble=ensemble, dtype=torch.float64)
+    assert (s.q, s.n) == (8, 4) and s.rel.dtype == s.weight.dtype == s.query.dtype == torch.float64
+    assert torch.equal(s.query, cell_centers(8, dtype=torch.float64))
+    assert torch.allclose(s.weight.sum(0), torch.ones(8, dtype=torch.float64))
+    if ensemble:
+        assert s.factor is None and int(s.index.max()) == 3 and int(s.index.min()) == 0
+    else:
+        assert s.factor == 2 and type(s.factor) is int and torch.equal(s.weight, torch.ones(1, 8, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^axis sizes must be positive, got query 0 and level 5$"):
+        axis_sampling(0, 5, ensemble=ensemble)
+    with pytest.raises(ValueError, match=r"^axis sizes must be positive, got query 5 and level 0$"):
+        axis_sampling(5, 0, ensemble=ensemble)
+    with pytest.raises(ValueError, match=r"^sampling must be one of \('exact', 'release'\), got 'nearest'$"):
+        axis_sampling(5, 5, ensemble=ensemble, sampling="nearest")
