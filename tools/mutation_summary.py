@@ -1,8 +1,10 @@
-"""Kill rate per module of the last `mutmut run` (its mutants/**/*.meta files), and the surviving mutants.
+"""Kill rate per module of the last `make mutation` (tools/mutation_run.py's mutation-results/), and the survivors.
 
-Detected = killed, timeout, segfault or caught by type check. The rate is detected / all mutants: a mutant that no
-selected test reaches ("no tests") counts as surviving; "of run" leaves out mutants not checked yet (a partial run). `--min P` exits 1 when the overall rate is below P percent.
-Usage: .venv/bin/python tools/mutation_summary.py [--min 90] [--mutants mutants]
+Detected = killed, timeout, segfault or caught by type check. The rate is detected / in-scope mutants: a mutant that
+no selected test reaches ("no tests") counts as surviving; "of run" leaves out mutants not checked (a module
+interrupted by its time budget). Only the mutants of each module's checked functions count (MODULES in
+tools/mutation_run.py). `--min P` exits 1 when the overall rate is below P percent.
+Usage: .venv/bin/python tools/mutation_summary.py [--min 90] [--results mutation-results]
 """
 from __future__ import annotations
 
@@ -17,44 +19,80 @@ from mutmut.stats import status_by_exit_code
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 
 
-def load(mutants: Path) -> dict[str, dict[str, str]]:
-    """{module path: {mutant name: status}}"""
+def load_meta(meta: Path) -> dict[str, str]:
+    """{mutant name: status} of one mutmut .meta file."""
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {k: status_by_exit_code[v] for k, v in codes.items()}
+
+
+def load(results: Path) -> dict[str, tuple[dict, dict[str, str]]]:
+    """{module name: (run.json, {in-scope mutant: status})}, in tools/mutation_run.py's module order."""
+    from tools.mutation_run import MODULES
+
     out = {}
-    for meta in sorted(mutants.rglob("*.py.meta")):
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
-        out[str(meta.relative_to(mutants))[: -len(".meta")]] = {k: status_by_exit_code[v] for k, v in codes.items()}
+    for name, module in MODULES.items():
+        run_file = results / name / "run.json"
+        if not run_file.exists():
+            continue
+        meta = results / name / (Path(module.path).name + ".meta")
+        statuses = load_meta(meta) if meta.exists() else {}
+        out[name] = (json.loads(run_file.read_text()), {k: s for k, s in statuses.items() if module.in_scope(k)})
     return out
+
+
+def markdown(by_module) -> str:
+    rows = ["| module | mutants | killed | timeout | survived | no tests | not run | rate | time |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    sums = Counter()
+    for name, (run, statuses) in by_module.items():
+        c = Counter(statuses.values())
+        n, d = len(statuses), sum(c[s] for s in DETECTED)
+        sums.update(n=n, d=d, killed=c["killed"], timeout=c["timeout"], survived=c["survived"],
+                    no_tests=c["no tests"], not_run=c["not checked"], s=run["elapsed_s"])
+        rate = f"{100 * d / n:.1f}%" if n else "-"
+        note = "" if run["finished"] else " (budget)"
+        rows.append(f"| {name} | {n} | {c['killed']} | {c['timeout']} | {c['survived']} | {c['no tests']} | "
+                    f"{c['not checked']} | {rate} | {run['elapsed_s']:.0f} s{note} |")
+    rate = f"{100 * sums['d'] / sums['n']:.1f}%" if sums["n"] else "-"
+    rows.append(f"| **all** | {sums['n']} | {sums['killed']} | {sums['timeout']} | {sums['survived']} | "
+                f"{sums['no_tests']} | {sums['not_run']} | **{rate}** | {sums['s']:.0f} s |")
+    return "\n".join(rows)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mutants", type=Path, default=Path("mutants"))
+    ap.add_argument("--results", type=Path, default=Path("mutation-results"))
     ap.add_argument("--min", type=float, default=None, help="fail (exit 1) below this overall kill rate, percent")
+    ap.add_argument("--markdown", action="store_true", help="the per-module table as markdown (docs/testing.md)")
     args = ap.parse_args(argv)
-    by_module = load(args.mutants)
+    by_module = load(args.results)
     if not by_module:
-        print(f"no mutmut results under {args.mutants}/ (run `make mutation`)", file=sys.stderr)
+        print(f"no results under {args.results}/ (run `make mutation`)", file=sys.stderr)
         return 2
-    total, detected, checked, survivors = 0, 0, 0, []
-    print(f"{'module':32} {'mutants':>7} {'detected':>8} {'survived':>8} {'no tests':>8} {'not run':>7} {'rate':>7} {'of run':>7}")
-    for module, statuses in by_module.items():
+    if args.markdown:
+        print(markdown(by_module))
+        return 0
+    total, detected, checked, seconds, survivors = 0, 0, 0, 0.0, []
+    print(f"{'module':12} {'file':27} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'no tests':>8} "
+          f"{'not run':>7} {'rate':>6} {'time':>6}")
+    for name, (run, statuses) in by_module.items():
         counts = Counter(statuses.values())
         n, d = len(statuses), sum(counts[s] for s in DETECTED)
-        total, detected = total + n, detected + d
-        survivors += [(name, s) for name, s in statuses.items() if s not in DETECTED]
-        run = n - counts["not checked"]
+        total, detected, seconds = total + n, detected + d, seconds + run["elapsed_s"]
+        survivors += [(name, m, s) for m, s in sorted(statuses.items()) if s not in DETECTED]
+        checked += n - counts["not checked"]
         rate = f"{100 * d / n:.1f}%" if n else "-"
-        of_run = f"{100 * d / run:.1f}%" if run else "-"
-        print(f"{module:32} {n:7d} {d:8d} {counts['survived']:8d} {counts['no tests']:8d} "
-              f"{counts['not checked']:7d} {rate:>7} {of_run:>7}")
-        checked += run
+        note = "" if run["finished"] else " (budget reached)"
+        print(f"{name:12} {run['path']:27} {n:7d} {counts['killed']:6d} {counts['timeout']:7d} "
+              f"{counts['survived']:8d} {counts['no tests']:8d} {counts['not checked']:7d} {rate:>6} "
+              f"{run['elapsed_s']:5.0f}s{note}")
     overall = 100 * detected / total if total else 0.0
-    of_run = f"{100 * detected / checked:.1f}%" if checked else "-"
-    print(f"{'all':32} {total:7d} {detected:8d} {'':8} {'':8} {total - checked:7d} {overall:6.1f}% {of_run:>7}")
+    print(f"{'all':12} {'':27} {total:7d} {detected:6d} (detected) {'':16} {total - checked:7d} {overall:5.1f}% "
+          f"{seconds:5.0f}s")
     if survivors:
-        print("\nnot detected (`.venv/bin/mutmut show NAME` prints the change):")
-        for name, status in survivors:
-            print(f"  {status:12} {name}")
+        print("\nnot detected (mutation-results/<module>/survivors.txt has each diff):")
+        for name, mutant, status in survivors:
+            print(f"  {status:12} {mutant}")
     if args.min is not None and overall < args.min:
         print(f"\nkill rate {overall:.1f}% is below the goal of {args.min:g}%")
         return 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from math import prod
 from typing import Any, Union
 
@@ -80,21 +81,16 @@ def _grid_sampler(inputs, outputs) -> int:
     return per_output * prod(_shape(outputs[0]))
 
 
-def _per_output(n: int):
-    def handle(inputs, outputs) -> int:
-        return n * prod(_shape(outputs[0]))
+# The parameterised handles are plain functions bound with partial (not closures built at import), so their bodies
+# run, and are mutation-tested, at count time.
+def _per_output(n: int, inputs, outputs) -> int:
+    return n * prod(_shape(outputs[0]))
 
-    return handle
 
-
-def _contraction(first_operand: int):
+def _contraction(first_operand: int, inputs, outputs) -> int:
     """out.numel() * K for matmul-like ops whose first contracted operand is inputs[first_operand]."""
-
-    def handle(inputs, outputs) -> int:
-        a = _shape(inputs[first_operand])
-        return prod(_shape(outputs[0])) * a[-1]
-
-    return handle
+    a = _shape(inputs[first_operand])
+    return prod(_shape(outputs[0])) * a[-1]
 
 
 def _linear(inputs, outputs) -> int:
@@ -121,7 +117,8 @@ def _einsum(inputs, outputs) -> int:
         for term, shape in zip(lhs, shapes):
             if "..." in term:
                 n_ellipsis = len(shape) - (len(term) - 3)
-                term = term.replace("...", "".join(chr(0x100 + i) for i in range(n_ellipsis)))
+                # numbered from the right: broadcasting aligns the ellipsis dims of operands of different rank there
+                term = term.replace("...", "".join(chr(0x100 + n_ellipsis - 1 - i) for i in range(n_ellipsis)))
             for letter, size in zip(term, shape):
                 sizes[letter] = max(sizes.get(letter, 1), size)
         return prod(sizes.values())
@@ -141,7 +138,7 @@ def _einsum(inputs, outputs) -> int:
 OP_HANDLES = {
     "aten::grid_sampler": _grid_sampler,
     "aten::upsample_nearest2d": _zero,
-    "aten::upsample_bicubic2d": _per_output(16),
+    "aten::upsample_bicubic2d": partial(_per_output, 16),
     "aten::index": _zero,
     "aten::gather": _zero,
     "aten::index_select": _zero,
@@ -153,11 +150,11 @@ OP_HANDLES = {
     "aten::ones_like": _zero,
     "aten::empty_like": _zero,
     "aten::new_ones": _zero,
-    "aten::matmul": _contraction(0),
-    "aten::mm": _contraction(0),
-    "aten::bmm": _contraction(0),
-    "aten::addmm": _contraction(1),
-    "aten::baddbmm": _contraction(1),
+    "aten::matmul": partial(_contraction, 0),
+    "aten::mm": partial(_contraction, 0),
+    "aten::bmm": partial(_contraction, 0),
+    "aten::addmm": partial(_contraction, 1),
+    "aten::baddbmm": partial(_contraction, 1),
     "aten::linear": _linear,
     "aten::einsum": _einsum,
     "aten::scaled_dot_product_attention": _sdpa,
