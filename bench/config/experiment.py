@@ -20,7 +20,7 @@ DatasetName = Literal["cityscapes", "ade20k", "pascal_context_59", "pascal_conte
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # nan/inf: never a setting
 
     _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 

@@ -10,7 +10,7 @@ from bench.config.strict_numbers import refuse_bool_numbers
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # nan/inf: never a setting
 
     _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 

@@ -37,7 +37,7 @@ HEAD_KEY = "model.head"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # nan/inf: never a setting
 
     _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 

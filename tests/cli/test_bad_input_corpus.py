@@ -110,6 +110,12 @@ def cases(W: str) -> list[tuple]:
     case("train-batch-huge", ["train", "e.yaml", "--set", "train.batch_size=100000000"],
          needle="train.batch_size 100000000", files={"e.yaml": exp})
     case("train-negative-seed", ["train", "e.yaml", "--set", "seed=-1"], needle="seed", files={"e.yaml": exp})
+    case("train-lr-inf", ["train", "e.yaml", "--set", "train.lr=.inf"], needle="train.lr: Input should be a finite",
+         files={"e.yaml": exp})
+    case("train-scales-nan", ["train", "e.yaml", "--set", "eval.scales=[1.0, .nan]"],
+         needle="eval.scales[1]: Input should be a finite", files={"e.yaml": exp})
+    case("sweep-cpus-inf", ["sweep", "e.yaml", "--dry-run"], needle="finite",
+         files={"e.yaml": exp + "sweep:\n  axes: {seed: [0]}\n  resources: {cpus: .inf}\n"})
     case("train-missing-root", ["train", "e.yaml", "--set", "data.root=nowhere"], needle="data.root: nowhere",
          files={"e.yaml": exp})
     case("train-num-classes", ["train", "e.yaml", "--set", "model.num_classes=3"], needle="model.num_classes: 3",
