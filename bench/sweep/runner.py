@@ -163,6 +163,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
 
     from bench.sweep.progress import SweepProgress
     from bench.sweep.trainable import run_trial
+    from bench.sweep.tune_loggers import tune_file_loggers
 
     concurrency = max_concurrent or sweep.section.max_concurrent
     t0 = time.time()
@@ -183,6 +184,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
             p["measurement"] = measured.get(measure_key(p))
         name, restore = _experiment(out, payloads, todo, resume)
         trainable = tune.with_resources(run_trial, trial_resources(res))
+        loggers = tune_file_loggers()  # also switches Tune's automatic loggers off for a restored run
         if restore:
             print(f"[{sweep.name}] resuming Tune experiment {name}", file=stream)
             tuner = tune.Tuner.restore(str(out / "tune" / name), trainable, resume_unfinished=True,
@@ -198,7 +200,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                     trial_name_creator=lambda t: t.config["trial"]["trial_id"],
                 ),
                 run_config=tune.RunConfig(
-                    name=name, storage_path=str(out / "tune"), verbose=0, callbacks=[progress],
+                    name=name, storage_path=str(out / "tune"), verbose=0, callbacks=[progress, *loggers],
                     failure_config=tune.FailureConfig(max_failures=sweep.section.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     log_to_file=True,
