@@ -71,26 +71,31 @@ def _cache_key(cfg, size) -> str:
 
 
 def build_rows(cache_path=None, real=True) -> list[dict]:
+    """One dict per published row. Missing counts are made smallest evaluation size first (so an interrupted run
+    has filled in as many rows as it could) and cached as they are made; with real=False nothing new is counted
+    and rows without a cached count say "not counted"."""
     cache = json.loads(Path(cache_path).read_text()) if cache_path and Path(cache_path).is_file() else {}
     trials = recipe_trials()
-    out = []
+    planned = []
     for row in load_published():
         recipe = recipe_for(row, trials)
         cfg = _model_config(row, recipe)
         size = tuple(recipe["config"].measure.input_size) if recipe else EVAL_SIZE[row["match"]["dataset"]]
-        key = _cache_key(cfg, size)
-        if key not in cache and real:
-            cache[key] = count(cfg, size)
-            if cache_path:  # saved as it goes: real-tensor counts are slow
-                Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
-                write_text(Path(cache_path), json.dumps(cache, indent=1))
+        planned.append((row, recipe, cfg, size, _cache_key(cfg, size)))
+    todo = {key: (cfg, size) for _, _, cfg, size, key in planned if key not in cache}
+    for key, (cfg, size) in sorted(todo.items(), key=lambda item: item[1][1][0] * item[1][1][1]) if real else ():
+        cache[key] = count(cfg, size)
+        if cache_path:  # saved as it goes: real-tensor counts are slow
+            Path(cache_path).parent.mkdir(parents=True, exist_ok=True)
+            write_text(Path(cache_path), json.dumps(cache, indent=1))
+    out = []
+    for row, recipe, cfg, size, key in planned:
         params, gmacs = cache.get(key, (None, None))
-        if params is None:  # not counted (--skip-real): parameters still are, on meta tensors
+        if params is None:  # not counted: parameters still are, on meta tensors
             params = inference_params(cfg)
         out.append({**row, "recipe": f"{recipe['recipe']} ({recipe['trial_id']})" if recipe else "",
                     "no_recipe": "" if recipe else why_no_recipe(row, trials), "how": how_matched(row, recipe, trials),
-                    "size": size, "params": params,
-                    "gmacs": gmacs})
+                    "size": size, "params": params, "gmacs": gmacs})
     return out
 
 
@@ -141,8 +146,9 @@ def render(rows) -> str:
     covered = sum(1 for r in rows if r["recipe"])
     lines += ["", f"{covered} of {len(rows)} published rows have a recipe."]
     if any(r["gmacs"] is None for r in rows):
-        lines += ["", "*not counted*: generated with `--skip-real` (no fvcore trace at the evaluation size). Run "
-                  "`python -m reports.zoo` without it to fill them in."]
+        lines += ["", "*not counted*: no fvcore count of that model at that size was in the cache when the page was "
+                  "generated (`--skip-real`, or a run stopped early; counts are made smallest size first). Run "
+                  "`python -m reports.zoo` to fill them in."]
     return "\n".join(lines) + "\n"
 
 
@@ -152,7 +158,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("runs/zoo_cache.json"),
                         help="counts by model config and size, reused across runs")
     parser.add_argument("--skip-real", action="store_true",
-                        help="count parameters only (no fvcore trace at the evaluation size); GMACs cells say so")
+                        help="count nothing new: GMACs from the cache only, other cells say 'not counted'")
     args = parser.parse_args(argv)
     write_text(args.out, render(build_rows(args.cache, real=not args.skip_real)))
     print(f"wrote {args.out}")
