@@ -70,7 +70,7 @@ $(MMSEG_STAMP): constraints.txt
 	$(PYTHON) -m venv $(MMSEG_VENV)
 	$(MMSEG_VENV)/bin/pip install -q --upgrade pip
 	$(MMSEG_VENV)/bin/pip install -q -c constraints.txt torch mmsegmentation==1.2.2 mmengine==0.10.7 \
-		mmcv-lite==2.1.0 ftfy regex pydantic
+		mmcv-lite==2.1.0 ftfy regex pydantic psutil
 	$(MMSEG_VENV)/bin/python tools/mmseg_parity/patch_mmcv_ops.py
 	touch $(MMSEG_STAMP)
 

@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="join an existing Ray cluster (`auto` or HOST:PORT); default: embedded local Ray")
     parser.add_argument("--resume", action="store_true",
                         help="continue unfinished trials from their checkpoints (finished ones are never rerun)")
-    parser.add_argument("--max-concurrent", type=int, default=None, help="at most N trials at once")
+    parser.add_argument("--max-concurrent", type=int, default=None,
+                        help="at most N trials at once (default: sweep.max_concurrent, else as many as the "
+                             "cluster's CPUs hold)")
     parser.add_argument("--dry-run", action="store_true", help="print the expanded trials and exit (no Ray)")
     parser.add_argument("--checkpoints", default=None, metavar="SPEC",
                         help="eval-only: evaluate existing checkpoints over the dataset and protocol axes, no "

@@ -177,6 +177,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
 
     from bench.sweep.progress import SweepProgress
     from bench.sweep.trainable import run_trial
+    from bench.sweep.tune_loggers import tune_file_loggers
 
     concurrency = max_concurrent or sweep.section.max_concurrent
     t0 = time.time()
@@ -209,6 +210,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         tune_root = storage.path("tune") if storage else str(out / "tune")
         tune_fs = storage.fs if storage else None
         trainable = tune.with_resources(run_trial, trial_resources(res))
+        loggers = tune_file_loggers()  # also switches Tune's automatic loggers off for a restored run
         if restore:
             print(f"[{sweep.name}] resuming Tune experiment {name}", file=stream)
             tuner = tune.Tuner.restore(f"{tune_root}/{name}", trainable, resume_unfinished=True,
@@ -229,7 +231,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                 ),
                 run_config=tune.RunConfig(
                     name=name, storage_path=tune_root, storage_filesystem=tune_fs, verbose=0,
-                    callbacks=[progress] + eval_scheduling.callbacks(queue),
+                    callbacks=[progress, *loggers] + eval_scheduling.callbacks(queue),
                     failure_config=tune.FailureConfig(max_failures=sweep.section.max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     log_to_file=True,

@@ -113,6 +113,19 @@ def test_overlap_check_can_fail():
     plt.close(fig)
 
 
+def test_twelve_model_check_fails_when_its_labels_are_forced_to_overlap(twelve, monkeypatch):
+    def piled(fig, handles):  # the plot's own legend entries, each drawn over the one before
+        fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=7.5, labelspacing=-1.0)
+
+    monkeypatch.setattr(plots, "_legend_below", piled)
+    fig = _redraw(twelve, "tradeoff_latency_cityscapes")
+    try:
+        with pytest.raises(AssertionError, match="overlaps"):
+            _assert_no_overlap_or_clipping(fig, "piled legend")
+    finally:
+        plt.close(fig)
+
+
 def test_one_colour_per_model_and_conditions_in_titles(twelve):
     assert len(set(s.color for s in twelve.styles.values())) == 12
     assert twelve.conditions["cityscapes"] == "1024x2048, batch 1, fp32, 2 CPU threads"

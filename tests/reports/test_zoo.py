@@ -1,25 +1,23 @@
-"""The model-zoo page: counts on meta tensors equal counts on real ones; one row per published row."""
-import torch
-from torch.utils.flop_counter import FlopCounterMode
+"""The model-zoo page: its counts are what `ifa-bench measure` reports (IFA included); one row per published row."""
+import json
+from pathlib import Path
 
-from bench.config.model import ModelConfig
-from bench.models.build import build_segmentor
-from reports.zoo import count, render
+from bench.cli import main
+from bench.commands.overrides import load_experiment
+from reports.zoo import count, how_matched, render
 
-LEVELS = ["c2", "c3", "c4", "c5"]
+SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"
 
 
-def test_meta_counts_equal_real_counts():
-    cfg = ModelConfig(num_classes=19, backbone={"name": "hrnetv2_w18_small"},
-                      head={"name": "ocr", "in_features": LEVELS, "in_feature_region": LEVELS, "region_kernel": 1,
-                            "region_channels": None, "dropout": 0, "region_dropout": 0})
-    params, gmacs = count(cfg, (64, 128))
-    model = build_segmentor(cfg).eval()
-    real = FlopCounterMode(display=False)
-    with real, torch.no_grad():
-        model(torch.zeros(1, 3, 64, 128))
-    assert params == sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in model.aux_head.parameters())
-    assert gmacs == real.get_total_flops() / 2e9 > 0
+def test_ifa_counts_equal_ifa_bench_measure(capsys):
+    # An IFA recipe at a small size: the zoo's count and `ifa-bench measure --config` agree to the MAC.
+    params, gmacs = count(load_experiment(SYNTHETIC, []).model, (64, 128))
+    assert main(["measure", "--config", str(SYNTHETIC), "--input", "64x128", "--no-latency", "--no-memory",
+                 "--format", "json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert row["head"] == "ifa" and gmacs > 0
+    assert gmacs == row["gmacs"]
+    assert params == round(row["params_m"] * 1e6)  # both without the auxiliary head (training-only)
 
 
 def test_render_has_one_row_per_published_row_and_says_why_not():
@@ -35,3 +33,18 @@ def test_render_has_one_row_per_published_row_and_says_why_not():
     assert "| cityscapes_ocr_hrnet (t) | 1024x2048 | 12.08 | 100.0 |" in table[0]
     assert table[1].endswith("| no recipe in experiments/ trains ppm |")
     assert "1 of 2 published rows have a recipe." in text
+
+
+def test_each_published_row_says_how_check_matches_it():
+    from reports.published import load_published
+    from reports.recipes import recipe_for, recipe_trials
+
+    published, trials = load_published(), recipe_trials()
+    lines = [how_matched(r, recipe_for(r, trials), trials) for r in published]
+    assert all(line.startswith("on head ") for line in lines), lines
+    assert "assumed: the source states no backbone" in lines[0]
+    hrnet = next(i for i, r in enumerate(published) if r["backbone"] == "HRNetV2p-W18")
+    assert lines[hrnet].endswith("; any stem, output_stride, batch_size (not stated by the source)")
+    ppm = next(r for r in published if r["method"] == "PSPNet")
+    assert how_matched(ppm, None, [t for t in trials if t["head"] != "ppm"]).startswith(
+        "no match: no recipe in experiments/ trains ppm on resnet50")

@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
 from bench.sweep.runner import run_sweep
@@ -54,6 +55,16 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
         assert max(r["iter"] for r in evals if r.get("kind") == "train") == 4
         assert (tdir / "config_hash.txt").read_text().strip() == row["config_hash"]
         assert (tdir / "trial.log").read_text().count("attempt 1 on") == 1
+        # The project's TensorBoard events, stepped by training iteration (log_every 1, 4 iterations)
+        events = EventAccumulator(str(tdir / "tensorboard"))
+        events.Reload()
+        assert [e.step for e in events.Scalars("train/loss_main")] == [1, 2, 3, 4]
+    # ... and none of Tune's (its TBXLoggerCallback steps by report count); its CSV/JSON result files stay.
+    tune_trials = [p.parent for p in (out / "tune").rglob("progress.csv")]
+    assert len(tune_trials) == 4 and all((p / "result.json").is_file() for p in tune_trials)
+    assert list((out / "tune").rglob("events.out.tfevents*")) == []
+    assert sorted(p.parent.parent.name for p in (out / "trials").rglob("events.out.tfevents*")) == sorted(
+        df["config_hash"])
 
     pc = pd.read_csv(out / "per_class_iou.csv")
     assert list(pc.columns) == PER_CLASS_COLUMNS

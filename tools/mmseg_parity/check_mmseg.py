@@ -8,7 +8,8 @@ own reference: the backbone against mmseg's HRNet (features), the head's fused f
 formulation on the same weights.
 
 Prints a markdown table; exit 1 if any check fails. `--dump-keys DIR` writes each mmseg model's key -> shape layout
-(the CI fixtures of tests/convert).
+(the CI fixtures of tests/convert). `--macs-sizes HxW ...` adds a MACs-only table at those sizes, counted on meta
+tensors (no arithmetic: seconds at 1024x2048); `--macs-only` prints just that table.
 """
 from __future__ import annotations
 
@@ -197,11 +198,43 @@ def compare_ifa_hrnet(x):
                      f"{rel(fused, ref):.1e}; whole model (reference head) {ref_macs / 1e9:.2f} GMACs")
 
 
+def meta_macs(name, mm_cfg, project_cfg, size) -> dict:
+    """MACs of mmseg's model and the project's at `size`, both built and run on meta tensors. IFA on HRNet: the
+    backbones only (the IFA head samples data-dependently and does not run on meta tensors)."""
+    from mmseg.registry import MODELS
+
+    with torch.device("meta"):
+        mm = MODELS.build(mm_cfg)
+        ours = build_segmentor(ModelConfig(num_classes=NUM_CLASSES, **project_cfg))
+        x = torch.zeros(1, 3, *size)
+    mm.eval()  # mmseg's backbones' train() returns None, so no chaining
+    ours.eval()
+    if name == "IFA HRNetV2-W18":
+        return dict(model=name, size=size, macs_mmseg=macs(lambda: mm(x)), macs_ours=macs(lambda: ours.backbone(x)))
+    return dict(model=name, size=size, macs_mmseg=macs(lambda: mmseg_logits(mm, x)), macs_ours=macs(lambda: ours(x)))
+
+
+def print_meta_table(rows) -> bool:
+    print(f"MACs on meta tensors, eval mode, batch 1, torch {torch.__version__}: FlopCounterMode FLOPs / 2 "
+          "(IFA HRNetV2-W18: backbone only).\n")
+    print("| model | input | GMACs ours | GMACs mmseg | MACs diff | pass |")
+    print("|---|---|---|---|---|---|")
+    failed = False
+    for r in rows:
+        diff = abs(r["macs_ours"] - r["macs_mmseg"]) / r["macs_mmseg"]
+        failed |= diff > 0.005
+        print(f"| {r['model']} | {r['size'][0]}x{r['size'][1]} | {r['macs_ours'] / 1e9:.2f} | "
+              f"{r['macs_mmseg'] / 1e9:.2f} | {diff:.3%} | {'yes' if diff <= 0.005 else 'NO'} |")
+    return failed
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="512x1024", help="HxW of the eval input")
     parser.add_argument("--only", nargs="*", help="model names to run (default: all)")
     parser.add_argument("--dump-keys", type=Path, help="write mmseg key layouts here")
+    parser.add_argument("--macs-sizes", nargs="*", default=[], help="HxW sizes for a MACs-only table on meta tensors")
+    parser.add_argument("--macs-only", action="store_true", help="print only the --macs-sizes table")
     args = parser.parse_args(argv)
     from mmseg.utils import register_all_modules
 
@@ -209,6 +242,15 @@ def main(argv=None) -> int:
     from mmengine.logging import MMLogger
 
     MMLogger.get_current_instance().setLevel("WARNING")  # init_weights logs every parameter at INFO
+    sizes = [tuple(int(v) for v in text.lower().split("x")) for text in args.macs_sizes]
+    configs = dict(mmseg_configs())
+    configs["IFA HRNetV2-W18"] = (dict(type="HRNet", extra=HR18, norm_cfg=BN),
+                                  dict(backbone=dict(name="hrnetv2_w18"), head=dict(name="fpn"),
+                                       aux_head=dict(enabled=False)))
+    meta_rows = [meta_macs(name, mm_cfg, project_cfg, size) for size in sizes
+                 for name, (mm_cfg, project_cfg) in configs.items() if not args.only or name in args.only]
+    if args.macs_only:
+        return 1 if print_meta_table(meta_rows) else 0
     torch.manual_seed(0)
     h, w = (int(v) for v in args.size.lower().split("x"))
     x = torch.randn(1, 3, h, w)
@@ -241,6 +283,9 @@ def main(argv=None) -> int:
     for r in rows:
         if r.get("note"):
             print(f"\n{r['model']}: {r['note']}. Its MACs columns are the backbone's.")
+    if meta_rows:
+        print()
+        failed |= print_meta_table(meta_rows)
     return 1 if failed else 0
 
 
