@@ -95,13 +95,16 @@ class EvalConfig(_Strict):
     _consistent_query = model_validator(mode="after")(check_query_stride)
 
 
+DEFAULT_MEASURE_PROCESSES = 3
+
+
 class MeasureConfig(_Strict):
     enabled: bool = True
     input_size: tuple[PositiveInt, PositiveInt] = (1024, 2048)
     warmup: int = Field(3, ge=0)
     runs: PositiveInt = 10
     latency: bool = True
-    processes: int = Field(3, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
+    processes: int = Field(DEFAULT_MEASURE_PROCESSES, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
 
 
 class ExperimentConfig(_Strict):
@@ -118,5 +121,9 @@ class ExperimentConfig(_Strict):
     def config_hash(self) -> str:
         """Stable 12-hex-digit hash of everything that changes a result (not the run's name)."""
         payload = omit_unset_stride(self.model_dump(mode="json", exclude={"name"}))
+        if payload["measure"].get("processes") == DEFAULT_MEASURE_PROCESSES:
+            # added after trials were first hashed: at its default it stays out, so an existing sweep keeps its trial
+            # folders (its measurements, keyed by the whole measure section, are taken again)
+            payload["measure"] = {k: v for k, v in payload["measure"].items() if k != "processes"}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -53,8 +53,13 @@ def test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy():
     stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=0, runs=3, rounds=1, processes=2,
                            max_processes=3, se_threshold=0.0)
     assert stats.processes == 3 and stats.noisy
-    assert "standard error of its 3 processes' medians" in noise_reason(
-        {"latency_se_pct": stats.rel_se * 100, "latency_processes": stats.processes})
+
+
+def test_the_warning_says_which_rule_marked_the_row():
+    assert noise_reason({"latency_se_pct": 7.2, "latency_processes": 6}) == (
+        "the standard error of its 6 processes' medians is 7.2% of their mean (limit 5%)")
+    assert noise_reason({"latency_se_pct": 1.0, "latency_processes": 3}) == "IQR above 10% of the median in every round"
+    assert noise_reason({"latency_se_pct": None, "latency_processes": 0}) == "IQR above 10% of the median in every round"
 
 
 def test_measure_model_records_the_processes_and_their_standard_error():
