@@ -66,9 +66,11 @@ def train_iters(out: Path, config_hash: str) -> list[int]:
 
 @pytest.fixture
 def ray_down():
-    """Make sure no Ray runtime outlives the test, whatever happened."""
+    """Make sure no Ray runtime outlives the test, whatever happened (nor one left by an earlier test)."""
     import ray
 
+    if ray.is_initialized():
+        ray.shutdown()
     yield
     if ray.is_initialized():
         ray.shutdown()

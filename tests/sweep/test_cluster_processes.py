@@ -102,10 +102,14 @@ def test_cluster_of_ray_start_processes_s3_storage_node_loss_and_job_submit(clus
     # directory has been removed (docs/cluster.md).
     entrypoint = (f"cd {job_dir} && ifa-bench sweep cluster.yaml --address auto --out {tmp_path / 'job-out'} "
                   f"--storage '{s3_server.uri('cluster/job')}' --set train.iterations=8")
-    submit = subprocess.run(
-        [ray_exe(), "job", "submit", "--address", cluster.job_address, "--", "sh", "-c", entrypoint],
-        env=cluster.env, capture_output=True, text=True, timeout=300,
-    )
+    for _ in range(12):  # the job server answers before a node's agent has registered with it: wait for one
+        submit = subprocess.run(
+            [ray_exe(), "job", "submit", "--address", cluster.job_address, "--", "sh", "-c", entrypoint],
+            env=cluster.env, capture_output=True, text=True, timeout=300,
+        )
+        if "No available agent to submit job" not in submit.stdout + submit.stderr:
+            break
+        time.sleep(5)
     assert submit.returncode == 0, submit.stdout[-5000:] + submit.stderr[-3000:]
     assert "succeeded" in submit.stdout + submit.stderr
     with fs.open_input_stream(f"{BUCKET}/cluster/job/results.csv") as f:
