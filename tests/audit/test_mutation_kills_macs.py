@@ -4,15 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.measure.macs import count_macs
-
-
-class _Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, *xs):
-        return self.fn(*xs)
+from tests.measure.test_macs import _Fn
 
 
 def _macs(fn, *inputs) -> int:
