@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from bench.measure.isolated import run_in_fresh_process
-from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, iqr, loadavg, measure_latency, percentile
+from bench.measure.latency import (DEFAULT_ROUNDS, NOISE_THRESHOLD, LatencyStats, iqr, loadavg, measure_latency,
+                                   percentile)
 
 SE_THRESHOLD = 0.05
 TIMEOUT_S = 1800.0
@@ -79,4 +80,4 @@ def noise_reason(row: dict) -> str:
     if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
         return (f"the standard error of its {procs} processes' medians is {se:.1f}% of their mean "
                 f"(limit {SE_THRESHOLD * 100:g}%)")
-    return "IQR above 10% of the median in every round"
+    return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median in every round"
