@@ -22,3 +22,18 @@ def _seed_torch():
 
     torch.manual_seed(0)
     yield
+
+
+# Ray tests whose clusters are `ray start` processes with ports of their own (tests/sweep/ray_processes.py): they can
+# run beside an embedded Ray, whose agents take Ray's fixed default ports.
+OWN_PORTS = ("test_cluster_processes.py",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): every test that starts an embedded Ray goes
+    to one of them, in file order, so that no two such runtimes share the machine; the other tests fill the other
+    worker. Without xdist the mark does nothing."""
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            own = item.path.name in OWN_PORTS
+            item.add_marker(pytest.mark.xdist_group("ray-own-ports" if own else "ray"))

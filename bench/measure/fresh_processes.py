@@ -1,16 +1,20 @@
 """CPU latency timed in several fresh processes, pooled.
 
-Why: on these 2-vCPU virtual machines the same model, timed the same way, runs at a speed that is set largely per
-process (thread placement, memory layout, the host): on an idle machine six processes timing ResNet-18/IFA at
-256x512 gave medians from 95 to 120 ms while each process's own runs agreed within a few percent, so a single
-process's IQR says nothing about how far the next sweep will land. Pooling the runs of 3 fresh processes gave
-104.2 vs 105.6 ms (ResNet-18) and 174.2 vs 169.5 ms (ResNet-50) for two disjoint triples (docs/performance.md).
+Why: on these 2-vCPU virtual machines the speed of the same model, timed the same way, drifts with time (the host):
+on an idle machine fresh processes timing ResNet-18/IFA at 256x512 one after another gave medians from 76 to 124 ms,
+consecutive processes agreeing more than distant ones, while each process's own runs agreed within a few percent. So
+one process's IQR says nothing about how far the next sweep will land; runs spread over more processes (and so more
+time) do (docs/performance.md).
 
 Rule: start `processes` fresh processes ("spawn", each given a pickled copy of the model and input, so trained
-weights are timed as they are) one after another, never at the same time, each doing the in-process protocol of bench.measure.latency (warm-up, timed runs, noisy rounds repeated). The relative standard error of the
-mean of the per-process medians is the precision of the result; while it exceeds SE_THRESHOLD (5%, i.e. a 95%
-interval of about +-10%) another process is added, up to `max_processes` (default twice `processes`). The row is
-`noisy` when it still exceeds it, or when every process stayed noisy by the in-process rule.
+weights are timed as they are) one after another, never at the same time, each doing the in-process protocol of
+bench.measure.latency (warm-up, timed runs, noisy rounds repeated). The relative standard error of the mean of the
+per-process medians is the precision of the result; while it exceeds SE_THRESHOLD another process is added, up to
+`max_processes` (default MAX_PROCESSES_FACTOR x `processes`). The row is `noisy` when it still exceeds it, or when
+every process stayed noisy by the in-process rule.
+
+SE_THRESHOLD is 3.5% because two independent results, each with that standard error, differ by less than
+1.96 x sqrt(2) x 3.5% = 9.7% in 95% of cases: the 10% that two sweeps measuring the same model must agree within.
 """
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ from bench.measure.isolated import run_in_fresh_process
 from bench.measure.latency import (DEFAULT_ROUNDS, NOISE_THRESHOLD, LatencyStats, iqr, loadavg, measure_latency,
                                    percentile)
 
-SE_THRESHOLD = 0.05
+SE_THRESHOLD = 0.035
+MAX_PROCESSES_FACTOR = 4
 TIMEOUT_S = 1800.0
 
 
@@ -52,7 +57,7 @@ def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int 
     if processes < 1:
         raise ValueError(f"latency: processes must be at least 1, got {processes}")
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
-    max_processes = max(processes, max_processes if max_processes is not None else 2 * processes)
+    max_processes = max(processes, max_processes if max_processes is not None else MAX_PROCESSES_FACTOR * processes)
     load_before = loadavg()
     children: list[dict] = []
     while True:

@@ -57,7 +57,7 @@ def test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy():
 
 def test_the_warning_says_which_rule_marked_the_row():
     assert noise_reason({"latency_se_pct": 7.2, "latency_processes": 6}) == (
-        "the standard error of its 6 processes' medians is 7.2% of their mean (limit 5%)")
+        "the standard error of its 6 processes' medians is 7.2% of their mean (limit 3.5%)")
     assert noise_reason({"latency_se_pct": 1.0, "latency_processes": 3}) == "IQR above 10% of the median in every round"
     assert noise_reason({"latency_se_pct": None, "latency_processes": 0}) == "IQR above 10% of the median in every round"
 

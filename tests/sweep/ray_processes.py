@@ -49,9 +49,20 @@ class ProcessCluster:
                 self.shutdown()  # what the failed start left (by PID); the next start begins afresh
         assert done.returncode == 0, f"ray start ({what}) failed:\n{log.read_text()[-3000:]}"
 
+    @staticmethod
+    def _agent_ports() -> list[str]:
+        """Ports of its own for each node's agents. Ray's defaults are fixed numbers (52365, ...), so with several
+        nodes on one machine the first agent to start takes them: under load a worker node's agent could win the
+        head's job-API agent port, and every `ray job submit` then failed with "No available agent"."""
+        from tests.sweep.s3_server import free_port
+
+        return ["--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+                "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port())]
+
     def start_head(self, port: int, dashboard_port: int) -> None:
         self.port, self.dashboard_port = port, dashboard_port
         self._start([
+            *self._agent_ports(),
             "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "0",
             "--resources", json.dumps({"head": 1}), "--dashboard-host", "127.0.0.1",
             "--dashboard-port", str(dashboard_port), "--temp-dir", str(self.temp_dir), "--disable-usage-stats",
@@ -60,8 +71,8 @@ class ProcessCluster:
         ], "head")
 
     def add_node(self, name: str, cpus: int = 1) -> None:
-        self._start(["--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1", "--num-cpus",
-                     str(cpus), "--resources", json.dumps({name: 1})], name)
+        self._start([*self._agent_ports(), "--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1",
+                     "--num-cpus", str(cpus), "--resources", json.dumps({name: 1})], name)
 
     @property
     def address(self) -> str:

@@ -51,8 +51,6 @@ def _s3_checkpoint(fs, prefix: str) -> bool:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=False, reason="failed twice inside the full suite (ray job submit found no agent, then a "
-                   "second failure not yet read); passes alone (75 s): open in issue 13, still run")
 def test_cluster_of_ray_start_processes_s3_storage_node_loss_and_job_submit(cluster, s3_server, tmp_path,  # noqa: F811
                                                                             data_root):
     t0 = time.time()

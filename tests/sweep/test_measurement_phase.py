@@ -113,8 +113,8 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
     for _, grp in df.groupby("backbone"):
         for col in ("latency_ms_median", "latency_ms_min", "gmacs", "params_m", "measure_started_at"):
             assert grp[col].nunique() == 1, col
-    # timed in 2 fresh processes (more while their medians disagree), their runs pooled
-    assert df["latency_processes"].between(2, 4).all() and (df["latency_runs"] == 5 * df["latency_processes"]).all()
+    # timed in 2 fresh processes (up to 4x that while their medians disagree), their runs pooled
+    assert df["latency_processes"].between(2, 8).all() and (df["latency_runs"] == 5 * df["latency_processes"]).all()
     assert df["latency_se_pct"].notna().all()
 
     # the cheaper model measures faster: by its fastest run always (load only ever adds time), and by the median
