@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bench.locking import DirLock
-from bench.sweep import ray_session, records
+from bench.sweep import records
 from bench.sweep.checkpoint_spec import loadable, resolve
 from bench.sweep.protocols import Protocol, check_trials
 from bench.sweep.spec import Sweep, TrialSpec, check_resources
@@ -74,9 +74,7 @@ def _run(sweep, payloads, out, lock, address, max_concurrent, stream):
           + (f" ({done} already finished, kept)" if done else ""), file=stream, flush=True)
     if not jobs:
         return _summary(out, sweep, payloads, {}, stream, 0.0)
-    _quiet_ray_env()
-    if address is None:
-        ray_session.loopback_env()
+    _quiet_ray_env()  # the embedded Ray's loopback setting is EmbeddedRay's, undone when it stops
     res = sweep.section.resources
     t0 = time.time()
     session = None

@@ -31,15 +31,34 @@ def temp_dir_for(out: Path) -> Path:
     return base / f"ifa-ray-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]}"
 
 
-def loopback_env() -> None:
+_LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_env() -> tuple:
     """Make the embedded Ray's node address 127.0.0.1. ray.init(_node_ip_address="127.0.0.1") alone is turned into
     the host's external address (services.resolve_ip_for_localhost); with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray
     takes the loopback address as the node's, as it does on macOS/Windows. Ray reads the variable when imported, so
-    this runs before `import ray`; where Ray was imported already (in-process callers), its constant is set too."""
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    this runs before `import ray`; where Ray was imported already (in-process callers), its constant is set too.
+    Returns what restore_env needs to undo it: the variable also refuses multi-node clusters, so a process (or any
+    `ray start` it launches) that later joins a cluster must not keep it."""
     constants = sys.modules.get("ray._private.ray_constants")
+    previous = (os.environ.get(_LOOPBACK_VAR), getattr(constants, "ENABLE_RAY_CLUSTER", None))
+    os.environ[_LOOPBACK_VAR] = "0"
     if constants is not None:
         constants.ENABLE_RAY_CLUSTER = False
+    return previous
+
+
+def restore_env(previous: tuple) -> None:
+    """Undo loopback_env (after the embedded Ray has stopped)."""
+    value, flag = previous
+    if value is None:
+        os.environ.pop(_LOOPBACK_VAR, None)
+    else:
+        os.environ[_LOOPBACK_VAR] = value
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = flag if flag is not None else (value != "0" if value is not None else True)
 
 
 def end_leftovers(out: Path) -> list[int]:
@@ -65,9 +84,10 @@ class EmbeddedRay:
         self.out = Path(out)
         self.temp_dir = temp_dir_for(self.out)
         self._reaper: Optional[subprocess.Popen] = None
+        self._env: Optional[tuple] = None
 
     def start(self) -> None:
-        loopback_env()
+        self._env = loopback_env()
         import ray
 
         shutil.rmtree(self.temp_dir, ignore_errors=True)
@@ -108,6 +128,9 @@ class EmbeddedRay:
             self._reaper = None
         end_leftovers(self.out)  # what the watchdog did not get to
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self._env is not None:
+            restore_env(self._env)
+            self._env = None
 
 
 def join_cluster(address: str) -> None:

@@ -169,9 +169,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     if not todo and not eval_todo:
         return _summary(out, sweep, payloads, {}, stream, 0.0)
 
-    _quiet_ray_env()
-    if address is None:
-        ray_session.loopback_env()
+    _quiet_ray_env()  # the embedded Ray's loopback setting is EmbeddedRay's, undone when it stops
     import ray
     from ray import tune
 

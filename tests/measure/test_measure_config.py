@@ -138,10 +138,11 @@ def _sigint_as_at_a_terminal() -> None:
 def test_interrupted_all_keeps_the_rows_it_finished(tmp_path):
     out_file = tmp_path / "rows.csv"
     exe = Path(sys.executable).parent / "ifa-bench"
-    # Each row takes a second or more (an fvcore trace and 20 timed runs); the interrupt comes within 50 ms of the
-    # first row's write, while the second row is being measured.
+    # Each row takes a second or more (an fvcore trace, one fresh process timing 20 runs: a pool free to grow would make
+    # the rows slow); the interrupt comes once the second row's latency process is running.
     proc = subprocess.Popen([str(exe), "measure", "--config", str(SYNTHETIC), "--all", "--input", "64x128",
-                             "--warmup", "0", "--runs", "20", "--no-memory", "--out", str(out_file)],
+                             "--warmup", "0", "--runs", "20", "--processes", "1", "--no-memory",
+                             "--out", str(out_file)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             preexec_fn=_sigint_as_at_a_terminal)
     try:

@@ -35,6 +35,7 @@ class ProcessCluster:
                     "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0",
                     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
         self.env.pop("RAY_ADDRESS", None)
+        self.env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set, it refuses a second node; a user's shell has not
         self.temp_dir = Path(f"/tmp/rc{self.marker[:6]}")  # short: Ray's socket paths have at most 107 bytes
         self.port = self.dashboard_port = None
 

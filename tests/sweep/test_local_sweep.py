@@ -1,5 +1,6 @@
 """A real local sweep (embedded Ray, real engine, real models, real measurement), an idempotent rerun, a failure."""
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -26,8 +27,11 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
     })
     sweep = load_sweep(spec)
     out = tmp_path / "out"
+    loopback = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     run_sweep(sweep, out)
     assert ray.is_initialized() is False  # the embedded Ray stopped with the command
+    # ... and its loopback setting with it: left set, it refuses multi-node clusters to this process and its children
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == loopback
 
     df = read_results(out)
     assert list(df.columns) == RESULT_COLUMNS + ["cfg.model.head.formulation"]
