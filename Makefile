@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(VENV)/bin/ifa-bench report $(DEMO_OUT) --out $(DEMO_OUT)/report
 
 test: $(STAMP)
-	$(PY) -m pytest -q -ra --durations=15 -n 2 --dist loadgroup
+	$(PY) tools/test_lanes.py -q -ra --durations=15
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run --out runs/bench

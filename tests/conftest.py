@@ -29,11 +29,20 @@ def _seed_torch():
 OWN_PORTS = ("test_cluster_processes.py",)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--lane", choices=("ray", "rest"), default=None,
+                     help="run one lane of `make test` (tools/test_lanes.py): 'ray' = the tests that start an "
+                          "embedded Ray, 'rest' = all others")
+
+
+def _lane(item) -> str:
+    return "ray" if item.get_closest_marker("ray") is not None and item.path.name not in OWN_PORTS else "rest"
+
+
 def pytest_collection_modifyitems(config, items):
-    """`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): every test that starts an embedded Ray goes
-    to one of them, in file order, so that no two such runtimes share the machine; the other tests fill the other
-    worker. Without xdist the mark does nothing."""
-    for item in items:
-        if item.get_closest_marker("ray") is not None:
-            own = item.path.name in OWN_PORTS
-            item.add_marker(pytest.mark.xdist_group("ray-own-ports" if own else "ray"))
+    lane = config.getoption("--lane")
+    if lane is None:
+        return
+    keep = [item for item in items if _lane(item) == lane]
+    config.hook.pytest_deselected(items=[item for item in items if _lane(item) != lane])
+    items[:] = keep

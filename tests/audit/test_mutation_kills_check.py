@@ -2,8 +2,10 @@
 import copy
 import math
 
+import numpy as np
 import pytest
 
+from bench.engine.bootstrap import PER_IMAGE_FILE, miou_from_sums, miou_interval, save_per_image
 from bench.errors import UserError
 from reports.check import _fmt, _same, run_check
 from reports.load import CHECK_REQUIRED, read_results
@@ -85,3 +87,67 @@ def test_bad_arguments_name_the_option(tmp_path):
         with pytest.raises(UserError, match=r"^--tolerance: must be a finite number >= 0, got "):
             run_check(results, [PUBLISHED_IFA], tolerance=bad)
     assert run_check(results, [PUBLISHED_IFA], tolerance=0.0).matched["verdict"].tolist() == ["outside tolerance"]
+
+
+MS_FLIP = dict(IFA, eval_scales="0.5,0.75,1.0,1.25,1.5,1.75", eval_flip=True)
+
+
+def test_multi_scale_flip_row_keeps_its_protocol_and_an_empty_assumption(tmp_path):
+    published = copy.deepcopy(PUBLISHED_IFA)
+    published["miou_ms_flip"] = published.pop("miou_ss")
+    del published["match"]["assumed"]  # a row whose source states everything
+    res = _run(tmp_path, [trial(seed=0, miou=79.5, **MS_FLIP)], [published], metric="miou_ms_flip")
+    row = res.matched.iloc[0]
+    assert (row["eval_scales"], row["eval_flip"], row["verdict"]) == ("0.5,0.75,1,1.25,1.5,1.75", True, "ok")
+    assert row["assumed"] == "" and isinstance(row["assumed"], str)
+
+
+def test_frames_keep_their_columns_and_types_when_all_match(tmp_path):
+    res = _run(tmp_path, [trial(seed=0, miou=78.0, **IFA)], [PUBLISHED_IFA])
+    assert len(res.unmatched) == 0 and res.unmatched.columns.tolist() == [
+        "label", "dataset", "head", "backbone", "stem", "output_stride", "iterations", "crop", "batch_size",
+        "eval_mode", "eval_scales", "eval_flip", "n", "status", "reason"]
+    assert res.matched["within_tolerance"].dtype == bool
+
+
+def test_large_integral_floats_are_written_without_exponent():
+    assert (_fmt(1_000_000.0), _fmt(160000.0)) == ("1000000", "160000")
+
+
+def test_unmatched_reasons_mark_unknown_values_with_a_question_mark(tmp_path):
+    reasons = [_run(tmp_path / k, [trial(seed=0, miou=78.0, **dict(IFA, **{k: ""}))], [PUBLISHED_IFA])
+               .unmatched["reason"].tolist() for k in ("stem", "crop", "eval_scales")]
+    assert reasons == [
+        ["no published FPN + IFA on cityscapes_val row with a backbone mapped to resnet50 (? stem, OS32)"],
+        ["no published FPN + IFA on cityscapes_val resnet50 (deep stem, OS32) row with 37200 iterations, crop ?, "
+         "batch 8 (published: 37200 it/769x769)"],
+        ["evaluated at scales ? with flip=False, not the miou_ss protocol"]]
+
+
+def _two_seed_sweep(tmp_path):
+    """Two seeds of IFA with per-image statistics, and the 95% interval of their mean computed here."""
+    stats = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        union = rng.integers(800, 1200, size=(30, 19))
+        q = np.clip(0.78 + rng.normal(0, 0.15, size=(30, 1)) + rng.normal(0, 0.05, size=(30, 19)), 0, 1)
+        stats.append((np.floor(union * q).astype(np.int64), union))
+    trials = [trial(seed=s, miou=float(miou_from_sums(i.sum(0), u.sum(0))), **IFA) for s, (i, u) in enumerate(stats)]
+    root = write_sweep(tmp_path, trials, per_class=False, curves=False)
+    for s, (i, u) in enumerate(stats):
+        save_per_image(root / "trials" / f"t{s:03d}" / PER_IMAGE_FILE, i, u)
+    return read_results(root, CHECK_REQUIRED), miou_interval(stats, level=95)
+
+
+def test_ci_interval_covers_every_seed_of_the_model(tmp_path):
+    results, ci = _two_seed_sweep(tmp_path)
+    row = run_check(results, [PUBLISHED_IFA], ci=95).matched.iloc[0]
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def test_ci_widening_is_the_tolerance_not_a_point_more(tmp_path):
+    results, ci = _two_seed_sweep(tmp_path)
+    published = dict(PUBLISHED_IFA, miou_ss=ci.high + 1.5)  # outside by tolerance + 0.5
+    res = run_check(results, [published], tolerance=1.0, ci=95)
+    assert res.matched.iloc[0]["verdict"] == "outside tolerance" and res.exit_code == 1
+    assert not res.matched.iloc[0]["within_tolerance"]

@@ -91,3 +91,51 @@ def test_exact_sampling_outputs_and_errors(ensemble):
         axis_sampling(5, 0, ensemble=ensemble)
     with pytest.raises(ValueError, match=r"^sampling must be one of \('exact', 'release'\), got 'nearest'$"):
         axis_sampling(5, 5, ensemble=ensemble, sampling="nearest")
+
+
+# --- the `device` argument and the float64 requests the head makes (ifa/head.py asks for float64) -------------
+from fractions import Fraction  # noqa: E402
+
+from ifa.coords import cell_centers, release_centers  # noqa: E402
+
+
+@pytest.mark.parametrize("sampling", ["exact", "release"])
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_every_output_is_on_the_requested_device(sampling, ensemble):
+    # "meta": a device other than the CPU default that CPU-only torch has (shapes and dtypes, no data); a helper
+    # that drops `device` makes a CPU tensor, which either is returned or fails when mixed with a meta one.
+    # q % n != 0: the release's factor check (torch.equal) has no meta kernel.
+    s = axis_sampling(7, 3, ensemble=ensemble, device="meta", sampling=sampling)
+    assert [t.device.type for t in (s.index, s.rel, s.weight, s.query)] == ["meta"] * 4
+    assert s.index.shape == s.rel.shape == s.weight.shape == (s.k, 7)
+
+
+def test_release_ensemble_returns_the_requested_dtype():
+    s32 = axis_sampling(47, 12, ensemble=True, sampling="release")
+    s64 = axis_sampling(47, 12, ensemble=True, sampling="release", dtype=torch.float64)
+    assert s64.rel.dtype == s64.weight.dtype == s64.query.dtype == torch.float64
+    assert torch.equal(s64.index, s32.index)  # the float32 release values, widened
+    for a, b in ((s64.rel, s32.rel), (s64.weight, s32.weight), (s64.query, s32.query)):
+        assert torch.equal(a, b.double())
+
+
+def test_exact_coordinates_in_float64_are_exact():
+    # cell centres and the ensemble's relative coordinates from exact fractions, not rounded through float32
+    assert cell_centers(3, dtype=torch.float64).tolist() == pytest.approx([-2 / 3, 0.0, 2 / 3], abs=1e-15)
+    q, n = 33, 10
+    s = axis_sampling(q, n, ensemble=True, dtype=torch.float64)
+    for k in range(2):
+        expected = [float((Fraction(2 * i + 1, q) - Fraction(2 * int(j) + 1, n)) * n) for i, j in enumerate(s.index[k])]
+        assert s.rel[k].tolist() == pytest.approx(expected, abs=1e-14), f"slot {k}"
+
+
+def test_release_centres_stay_float32_under_a_float64_default_dtype():
+    # the release emulation must not follow torch's default dtype: in float64, row 23 of 47 would land on 0 exactly
+    # and read c3 cell 12 instead of the release's 11 (see test_185x300_row_23_reads_the_release_cells)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert release_centers(47).dtype == torch.float32
+        assert int(axis_sampling(47, 24, sampling="release").index[0, 23]) == 11
+    finally:
+        torch.set_default_dtype(before)

@@ -3,7 +3,6 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -121,10 +120,13 @@ def test_concurrent_generation_yields_one_complete_dataset(tmp_path):
     assert leftovers == []
 
 
-def test_default_size_generates_in_a_few_seconds(tmp_path):
-    start = time.perf_counter()
-    generate_synthetic(tmp_path / "d", size=(128, 256), counts={"train": 64, "val": 16})
-    assert time.perf_counter() - start < 10  # ~2.5 s alone on one core; generous for a shared CI machine
+def test_the_demo_size_generates_every_image_and_label(tmp_path):
+    # the demo's size and counts (experiments/synthetic.yaml); how long it takes is not a unit test's business
+    root = generate_synthetic(tmp_path / "d", size=(128, 256), counts={"train": 64, "val": 16})
+    for split, n in (("train", 64), ("val", 16)):
+        images = sorted((root / "leftImg8bit" / split).rglob("*_leftImg8bit.png"))
+        labels = sorted((root / "gtFine" / split).rglob("*_gtFine_labelTrainIds.png"))
+        assert len(images) == len(labels) == n, split
 
 
 def test_custom_split_names_and_bad_ones(tmp_path, capsys):
