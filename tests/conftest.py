@@ -1,5 +1,6 @@
 """Suite-wide test settings: quiet, deterministic, and Ray-safe on a 2-core machine."""
 import os
+import sys
 import tempfile
 
 import pytest
@@ -32,11 +33,22 @@ OWN_PORTS = ("test_cluster_processes.py",)
 def pytest_addoption(parser):
     parser.addoption("--lane", choices=("ray", "rest"), default=None,
                      help="run one lane of `make test` (tools/test_lanes.py): 'ray' = the tests that start an "
-                          "embedded Ray, 'rest' = all others")
+                          "embedded Ray (the `ray` mark), 'rest' = all others")
 
 
 def _lane(item) -> str:
     return "ray" if item.get_closest_marker("ray") is not None and item.path.name not in OWN_PORTS else "rest"
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_left_in_the_rest_lane(request):
+    """Lane "rest" runs beside lane "ray": a test there that starts an embedded Ray (unmarked, or by accident, e.g.
+    a Ray API that initialises Ray on first use) fails, rather than two Rays sharing the machine unnoticed."""
+    yield
+    ray = sys.modules.get("ray")
+    if request.config.getoption("--lane") == "rest" and ray is not None and ray.is_initialized():
+        ray.shutdown()
+        pytest.fail(f"{request.node.nodeid} left an embedded Ray running: mark it `ray` (tests/conftest.py lanes)")
 
 
 def pytest_collection_modifyitems(config, items):

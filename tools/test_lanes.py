@@ -4,7 +4,7 @@ overlap with other tests' work on a 2-core machine.
     python tools/test_lanes.py [PYTEST ARGS ...]
 
 Lane "ray" runs every test that starts an embedded Ray (the `ray` mark), one at a time in file order: two embedded
-Rays would fight over Ray's fixed agent ports and the two cores. Lane "rest" runs everything else, including the
+Rays would fight over Ray's fixed agent ports and the two cores (lane "rest" fails a test that leaves one running). Lane "rest" runs everything else, including the
 `ray start` cluster test, whose nodes have ports of their own (tests/conftest.py OWN_PORTS). Each lane has its own
 pytest temp folder; their output is streamed line by line with a `[lane]` prefix. The exit code is the first
 failing lane's (0 when both pass).

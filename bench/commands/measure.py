@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", type=int, default=None, metavar="N",
                         help="time in N fresh processes, one after another, and pool their runs (default: the "
                              "config's measure.processes, else 3); 0 times in this process (docs/measurement.md)")
+    parser.add_argument("--max-processes", type=int, default=None, metavar="N",
+                        help="the most processes the pool may grow to while their medians disagree (default: the "
+                             "config's measure.max_processes, else 4 x --processes)")
     parser.add_argument("--no-latency", action="store_true", help="skip timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--breakdown", action="store_true", help="GMACs per module (backbone, head and its parts)")
@@ -86,6 +89,7 @@ def resolve_args(args):
         args.warmup = cfg.measure.warmup if args.warmup is None else args.warmup
         args.runs = cfg.measure.runs if args.runs is None else args.runs
         args.processes = cfg.measure.processes if args.processes is None else args.processes
+        args.max_processes = cfg.measure.max_processes if args.max_processes is None else args.max_processes
     else:
         if args.overrides:
             raise UserError("--set: needs --config (it overrides keys of the experiment file)")
@@ -106,6 +110,8 @@ def _check_args(args) -> None:
         raise UserError(f"--runs: must be at least 1, got {args.runs}")
     if args.processes < 0:
         raise UserError(f"--processes: must be 0 or more, got {args.processes}")
+    if args.max_processes is not None and args.max_processes < 1:
+        raise UserError(f"--max-processes: must be at least 1, got {args.max_processes}")
     if args.warmup < 0:
         raise UserError(f"--warmup: must be 0 or more, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
@@ -216,7 +222,7 @@ def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
         macs = count_macs(model, images, by_module_depth=2)
         record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
                                latency=not args.no_latency, memory=not args.no_memory, macs=macs,
-                               processes=args.processes)
+                               processes=args.processes, max_processes=args.max_processes)
         query_stride = query_stride_of(model)
     ident = {
         "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,

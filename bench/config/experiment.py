@@ -105,6 +105,8 @@ class MeasureConfig(_Strict):
     runs: PositiveInt = 10
     latency: bool = True
     processes: int = Field(DEFAULT_MEASURE_PROCESSES, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
+    # the pool's limit while its processes' medians disagree (bench/measure/fresh_processes.py); None: 4 x processes
+    max_processes: Optional[PositiveInt] = None
 
 
 class ExperimentConfig(_Strict):
@@ -121,9 +123,9 @@ class ExperimentConfig(_Strict):
     def config_hash(self) -> str:
         """Stable 12-hex-digit hash of everything that changes a result (not the run's name)."""
         payload = omit_unset_stride(self.model_dump(mode="json", exclude={"name"}))
-        if payload["measure"].get("processes") == DEFAULT_MEASURE_PROCESSES:
-            # added after trials were first hashed: at its default it stays out, so an existing sweep keeps its trial
-            # folders (its measurements, keyed by the whole measure section, are taken again)
-            payload["measure"] = {k: v for k, v in payload["measure"].items() if k != "processes"}
+        # added after trials were first hashed: at their defaults they stay out, so an existing sweep keeps its trial
+        # folders (its measurements, keyed by the whole measure section, are taken again)
+        later = {"processes": DEFAULT_MEASURE_PROCESSES, "max_processes": None}
+        payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v != later[k]}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -55,6 +55,7 @@ def measure_model(
     macs: Optional[MacCount] = None,
     rounds: int = DEFAULT_ROUNDS,
     processes: int = 0,
+    max_processes: Optional[int] = None,
 ) -> dict:
     """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
 
@@ -63,7 +64,8 @@ def measure_model(
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
     A noisy latency round is repeated up to `rounds` rounds (bench.measure.latency's noise rule).
     With `processes` > 0, CPU latency is timed in that many fresh processes instead and pooled
-    (bench.measure.fresh_processes: why, and its noise rule); CUDA latency is always timed in this process.
+    (bench.measure.fresh_processes: why, and its noise rule), up to `max_processes` (None: 4x) while their medians
+    disagree; CUDA latency is always timed in this process.
     """
     h, w = _validate_size(input_size)
     device = torch.device(device)
@@ -80,7 +82,8 @@ def measure_model(
         if not latency:
             lat = None
         elif processes > 0 and device.type == "cpu":
-            lat = pooled_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds, processes=processes)
+            lat = pooled_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds, processes=processes,
+                                 max_processes=max_processes)
         else:
             lat = measure_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds)
     finally:

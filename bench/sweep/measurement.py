@@ -99,11 +99,12 @@ def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str
     with ifa_query_mode(segmentor, *query) if query else nullcontext():
         record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
                                warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency,
-                               processes=cfg.measure.processes)
+                               processes=cfg.measure.processes, max_processes=cfg.measure.max_processes)
     try:
         import ray
 
-        node_id = ray.get_runtime_context().get_node_id()
+        # outside a Ray task (tests run this body in-process) get_runtime_context() would start a local Ray
+        node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     except Exception:  # noqa: BLE001 - informational only
         node_id = ""
     record.update(measure_key=key, measure_node=socket.gethostname(), measure_node_id=node_id)

@@ -16,6 +16,7 @@ payload, Tune's state, a record or a log; error messages are redacted (redact) a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -109,8 +110,15 @@ class Storage:
     def subfolders(self, rel: str) -> list[str]:
         from pyarrow import fs as pafs
 
-        infos = self.fs.get_file_info(pafs.FileSelector(self.path(rel), allow_not_found=True, recursive=False))
-        return [i.base_name for i in infos if i.type == pafs.FileType.Directory]
+        # recursive: pyarrow's GCS listing shows only folders that have a marker object, not implied ones
+        top = self.path(rel)
+        base = top.rstrip("/") + "/"
+        names = set()
+        for info in self.fs.get_file_info(pafs.FileSelector(top, allow_not_found=True, recursive=True)):
+            first, sep, _ = info.path[len(base):].partition("/") if info.path.startswith(base) else ("", "", "")
+            if first and (sep or info.type == pafs.FileType.Directory):
+                names.add(first)
+        return sorted(names)
 
 
 def _s3_filesystem(parts, query: dict):
@@ -169,15 +177,38 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         fs = _s3_filesystem(parts, query)
         full = f"s3://{root}" + (f"?{urlencode(query)}" if query else "")
         return Storage(uri=full, fs=fs, root=root, scheme="s3")
-    from pyarrow import fs as pafs
-
     if query or endpoint:
         raise UserError(f"{option} {safe}: query parameters and --storage-endpoint are for s3:// only")
     try:
-        fs, _ = pafs.FileSystem.from_uri(f"gs://{root}")
+        fs = _gcs_filesystem(root)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pyarrow built without GCS, bad bucket name, ...
         raise UserError(f"{option} {safe}: {_one_line(exc)}") from None
     return Storage(uri=f"gs://{root}", fs=fs, root=root, scheme="gs")
+
+
+def _gcs_filesystem(root: str):
+    """gs:// with the Google environment's credentials; STORAGE_EMULATOR_HOST (http://HOST:PORT, as Google's client
+    libraries read it) points it at a GCS emulator instead, anonymously."""
+    from datetime import timedelta
+
+    from pyarrow import fs as pafs
+
+    host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+    if not host:
+        return pafs.FileSystem.from_uri(f"gs://{root}")[0]
+    ep = urlsplit(host if "://" in host else f"http://{host}")
+    try:
+        port = ep.port
+    except ValueError:
+        port = None
+    if (ep.scheme not in ("http", "https") or not ep.hostname or not port or ep.username or ep.password
+            or ep.path.strip("/") or ep.query):
+        shown = re.sub(r"[^/@]*@", "***@", host, count=1)  # never echo a user:password part
+        raise UserError(f"STORAGE_EMULATOR_HOST={shown}: expected http(s)://HOST:PORT (a GCS emulator's address)")
+    return pafs.GcsFileSystem(anonymous=True, scheme=ep.scheme, endpoint_override=ep.netloc,
+                              retry_time_limit=timedelta(seconds=CONNECT_TIMEOUT_S))
 
 
 def check_storage(storage: Storage, option: str = "--storage") -> None:
