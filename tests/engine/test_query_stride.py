@@ -64,6 +64,7 @@ def test_config_hash_distinguishes_strides_and_keeps_older_hashes():
     payload = plain.model_dump(mode="json", exclude={"name"})
     del payload["eval"]["ifa_query_stride"]  # the hash before the option existed
     del payload["measure"]["processes"]  # (at its default, 3, measure.processes stays out too)
+    del payload["measure"]["max_processes"]  # (and measure.max_processes at its default, None)
     old = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert plain.config_hash() == old
 
