@@ -18,7 +18,7 @@ from bench.sweep.storage import open_storage
 from tests.sweep.conftest import TINY_HEADS, read_results, tiny_experiment, write_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-ITERS, EVERY = 60, 10
+ITERS, EVERY = 30, 10  # the kill lands after the first registered checkpoint (10), the retry resumes there
 
 
 def _spec(tmp_path: Path, data_root: Path, name: str, max_failures: int) -> Path:
