@@ -47,8 +47,13 @@ def write_spec(path: Path, experiment: dict, sweep: dict) -> Path:
     return path
 
 
+# Hash columns are text: a hash such as "1540982641e3" (seen in CI) would otherwise be read as the number 1.54e12,
+# as reports/load.py knows (it reads every column as text).
+ID_DTYPES = {"config_hash": str, "measure_key": str, "trial_id": str}
+
+
 def read_results(out: Path) -> pd.DataFrame:
-    csv = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""], dtype=ID_DTYPES)
     parquet = pd.read_parquet(out / "results.parquet")
     assert list(csv.columns) == list(parquet.columns)
     assert list(csv["config_hash"]) == list(parquet["config_hash"])

@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
 from bench.sweep.runner import run_sweep
 from bench.sweep.spec import load_sweep
-from tests.sweep.conftest import TINY_HEADS, attempts, read_results, tiny_experiment, write_spec
+from tests.sweep.conftest import ID_DTYPES, TINY_HEADS, attempts, read_results, tiny_experiment, write_spec
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -70,7 +70,7 @@ def test_local_sweep_writes_complete_table_and_reruns_only_new_trials(tmp_path, 
     assert sorted(p.parent.parent.name for p in (out / "trials").rglob("events.out.tfevents*")) == sorted(
         df["config_hash"])
 
-    pc = pd.read_csv(out / "per_class_iou.csv")
+    pc = pd.read_csv(out / "per_class_iou.csv", dtype=ID_DTYPES)
     assert list(pc.columns) == PER_CLASS_COLUMNS
     assert len(pc) == 4 * 10 and set(pc["class_index"]) == set(range(10))
     for h, grp in pc.groupby("config_hash"):

@@ -15,7 +15,7 @@ from bench.sweep import measurement
 from bench.sweep.runner import run_sweep
 from bench.sweep.spec import load_sweep
 from bench.sweep.table import trial_payload
-from tests.sweep.conftest import read_results, tiny_experiment, write_spec
+from tests.sweep.conftest import ID_DTYPES, read_results, tiny_experiment, write_spec
 
 
 def _two_models(tmp_path: Path, data_root: Path, seeds=(0, 1, 2), processes=0, **sweep_kw):
@@ -145,7 +145,7 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
         assert m0 < m1
         for t0, t1 in trained:
             assert m1 <= t0 or t1 <= m0, "a measurement overlapped a trial's training"
-    results = pd.read_csv(out / "results.csv")
+    results = pd.read_csv(out / "results.csv", dtype=ID_DTYPES)
     assert {"measure_key", "latency_noisy", "loadavg_before", "loadavg_after"} <= set(results.columns)
 
 
