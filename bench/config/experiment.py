@@ -96,6 +96,7 @@ class EvalConfig(_Strict):
 
 
 DEFAULT_MEASURE_PROCESSES = 3
+MAX_PROCESSES_FACTOR = 4  # without measure.max_processes the latency pool may grow to this many times processes
 
 
 class MeasureConfig(_Strict):

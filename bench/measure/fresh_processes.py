@@ -25,12 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench.config.experiment import MAX_PROCESSES_FACTOR
 from bench.measure.isolated import run_in_fresh_process
 from bench.measure.latency import (DEFAULT_ROUNDS, NOISE_THRESHOLD, LatencyStats, iqr, loadavg, measure_latency,
                                    percentile)
 
 SE_THRESHOLD = 0.035
-MAX_PROCESSES_FACTOR = 4
 TIMEOUT_S = 1800.0
 
 

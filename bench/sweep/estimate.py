@@ -140,8 +140,11 @@ def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float
         return 0.0
     m = cfg.measure
     processes = 0 if not m.latency else m.processes
-    if processes > 1:  # one process is never joined by more (no spread to judge); 4: MAX_PROCESSES_FACTOR
-        processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, m.max_processes or 4 * processes))
+    if processes > 1:  # one process is never joined by more (no spread to judge)
+        from bench.config.experiment import MAX_PROCESSES_FACTOR
+
+        limit = m.max_processes or MAX_PROCESSES_FACTOR * processes
+        processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, limit))
     forwards = 2 + ((m.warmup + m.runs) * max(1, processes) if m.latency else 0)
     return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
 
