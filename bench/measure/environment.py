@@ -37,7 +37,7 @@ def environment(device="cpu", dtype=torch.float32) -> dict:
     return {
         "device": str(device),
         "device_name": device_name,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),  # a plain str: TorchVersion would import torch where unpickled
         "ray_version": _version("ray"),
         "fvcore_version": _version("fvcore"),
         "dtype": str(dtype).removeprefix("torch."),

@@ -27,10 +27,9 @@ from torch import nn
 
 from bench.config.experiment import MAX_PROCESSES_FACTOR
 from bench.measure.isolated import run_in_fresh_process
-from bench.measure.latency import (DEFAULT_ROUNDS, NOISE_THRESHOLD, LatencyStats, iqr, loadavg, measure_latency,
-                                   percentile)
+from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, iqr, loadavg, measure_latency, percentile
+from bench.noise_rule import SE_THRESHOLD
 
-SE_THRESHOLD = 0.035
 TIMEOUT_S = 1800.0
 
 
@@ -77,12 +76,3 @@ def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int 
         rounds=max(c["rounds"] for c in children), loadavg_before=load_before, loadavg_after=loadavg(),
         processes=len(children), process_medians_ms=medians, rel_se=se,
     )
-
-
-def noise_reason(row: dict) -> str:
-    """Why a row's latency is marked noisy, in a few words (for warnings)."""
-    se, procs = row.get("latency_se_pct"), row.get("latency_processes")
-    if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
-        return (f"the standard error of its {procs} processes' medians is {se:.1f}% of their mean "
-                f"(limit {SE_THRESHOLD * 100:g}%)")
-    return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median in every round"

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from bench.noise_rule import NOISE_THRESHOLD
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -49,7 +51,6 @@ class LatencyStats:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
 
-NOISE_THRESHOLD = 0.10
 DEFAULT_ROUNDS = 3
 
 

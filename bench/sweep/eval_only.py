@@ -47,7 +47,7 @@ def run_eval_only(sweep: Sweep, spec: str, out: Path, *, address: str | None = N
         probe(address)
     res = sweep.section.resources
     if address is None:
-        check_resources(res, *runner.local_capacity(), str(sweep.path))
+        check_resources(res, *runner.local_capacity(res), str(sweep.path))
     payloads = eval_payloads(sweep, spec, out, checkpoint_format)  # every refusal before anything is written
     lock = DirLock(out, "sweep folder")
     try:

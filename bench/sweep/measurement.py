@@ -178,7 +178,7 @@ def measure_in(pg, bundle: dict, payload: dict, key: str, *, run_timeout_s: floa
 
 def describe(rec: dict) -> str:
     """One line for the console: the numbers and, loudly, whether the latency is noisy."""
-    from bench.measure.fresh_processes import noise_reason
+    from bench.noise_rule import noise_reason
 
     parts = []
     if isinstance(rec.get("latency_ms_median"), (int, float)):

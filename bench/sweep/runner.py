@@ -33,13 +33,17 @@ def _quiet_ray_env() -> None:
     logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)  # "Trials did not complete": our summary says it
 
 
-def local_capacity() -> tuple[float, float]:
-    try:
-        import torch
+def local_capacity(res: Resources) -> tuple[float, float]:
+    """(CPUs, GPUs) of this machine, for check_resources. GPUs are counted only when `res` asks for some: counting
+    them imports torch, which a CPU sweep's driver never needs (about 2 s of its start on 2 cores)."""
+    gpus = 0
+    if res.total()[1] > 0:
+        try:
+            import torch
 
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001
-        gpus = 0
+            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        except Exception:  # noqa: BLE001
+            gpus = 0
     return float(os.cpu_count() or 1), float(gpus)
 
 
@@ -138,7 +142,7 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
                max_concurrent: int | None, stream, storage=None) -> "object":
     res = sweep.section.resources
     if address is None:
-        cpus, gpus = local_capacity()
+        cpus, gpus = local_capacity(res)
         check_resources(res, cpus, gpus, str(sweep.path))
     payloads = [trial_payload(t, out, sweep.name) for t in sweep.trials]
     for p in payloads if sweep.protocols else ():  # `evaluate:` (bench/sweep/eval_tasks.py)
@@ -294,7 +298,7 @@ def _summary(out: Path, sweep: Sweep, payloads: list[dict], failed: dict, stream
         cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
         cols += ["eval_scales", "eval_flip"] if "protocol" in df.columns else []
         print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
-    from bench.measure.fresh_processes import noise_reason
+    from bench.noise_rule import noise_reason
 
     for _, row in done[done["latency_noisy"].fillna(False).astype(bool)].iterrows():
         print(f"  WARNING {row['trial_id']}: latency is noisy ({noise_reason(row.to_dict())}, "

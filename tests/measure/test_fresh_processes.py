@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from bench.measure import measure_model
-from bench.measure.fresh_processes import noise_reason, pooled_latency, relative_se
+from bench.measure.fresh_processes import pooled_latency, relative_se
+from bench.noise_rule import noise_reason
 from tests.measure.tiny_models import TinySegmentor
 
 

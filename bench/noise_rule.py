@@ -1,0 +1,19 @@
+"""The latency noise rule's limits and its one-line explanation, without torch: the sweep's driver prints the
+explanation and should not import torch only for that (it costs the driver about 2 s on 2 cores, part of the
+sweep's Ray overhead, docs/performance.md). The rule itself: bench/measure/latency.py (one process's rounds) and
+bench/measure/fresh_processes.py (the pool of processes)."""
+from __future__ import annotations
+
+import math
+
+NOISE_THRESHOLD = 0.10  # a round is noisy when its IQR exceeds this fraction of its median
+SE_THRESHOLD = 0.035  # the pool grows while the relative standard error of its processes' medians exceeds this
+
+
+def noise_reason(row: dict) -> str:
+    """Why a row's latency is marked noisy, in a few words (for warnings)."""
+    se, procs = row.get("latency_se_pct"), row.get("latency_processes")
+    if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
+        return (f"the standard error of its {procs} processes' medians is {se:.1f}% of their mean "
+                f"(limit {SE_THRESHOLD * 100:g}%)")
+    return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median in every round"
