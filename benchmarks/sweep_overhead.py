@@ -1,17 +1,22 @@
 """Ray overhead of a sweep: one-trial `ifa-bench sweep` vs `ifa-bench train` + a measurement, same config and threads.
 
     python -m benchmarks.sweep_overhead [--config experiments/synthetic.yaml] [--threads 2] [--set KEY=VALUE ...]
-                                        [--out DIR] [--order sweep-first|direct-first]
+                                        [--repeats 3] [--growing-pool] [--out DIR]
 
 Each side is a fresh process, timed end to end (wall clock, from spawn to exit), as a user would run it:
   direct: `ifa-bench train CONFIG --set train.threads=T`, then the measurement the sweep takes, in a fresh process
           (`ifa-bench measure --config`);
   sweep:  `ifa-bench sweep` on the same config with a one-trial `sweep:` section, resources {cpus: T}, which trains
           with T threads and runs the measurement phase (embedded Ray started and stopped by the command).
-overhead = sweep / direct - 1; overhead_without_measurement = (sweep - its measurement phase) / train - 1, since
-either side's measurement pool can need more processes than the other's. Writes DIR/sweep_overhead.json
-(atomically). Load averages before/after are recorded: on a shared machine the two sides see different load, so
-repeat the run on an idle machine to quote it.
+Both sides do the same measurement work: measure.max_processes is set to measure.processes, so neither latency pool
+can grow (the rule would grow them by different amounts; --growing-pool keeps the rule and reports the overhead
+without the measurement as well).
+
+This VM's speed drifts by 20% or more over minutes, so one pair says little: the pairs are repeated (--repeats) and
+their order alternates (direct first, then sweep first, ...), so a slow stretch falls on both sides in turn. Per pair:
+overhead = sweep / direct - 1 and overhead_without_measurement = (sweep - its measurement phase) / train - 1; the
+summary is the median over pairs, with the range. Writes DIR/sweep_overhead.json (atomically) after every pair.
+Load averages before/after each side are recorded: quote only a run on an idle machine.
 """
 from __future__ import annotations
 
@@ -57,14 +62,24 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return round(statistics.median(values), 1)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="experiments/synthetic.yaml")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, both sides")
+    ap.add_argument("--repeats", type=int, default=3, help="pairs, alternating which side runs first")
+    ap.add_argument("--growing-pool", action="store_true",
+                    help="keep the latency pool's growth rule (each side's pool may then do different work)")
     ap.add_argument("--out", default="runs/bench-sweep-overhead")
-    ap.add_argument("--order", choices=["sweep-first", "direct-first"], default="direct-first")
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit("--repeats: must be at least 1")
 
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -78,6 +93,11 @@ def main(argv=None) -> int:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = parse_yaml(value, f"--set {key}")
+    from bench.config import ExperimentConfig
+
+    if not args.growing_pool:
+        processes = ExperimentConfig.model_validate(doc).measure.processes
+        doc.setdefault("measure", {})["max_processes"] = max(1, processes)
     experiment = out / "experiment.yaml"
     experiment.write_text(yaml.safe_dump(doc, sort_keys=False))
     sweep_doc = dict(doc, sweep={"name": "overhead", "axes": {"seed": [doc.get("seed", 0)]},
@@ -86,7 +106,6 @@ def main(argv=None) -> int:
     sweep_yaml.write_text(yaml.safe_dump(sweep_doc, sort_keys=False))
 
     # Data is generated once before either side, so neither pays for it.
-    from bench.config import ExperimentConfig
     from bench.data import build_dataset
 
     cfg = ExperimentConfig.model_validate(doc)
@@ -94,40 +113,49 @@ def main(argv=None) -> int:
     for split in dict.fromkeys((cfg.data.train_split, cfg.data.val_split)):
         build_dataset(cfg.data, split)
 
-    result = {"config": args.config, "threads": args.threads, "overrides": args.set, "order": args.order,
-              "python": sys.version.split()[0], "cpu_count": os.cpu_count()}
+    result = {"config": args.config, "threads": args.threads, "overrides": args.set, "repeats": args.repeats,
+              "measure_max_processes": None if args.growing_pool else cfg.measure.max_processes,
+              "python": sys.version.split()[0], "cpu_count": os.cpu_count(), "pairs": []}
 
-    def direct():
+    def direct(pair: dict) -> None:
         with tempfile.TemporaryDirectory(dir=out) as tmp:
-            result["load_before_direct"] = _load()
+            pair["load_before_direct"] = _load()
             train = _run(CLI + ["train", str(experiment), "--out", f"{tmp}/run", "--no-progress"], out / "train.log")
             measure = _run(_measure_cmd(experiment, args.threads), out / "measure.log")
-            result["load_after_direct"] = _load()
-        result.update(train_s=round(train, 2), measure_s=round(measure, 2), direct_s=round(train + measure, 2))
+            pair["load_after_direct"] = _load()
+        pair.update(train_s=round(train, 2), measure_s=round(measure, 2), direct_s=round(train + measure, 2))
 
-    def sweep():
+    def sweep(pair: dict) -> None:
         with tempfile.TemporaryDirectory(dir=out) as tmp:
-            result["load_before_sweep"] = _load()
+            pair["load_before_sweep"] = _load()
             wall = _run(CLI + ["sweep", str(sweep_yaml), "--out", f"{tmp}/sweep"], out / "sweep.log")
-            result["load_after_sweep"] = _load()
+            pair["load_after_sweep"] = _load()
             rows = list(Path(tmp, "sweep").glob("results.csv"))
-            result["sweep_status"] = rows[0].read_text().splitlines()[1].split(",")[3] if rows else "missing"
-        result["sweep_s"] = round(wall, 2)
+            pair["sweep_status"] = rows[0].read_text().splitlines()[1].split(",")[3] if rows else "missing"
+        pair["sweep_s"] = round(wall, 2)
 
-    for side in ((direct, sweep) if args.order == "direct-first" else (sweep, direct)):
-        side()
-    result["overhead_pct"] = round((result["sweep_s"] / result["direct_s"] - 1) * 100, 1)
-    # The measurement's own length varies with how many processes its pool needed (bench/measure/fresh_processes.py),
-    # on either side: the overhead of everything else is the sweep less its measurement phase against the training.
-    phase = _phase_s(out / "sweep.log")
-    if phase is not None:
-        result["sweep_measure_s"] = phase
-        rest = (result["sweep_s"] - phase) / result["train_s"] - 1
-        result["overhead_without_measurement_pct"] = round(rest * 100, 1)
-    tmp = out / "sweep_overhead.json.tmp"
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(out / "sweep_overhead.json")
-    print(json.dumps(result, indent=1))
+    for i in range(args.repeats):
+        pair = {"order": "direct-first" if i % 2 == 0 else "sweep-first"}
+        for side in ((direct, sweep) if i % 2 == 0 else (sweep, direct)):
+            side(pair)
+        pair["overhead_pct"] = round((pair["sweep_s"] / pair["direct_s"] - 1) * 100, 1)
+        phase = _phase_s(out / "sweep.log")
+        if phase is not None:
+            pair["sweep_measure_s"] = phase
+            rest = (pair["sweep_s"] - phase) / pair["train_s"] - 1
+            pair["overhead_without_measurement_pct"] = round(rest * 100, 1)
+        result["pairs"].append(pair)
+        for key in ("overhead_pct", "overhead_without_measurement_pct"):
+            values = [p[key] for p in result["pairs"] if key in p]
+            if values:
+                result[key.replace("_pct", "_median_pct")] = _median(values)
+                result[key.replace("_pct", "_range_pct")] = [min(values), max(values)]
+        result["overhead_median_s"] = _median([p["sweep_s"] - p["direct_s"] for p in result["pairs"]])
+        tmp = out / "sweep_overhead.json.tmp"
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(out / "sweep_overhead.json")
+        print(json.dumps(pair), flush=True)
+    print(json.dumps({k: v for k, v in result.items() if k != "pairs"}, indent=1))
     return 0
 
 
