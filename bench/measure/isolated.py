@@ -1,51 +1,82 @@
-"""Run one measurement function in a fresh process ("spawn") on a pickled copy of the model and its input.
+"""Run one measurement function in a fresh process on a pickled copy of the model and its input.
 
 Memory (ru_maxrss is a lifetime peak) and CPU latency (speed is set partly per process: docs/measurement.md) need
-a process that has done nothing else. The child gets the function by reference, the arguments as our own pickle
-bytes made just now, the parent's intra-op thread count, and sends back the result or a one-line error; the parent
-never waits past `timeout_s` and never leaves the child running (an interrupt kills it)."""
+a process that has done nothing else. The child is a new interpreter running bench.measure.child, started with
+subprocess rather than multiprocessing's "spawn": spawn makes the child import the parent's main module first, which
+in a Ray worker is Ray's worker (about 1 s of imports per child, so 4 s per model in a sweep's measurement phase), and
+which fails outright in a script without an `if __name__ == "__main__"` guard or read from stdin. The child gets
+the parent's sys.path (as PYTHONPATH), the function by reference and the arguments as our own pickle bytes made just
+now (on its stdin), and the parent's intra-op thread count; it sends back the result or a one-line error on a pipe
+of its own. The parent never waits past `timeout_s` and never leaves the child running (an interrupt kills it)."""
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
+import threading
+from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 import torch
 
+CHILD = "bench.measure.child"
 
-def _child(payload: bytes, threads: int, conn) -> None:
+
+def _child_env() -> dict:
+    paths = [p or os.getcwd() for p in sys.path]  # "" (a script's or -c's folder) means the working directory
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def _feed(stdin, payload: bytes) -> None:
     try:
-        torch.set_num_threads(threads)
-        func, args = pickle.loads(payload)  # our own bytes, made by the parent just now
-        del payload
-        conn.send(("ok", func(*args)))
-    except BaseException as exc:  # report, don't hang the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        stdin.write(payload)
+    except (BrokenPipeError, OSError):  # the child died; the parent reports its exit code
+        pass
     finally:
-        conn.close()
+        try:
+            stdin.close()
+        except OSError:
+            pass
 
 
 def run_in_fresh_process(func: Callable, args: tuple, *, what: str, timeout_s: float) -> Any:
     """func(*args) in a fresh interpreter; `what` names the measurement in errors."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
-    parent_conn, child_conn = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(payload, torch.get_num_threads(), child_conn), daemon=True)
-    proc.start()
-    child_conn.close()
+    payload = pickle.dumps((torch.get_num_threads(), func, args), protocol=pickle.HIGHEST_PROTOCOL)
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", CHILD, str(write_fd)], stdin=subprocess.PIPE,
+                                pass_fds=(write_fd,), env=_child_env())
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)  # the child holds its own copy: its exit shows here as end of file
+    conn = Connection(read_fd, writable=False)
+    feeder = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
+    feeder.start()
     del payload
     try:
-        if not parent_conn.poll(timeout_s):
+        if not conn.poll(timeout_s):
             raise TimeoutError(f"{what} measurement: no result after {timeout_s:.0f} s")
-        status, result = parent_conn.recv()
+        status, result = conn.recv()
     except EOFError:
-        status, result = "error", f"measurement process died (exit code {proc.exitcode})"
+        proc.wait(5)
+        status, result = "error", f"measurement process died (exit code {proc.returncode})"
     finally:
-        proc.join(5)
-        if proc.is_alive():
+        conn.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.join()
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        feeder.join(5)
     if status != "ok":
         raise RuntimeError(f"{what} measurement failed: {result}")
     return result

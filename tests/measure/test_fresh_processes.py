@@ -1,7 +1,11 @@
 """CPU latency pooled over fresh processes (bench.measure.fresh_processes): the process count, the pooling, the
 standard-error rule that adds processes and marks a row noisy, and that every child is gone afterwards."""
 import math
+import os
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -12,6 +16,8 @@ from bench.measure import measure_model
 from bench.measure.fresh_processes import pooled_latency, relative_se
 from bench.noise_rule import noise_reason
 from tests.measure.tiny_models import TinySegmentor
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _images():
@@ -25,19 +31,13 @@ def test_relative_se_is_the_standard_error_of_the_mean_over_the_mean():
     assert relative_se([5.0]) is None and relative_se([4.0, 4.0]) == 0.0
 
 
-def _spawned_workers() -> set[int]:
-    """Live multiprocessing "spawn" workers of this process (not its long-lived resource tracker)."""
-    out = set()
-    for c in psutil.Process().children(recursive=True):
-        try:
-            if c.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(c.cmdline()):
-                out.add(c.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
+def _children() -> set[int]:
+    """Every child of this process, zombies included (a child never waited for stays one)."""
+    return {c.pid for c in psutil.Process().children(recursive=True)}
 
 
 def test_pools_the_runs_of_each_process_and_leaves_no_child():
+    before = _children()
     stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=1, runs=4, rounds=1, processes=2,
                            se_threshold=1.0)  # a loose limit: exactly the 2 processes asked for
     assert stats.processes == 2 and len(stats.process_medians_ms) == 2
@@ -46,7 +46,7 @@ def test_pools_the_runs_of_each_process_and_leaves_no_child():
     assert stats.process_medians_ms == [statistics.median(stats.times_ms[:4]), statistics.median(stats.times_ms[4:])]
     assert stats.rel_se == relative_se(stats.process_medians_ms)
     assert stats.threads == torch.get_num_threads() and stats.timer == "perf_counter"
-    assert not _spawned_workers()
+    assert _children() <= before
 
 
 def test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy():
@@ -70,3 +70,23 @@ def test_measure_model_records_the_processes_and_their_standard_error():
     in_process = measure_model(TinySegmentor(), input_size=(16, 24), warmup=1, runs=3, memory=False)
     assert in_process["latency_processes"] == 0 and in_process["latency_se_pct"] is None
     assert in_process["latency_runs"] == 3
+
+
+SCRIPT_WITHOUT_MAIN_GUARD = """
+from bench.config.model import ModelConfig
+from bench.measure import measure_model
+from bench.models import build_segmentor
+model = build_segmentor(ModelConfig(num_classes=3, backbone={"name": "resnet18", "width": 0.25},
+                                    head={"name": "fpn", "channels": 8, "scale_channels": 8}))
+record = measure_model(model, input_size=(32, 32), warmup=0, runs=2, processes=2, max_processes=2)
+print(record["latency_processes"], record["peak_mem_mb"] is not None)
+"""
+
+
+def test_a_script_without_a_main_guard_read_from_stdin_measures_in_fresh_processes(tmp_path):
+    """multiprocessing's spawn re-imports the parent's main module in the child: from stdin it found no file, and a
+    script without `if __name__ == "__main__"` started processes while still bootstrapping. Neither is in the way now."""
+    out = subprocess.run([sys.executable, "-"], input=SCRIPT_WITHOUT_MAIN_GUARD, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "True"]
