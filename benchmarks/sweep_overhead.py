@@ -12,11 +12,19 @@ Both sides do the same measurement work: measure.max_processes is set to measure
 can grow (the rule would grow them by different amounts; --growing-pool keeps the rule and reports the overhead
 without the measurement as well).
 
-This VM's speed drifts by 20% or more over minutes, so one pair says little: the pairs are repeated (--repeats) and
-their order alternates (direct first, then sweep first, ...), so a slow stretch falls on both sides in turn. Per pair:
-overhead = sweep / direct - 1 and overhead_without_measurement = (sweep - its measurement phase) / train - 1; the
-summary is the median over pairs, with the range. Writes DIR/sweep_overhead.json (atomically) after every pair.
-Load averages before/after each side are recorded: quote only a run on an idle machine.
+This VM's speed drifts by 20% or more over minutes, so the same training takes 84 s in one run and 96 s in the next,
+and whole-run ratios swing by +-15% (docs/performance.md). The pairs are therefore repeated (--repeats) in
+alternating order (direct first, then sweep first, ...), and the figure to quote removes the training itself from
+both sides, since each side times its own training loop (final.json's train_time_s, the engine's timer):
+  fixed_s = (sweep - the trial's train_time_s) - (direct - train's train_time_s)
+is what the sweep adds (Ray's start and stop, Tune, the trial actor's process), measured without the drift of the
+training minutes; the sweep's own line "embedded Ray: started in X s, stopped in Y s" gives the part that is Ray's
+start and stop (ray_start_s, ray_stop_s). The overhead for a trial whose training takes T seconds is then
+fixed_s / (T + the direct side's time outside training), reported for T = 120 (the issue's 2-minute trial) and for
+this run's own training. Per pair also: overhead = sweep / direct - 1 (the raw ratio, drift included) and
+overhead_without_measurement = (sweep - its measurement phase) / train - 1. Medians over pairs, with ranges.
+Writes DIR/sweep_overhead.json (atomically) after every pair. Load averages before/after each side are recorded:
+quote only a run on an idle machine.
 """
 from __future__ import annotations
 
@@ -58,8 +66,22 @@ def _phase_s(log: Path) -> float | None:
     return float(found[-1]) if found else None
 
 
+def _ray_times(log: Path) -> tuple[float, float] | None:
+    """The sweep's own figures for its embedded Ray ("embedded Ray: started in 4.3 s, stopped in 1.5 s")."""
+    found = re.findall(r"embedded Ray: started in ([0-9.]+) s, stopped in ([0-9.]+) s", log.read_text())
+    return (float(found[-1][0]), float(found[-1][1])) if found else None
+
+
 def _load() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+def _train_time(final: Path) -> float | None:
+    """The engine's own timer of its training loop (final.json's train_time_s)."""
+    try:
+        return float(json.loads(final.read_text())["train_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _median(values: list[float]) -> float:
@@ -121,6 +143,7 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             pair["load_before_direct"] = _load()
             train = _run(CLI + ["train", str(experiment), "--out", f"{tmp}/run", "--no-progress"], out / "train.log")
+            pair["train_loop_s"] = _train_time(Path(tmp, "run", "final.json"))
             measure = _run(_measure_cmd(experiment, args.threads), out / "measure.log")
             pair["load_after_direct"] = _load()
         pair.update(train_s=round(train, 2), measure_s=round(measure, 2), direct_s=round(train + measure, 2))
@@ -132,7 +155,12 @@ def main(argv=None) -> int:
             pair["load_after_sweep"] = _load()
             rows = list(Path(tmp, "sweep").glob("results.csv"))
             pair["sweep_status"] = rows[0].read_text().splitlines()[1].split(",")[3] if rows else "missing"
+            finals = list(Path(tmp, "sweep", "trials").glob("*/final.json"))
+            pair["trial_train_loop_s"] = _train_time(finals[0]) if len(finals) == 1 else None
         pair["sweep_s"] = round(wall, 2)
+        times = _ray_times(out / "sweep.log")
+        if times:
+            pair["ray_start_s"], pair["ray_stop_s"] = times
 
     for i in range(args.repeats):
         pair = {"order": "direct-first" if i % 2 == 0 else "sweep-first"}
@@ -144,7 +172,23 @@ def main(argv=None) -> int:
             pair["sweep_measure_s"] = phase
             rest = (pair["sweep_s"] - phase) / pair["train_s"] - 1
             pair["overhead_without_measurement_pct"] = round(rest * 100, 1)
+        if pair.get("trial_train_loop_s") is not None:
+            pair["fixed_s"] = round((pair["sweep_s"] - pair["trial_train_loop_s"])
+                                    - (pair["direct_s"] - pair["train_loop_s"]), 2)
+            pair["direct_outside_training_s"] = round(pair["direct_s"] - pair["train_loop_s"], 2)
         result["pairs"].append(pair)
+        fixed = [p["fixed_s"] for p in result["pairs"] if "fixed_s" in p]
+        if fixed:
+            outside = _median([p["direct_outside_training_s"] for p in result["pairs"] if "fixed_s" in p])
+            own = _median([p["train_loop_s"] for p in result["pairs"] if "fixed_s" in p])
+            result.update(fixed_median_s=_median(fixed), fixed_range_s=[min(fixed), max(fixed)],
+                          direct_outside_training_median_s=outside, train_loop_median_s=own,
+                          projected_overhead_2min_pct=round(_median(fixed) / (120 + outside) * 100, 1),
+                          projected_overhead_this_trial_pct=round(_median(fixed) / (own + outside) * 100, 1))
+        for key in ("ray_start_s", "ray_stop_s"):
+            values = [p[key] for p in result["pairs"] if key in p]
+            if values:
+                result[key[:-2] + "_median_s"] = _median(values)
         for key in ("overhead_pct", "overhead_without_measurement_pct"):
             values = [p[key] for p in result["pairs"] if key in p]
             if values:

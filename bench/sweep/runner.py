@@ -185,8 +185,12 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
     t0 = time.time()
     failed: dict[str, str] = {}
     session = None
+    ray_times: dict[str, float] = {}  # the embedded Ray's own start and stop: most of a sweep's fixed cost
     try:
+        started = time.time()
         session = _start_ray(address, out)
+        if session is not None:
+            ray_times["started"] = time.time() - started
         check_cluster(res, str(sweep.path))  # embedded Ray too: a custom resource it lacks would wait forever
         if concurrency is None:
             total_cpu = ray.cluster_resources().get("CPU", 1.0)
@@ -263,13 +267,18 @@ def _run_sweep(sweep: Sweep, out: Path, lock: DirLock, *, address: str | None, r
         import ray as _ray
 
         if session is not None:
+            stopping = time.time()
             session.stop()
+            ray_times["stopped"] = time.time() - stopping
         elif _ray.is_initialized():
             _ray.shutdown()
         if storage is not None:
             from bench.sweep.storage import pull_sweep
 
             pull_sweep(storage, out, [p["config_hash"] for p in payloads])
+    if len(ray_times) == 2:
+        print(f"[{sweep.name}] embedded Ray: started in {ray_times['started']:.1f} s, stopped in "
+              f"{ray_times['stopped']:.1f} s", file=stream)
     return _summary(out, sweep, payloads, failed, stream, time.time() - t0)
 
 
