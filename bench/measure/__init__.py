@@ -1,6 +1,7 @@
 """Measurement: MACs (fvcore), parameters, latency, peak memory, environment. Conventions: docs/measurement.md."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.measure.environment import environment
-from bench.measure.fresh_processes import pooled_latency
+from bench.measure.fresh_processes import LatencyJob, pooled_latencies
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
 from bench.measure.memory import MemoryStats, measure_peak_memory
@@ -16,7 +17,7 @@ from bench.measure.params import ParamCount, count_params
 
 __all__ = [
     "LatencyStats", "MacCount", "MemoryStats", "ParamCount", "RECORD_KEYS", "count_macs", "count_params",
-    "environment", "measure_latency", "measure_model", "measure_peak_memory",
+    "environment", "measure_latency", "measure_model", "measure_models", "measure_peak_memory", "ModelToMeasure",
 ]
 
 MEASUREMENT_KEYS = [
@@ -40,6 +41,21 @@ def _validate_size(input_size) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"input_size: H and W must be positive, got {h}x{w}")
     return h, w
+
+
+@dataclass
+class ModelToMeasure:
+    """measure_model's arguments for one model of measure_models."""
+    segmentor: nn.Module
+    input_size: tuple = (512, 1024)
+    warmup: int = 3
+    runs: int = 10
+    latency: bool = True
+    memory: bool = True
+    macs: Optional[MacCount] = None
+    rounds: int = DEFAULT_ROUNDS
+    processes: int = 0
+    max_processes: Optional[int] = None
 
 
 def measure_model(
@@ -67,28 +83,52 @@ def measure_model(
     (bench.measure.fresh_processes: why, and its noise rule), up to `max_processes` (None: 4x) while their medians
     disagree; CUDA latency is always timed in this process.
     """
-    h, w = _validate_size(input_size)
+    spec = ModelToMeasure(segmentor, input_size, warmup=warmup, runs=runs, latency=latency, memory=memory, macs=macs,
+                          rounds=rounds, processes=processes, max_processes=max_processes)
+    return measure_models([spec], device=device, dtype=dtype)[0]
+
+
+def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
+    """measure_model for several models, one record each, in order. GMACs, parameters and memory are taken model by
+    model; the CPU latency pools (processes > 0) are then interleaved, process by process
+    (bench.measure.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model."""
+    sizes = [_validate_size(spec.input_size) for spec in specs]
     device = torch.device(device)
-    was_training = segmentor.training
-    started_at = _now()
-    segmentor.eval().to(device=device, dtype=dtype)
+    was_training = [spec.segmentor.training for spec in specs]
+    parts: list[dict] = []
     try:
-        generator = torch.Generator().manual_seed(0)
-        images = torch.randn(1, 3, h, w, generator=generator, dtype=dtype).to(device)
-        if macs is None:
-            macs = count_macs(segmentor, images)
-        params = count_params(segmentor)
-        mem = measure_peak_memory(segmentor, images) if memory else None
-        if not latency:
-            lat = None
-        elif processes > 0 and device.type == "cpu":
-            lat = pooled_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds, processes=processes,
-                                 max_processes=max_processes)
-        else:
-            lat = measure_latency(segmentor, images, warmup=warmup, runs=runs, rounds=rounds)
+        for spec, (h, w) in zip(specs, sizes):
+            started_at = _now()
+            spec.segmentor.eval().to(device=device, dtype=dtype)
+            generator = torch.Generator().manual_seed(0)
+            images = torch.randn(1, 3, h, w, generator=generator, dtype=dtype).to(device)
+            parts.append({
+                "started_at": started_at, "images": images, "size": (h, w),
+                "macs": spec.macs if spec.macs is not None else count_macs(spec.segmentor, images),
+                "params": count_params(spec.segmentor),
+                "mem": measure_peak_memory(spec.segmentor, images) if spec.memory else None, "lat": None,
+            })
+        pooled = [i for i, spec in enumerate(specs) if spec.latency and spec.processes > 0 and device.type == "cpu"]
+        jobs = [LatencyJob(specs[i].segmentor, parts[i]["images"], warmup=specs[i].warmup, runs=specs[i].runs,
+                           rounds=specs[i].rounds, processes=specs[i].processes,
+                           max_processes=specs[i].max_processes) for i in pooled]
+        for i, lat in zip(pooled, pooled_latencies(jobs) if jobs else []):
+            parts[i]["lat"], parts[i]["finished_at"] = lat, _now()
+        for spec, part in zip(specs, parts):
+            if spec.latency and part["lat"] is None:
+                part["lat"] = measure_latency(spec.segmentor, part["images"], warmup=spec.warmup, runs=spec.runs,
+                                              rounds=spec.rounds)
+            part.setdefault("finished_at", _now())
     finally:
-        segmentor.train(was_training)
-    finished_at = _now()
+        for spec, mode in zip(specs, was_training):
+            spec.segmentor.train(mode)
+    env = environment(device, dtype)
+    return [_record(part, env, device) for part in parts]
+
+
+def _record(part: dict, env: dict, device: torch.device) -> dict:
+    macs, params, mem, lat = part["macs"], part["params"], part["mem"], part["lat"]
+    h, w = part["size"]
     record = {
         "gmacs": macs.gmacs,
         "gmacs_backbone": macs.gmacs_of("backbone"),
@@ -112,11 +152,10 @@ def measure_model(
         "latency_processes": lat.processes if lat else None,
         "latency_se_pct": (None if lat is None or lat.rel_se is None else round(lat.rel_se * 100, 2)),
     }
-    env = environment(device, dtype)
     record.update(
-        measure_batch=int(images.shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],
+        measure_batch=int(part["images"].shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],
         measure_device=device.type, measure_device_name=env["device_name"],
-        measure_started_at=started_at, measure_finished_at=finished_at,
+        measure_started_at=part["started_at"], measure_finished_at=part["finished_at"],
     )
     record.update(env)
     return record

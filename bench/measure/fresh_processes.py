@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -43,9 +45,74 @@ def relative_se(medians: list[float]) -> float | None:
 
 def _timings(model, inputs, warmup: int, runs: int, rounds: int) -> dict:
     """In the fresh process: the in-process protocol, returned as plain data."""
+    started = time.time()
     stats = measure_latency(model, inputs, warmup=warmup, runs=runs, rounds=rounds)
-    return {"times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds, "timer": stats.timer,
+    return {"started": started, "times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds, "timer": stats.timer,
             "threads": stats.threads, "device": stats.device}
+
+
+@dataclass
+class LatencyJob:
+    """One model's share of an interleaved pool (pooled_latencies)."""
+    model: nn.Module
+    inputs: Any
+    warmup: int = 3
+    runs: int = 10
+    rounds: int = DEFAULT_ROUNDS
+    processes: int = 3
+    max_processes: int | None = None
+    children: list[dict] = field(default_factory=list)
+    load_before: float | None = None
+    load_after: float | None = None
+
+    def done(self, se_threshold: float) -> bool:
+        se = relative_se(self.medians())
+        limit = max(self.processes, self.max_processes if self.max_processes is not None
+                    else MAX_PROCESSES_FACTOR * self.processes)
+        n = len(self.children)
+        return n >= self.processes and (se is None or se <= se_threshold or n >= limit)
+
+    def medians(self) -> list[float]:
+        return [statistics.median(c["times_ms"]) for c in self.children]
+
+
+def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD,
+                     timeout_s: float = TIMEOUT_S) -> list[LatencyStats]:
+    """CPU latency of several models, each pooled over fresh processes by the module's rule, their processes
+    interleaved (A B C, A B C, ..., then only the models whose pool is still imprecise), one at a time. The host's
+    speed drifts over tens of seconds: measured one model after the other, a slow stretch falls on one model only
+    and can invert a ranking; interleaved, every model samples the same stretches, and each model's standard error
+    spans the whole time its pool took."""
+    for job in jobs:
+        if job.processes < 1:
+            raise ValueError(f"latency: processes must be at least 1, got {job.processes}")
+        job.inputs = (job.inputs,) if isinstance(job.inputs, torch.Tensor) else tuple(job.inputs)
+    active = list(jobs)
+    while active:
+        for job in active:
+            if not job.children:
+                job.load_before = loadavg()
+            job.children.append(run_in_fresh_process(
+                _timings, (job.model, job.inputs, job.warmup, job.runs, job.rounds), what="latency",
+                timeout_s=timeout_s))
+            job.load_after = loadavg()
+        active = [job for job in active if not job.done(se_threshold)]
+    return [_stats(job, se_threshold) for job in jobs]
+
+
+def _stats(job: LatencyJob, se_threshold: float) -> LatencyStats:
+    children, medians = job.children, job.medians()
+    se = relative_se(medians)
+    times = [t for c in children for t in c["times_ms"]]
+    noisy = (se is not None and se > se_threshold) or all(c["noisy"] for c in children)
+    return LatencyStats(
+        median_ms=statistics.median(times), p90_ms=percentile(times, 90), mean_ms=statistics.fmean(times),
+        std_ms=statistics.stdev(times) if len(times) > 1 else 0.0, min_ms=min(times), max_ms=max(times),
+        runs=len(times), warmup=job.warmup, device=children[0]["device"], timer=children[0]["timer"],
+        threads=children[0]["threads"], times_ms=times, iqr_ms=iqr(times), noisy=noisy,
+        rounds=max(c["rounds"] for c in children), loadavg_before=job.load_before, loadavg_after=job.load_after,
+        processes=len(children), process_medians_ms=medians, rel_se=se,
+    )
 
 
 def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = DEFAULT_ROUNDS,
@@ -53,26 +120,6 @@ def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int 
                    timeout_s: float = TIMEOUT_S) -> LatencyStats:
     """CPU latency of `model(*inputs)` pooled over fresh processes (the module's rule). `runs` of the result counts
     every kept timed run of every process; processes, process_medians_ms and rel_se are filled in."""
-    if processes < 1:
-        raise ValueError(f"latency: processes must be at least 1, got {processes}")
-    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
-    max_processes = max(processes, max_processes if max_processes is not None else MAX_PROCESSES_FACTOR * processes)
-    load_before = loadavg()
-    children: list[dict] = []
-    while True:
-        children.append(run_in_fresh_process(_timings, (model, inputs, warmup, runs, rounds), what="latency",
-                                             timeout_s=timeout_s))
-        medians = [statistics.median(c["times_ms"]) for c in children]
-        se = relative_se(medians)
-        if len(children) >= processes and (se is None or se <= se_threshold or len(children) >= max_processes):
-            break
-    times = [t for c in children for t in c["times_ms"]]
-    noisy = (se is not None and se > se_threshold) or all(c["noisy"] for c in children)
-    return LatencyStats(
-        median_ms=statistics.median(times), p90_ms=percentile(times, 90), mean_ms=statistics.fmean(times),
-        std_ms=statistics.stdev(times) if len(times) > 1 else 0.0, min_ms=min(times), max_ms=max(times),
-        runs=len(times), warmup=warmup, device=children[0]["device"], timer=children[0]["timer"],
-        threads=children[0]["threads"], times_ms=times, iqr_ms=iqr(times), noisy=noisy,
-        rounds=max(c["rounds"] for c in children), loadavg_before=load_before, loadavg_after=loadavg(),
-        processes=len(children), process_medians_ms=medians, rel_se=se,
-    )
+    job = LatencyJob(model, inputs, warmup=warmup, runs=runs, rounds=rounds, processes=processes,
+                     max_processes=max_processes)
+    return pooled_latencies([job], se_threshold=se_threshold, timeout_s=timeout_s)[0]

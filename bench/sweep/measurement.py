@@ -11,6 +11,11 @@ One measurement per key: a hash of the model config, the measure settings, the d
 seed or the training settings, so the seeds of a model share one measurement. It is stored as
 <sweep>/measurements/<key>.json, so a rerun or --resume never measures that model again.
 
+One task measures every model still to measure, their CPU latency processes interleaved (A B C, A B C, ...;
+bench.measure.fresh_processes.pooled_latencies): the host's speed drifts over tens of seconds, and models measured
+one after the other would each see a different stretch of it, which can invert a ranking of similar models. The
+records are stored when that task ends; a phase that is interrupted measures all its models again on the next run.
+
 Nothing waits forever: reserving the node and running the measurement each have a timeout, and an expired one
 is a one-line error before any trial starts.
 """
@@ -20,7 +25,7 @@ import hashlib
 import json
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import UserError
@@ -76,30 +81,42 @@ def read(sweep_dir: Path, key: str) -> dict | None:
 
 
 def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str | None) -> dict:
-    """Runs in the Ray task, on the reserved node."""
+    """One model's measurement (_run_measurements of one)."""
+    return _run_measurements([(cfg_json, key)], kind, threads, cwd)[0]
+
+
+def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, cwd: str | None) -> list[dict]:
+    """Runs in the Ray task, on the reserved node: every (config, key) of the phase, their CPU latency pools
+    interleaved (bench.measure.measure_models), one record each, in order."""
     import os
     import socket
+    from contextlib import ExitStack
 
     import torch
 
     from bench.config import ExperimentConfig
     from bench.device import resolve_device
     from bench.engine.inference import ifa_query_mode
-    from bench.measure import measure_model
+    from bench.measure import ModelToMeasure, measure_models
     from bench.models import build_segmentor
 
     if cwd and Path(cwd).is_dir():
         os.chdir(cwd)
     torch.set_num_threads(threads)
-    cfg = ExperimentConfig.model_validate(cfg_json)
-    device = resolve_device(cfg.train.device, "train.device") if kind == "cuda" else torch.device("cpu")
-    torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
-    segmentor = build_segmentor(cfg.model)
-    query = _query_mode(cfg_json)
-    with ifa_query_mode(segmentor, *query) if query else nullcontext():
-        record = measure_model(segmentor, input_size=tuple(cfg.measure.input_size), device=device,
-                               warmup=cfg.measure.warmup, runs=cfg.measure.runs, latency=cfg.measure.latency,
-                               processes=cfg.measure.processes, max_processes=cfg.measure.max_processes)
+    specs, device = [], torch.device("cpu")
+    with ExitStack() as stack:
+        for cfg_json, _ in models:
+            cfg = ExperimentConfig.model_validate(cfg_json)
+            device = resolve_device(cfg.train.device, "train.device") if kind == "cuda" else torch.device("cpu")
+            torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
+            segmentor = build_segmentor(cfg.model)
+            query = _query_mode(cfg_json)
+            if query:
+                stack.enter_context(ifa_query_mode(segmentor, *query))
+            m = cfg.measure
+            specs.append(ModelToMeasure(segmentor, tuple(m.input_size), warmup=m.warmup, runs=m.runs,
+                                        latency=m.latency, processes=m.processes, max_processes=m.max_processes))
+        records = measure_models(specs, device=device)
     try:
         import ray
 
@@ -107,8 +124,9 @@ def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str
         node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     except Exception:  # noqa: BLE001 - informational only
         node_id = ""
-    record.update(measure_key=key, measure_node=socket.gethostname(), measure_node_id=node_id)
-    return record
+    for record, (_, key) in zip(records, models):
+        record.update(measure_key=key, measure_node=socket.gethostname(), measure_node_id=node_id)
+    return records
 
 
 def pick_node(cpus: float, gpus: float) -> dict:
@@ -152,28 +170,29 @@ def reserved_node(node: dict, kind: str, timeout_s: float = RESERVE_TIMEOUT_S):
         remove_placement_group(pg)
 
 
-def measure_in(pg, bundle: dict, payload: dict, key: str, *, run_timeout_s: float = RUN_TIMEOUT_S) -> dict:
-    """Run one model's measurement as a task taking the whole reserved bundle. Raises UserError on a timeout or
-    a failure."""
+def measure_in(pg, bundle: dict, todo: list[tuple[str, dict]], *, run_timeout_s: float = RUN_TIMEOUT_S) -> list[dict]:
+    """Run the measurement of every (key, payload) of `todo` as one task taking the whole reserved bundle (their
+    latency pools interleaved), `run_timeout_s` per model. Raises UserError on a timeout or a failure."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    task = ray.remote(_run_measurement).options(
+    task = ray.remote(_run_measurements).options(
         num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), max_retries=0,
         scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0),
     )
-    ref = task.remote(payload["cfg"], key, device_kind(payload), measure_threads(payload), payload.get("cwd"))
+    p0 = todo[0][1]  # device and threads are the sweep's, the same for every model
+    ref = task.remote([(p["cfg"], key) for key, p in todo], device_kind(p0), measure_threads(p0), p0.get("cwd"))
+    what = ", ".join(f"{p['trial_id']} ({key})" for key, p in todo)
     try:
-        return ray.get(ref, timeout=run_timeout_s)
+        return ray.get(ref, timeout=run_timeout_s * len(todo))
     except ray.exceptions.GetTimeoutError:
         ray.cancel(ref, force=True)
-        raise UserError(f"measurement of {payload['trial_id']} ({key}) took longer than {run_timeout_s:g} s; "
+        raise UserError(f"measurement of {what} took longer than {run_timeout_s * len(todo):g} s; "
                         f"no trial was started") from None
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise UserError(f"measurement of {payload['trial_id']} ({key}) failed: "
-                        f"{type(cause).__name__}: {first}"[:500]) from None
+        raise UserError(f"measurement of {what} failed: {type(cause).__name__}: {first}"[:500]) from None
 
 
 def describe(rec: dict) -> str:
@@ -225,13 +244,14 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
     node = pick_node(p0["resources"]["cpus"], p0["resources"]["gpus"] if kind == "cuda" else 0)
     t0 = time.time()
     print(f"[{name}] measuring {len(todo)} model(s) alone on node {node['NodeManagerAddress']} "
-          f"(all its CPUs reserved) before any trial trains", file=stream, flush=True)
+          f"(all its CPUs reserved) before any trial trains"
+          f"{', their latency processes interleaved' if len(todo) > 1 else ''}", file=stream, flush=True)
     with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
-        for key, p in todo:
-            rec = measure_in(pg, bundle, p, key, run_timeout_s=run_timeout_s)
-            records.atomic_write_json(path_of(sweep_dir, key), rec)
-            out[key] = rec
-            print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
-                  file=stream, flush=True)
+        measured = measure_in(pg, bundle, todo, run_timeout_s=run_timeout_s)
+    for (key, p), rec in zip(todo, measured):
+        records.atomic_write_json(path_of(sweep_dir, key), rec)
+        out[key] = rec
+        print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
+              file=stream, flush=True)
     print(f"[{name}] measurement phase: {time.time() - t0:.1f} s", file=stream, flush=True)
     return out

@@ -12,8 +12,8 @@ import psutil
 import pytest
 import torch
 
-from bench.measure import measure_model
-from bench.measure.fresh_processes import pooled_latency, relative_se
+from bench.measure import ModelToMeasure, measure_model, measure_models
+from bench.measure.fresh_processes import LatencyJob, pooled_latencies, pooled_latency, relative_se
 from bench.noise_rule import noise_reason
 from tests.measure.tiny_models import TinySegmentor
 
@@ -74,7 +74,7 @@ def test_measure_model_records_the_processes_and_their_standard_error():
 
 SCRIPT_WITHOUT_MAIN_GUARD = """
 from bench.config.model import ModelConfig
-from bench.measure import measure_model
+from bench.measure import ModelToMeasure, measure_model, measure_models
 from bench.models import build_segmentor
 model = build_segmentor(ModelConfig(num_classes=3, backbone={"name": "resnet18", "width": 0.25},
                                     head={"name": "fpn", "channels": 8, "scale_channels": 8}))
@@ -90,3 +90,28 @@ def test_a_script_without_a_main_guard_read_from_stdin_measures_in_fresh_process
                          cwd=tmp_path, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["2", "True"]
+
+
+def test_several_models_pools_are_interleaved_process_by_process():
+    """A B, A B, then only the model whose pool may still grow (an SE limit of 0 is never met: each pool grows to its
+    max_processes), so a drift of the host's speed falls on every model alike."""
+    a = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, rounds=1, processes=2, max_processes=3)
+    b = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, rounds=1, processes=2, max_processes=2)
+    stats_a, stats_b = pooled_latencies([a, b], se_threshold=0.0)
+    assert (stats_a.processes, stats_b.processes) == (3, 2) and stats_a.noisy and stats_b.noisy
+    order = sorted([(c["started"], "a") for c in a.children] + [(c["started"], "b") for c in b.children])
+    assert [who for _, who in order] == ["a", "b", "a", "b", "a"]
+    assert stats_a.times_ms == [t for c in a.children for t in c["times_ms"]]
+
+
+def test_measure_models_gives_each_model_its_own_record_in_order():
+    small = TinySegmentor().eval()
+    large = TinySegmentor().train()
+    specs = [ModelToMeasure(small, (16, 24), warmup=0, runs=2, memory=False, processes=1),
+             ModelToMeasure(large, (32, 48), warmup=0, runs=2, memory=False, processes=1)]
+    first, second = measure_models(specs)
+    assert (first["measure_input"], second["measure_input"]) == ("16x24", "32x48")
+    assert second["gmacs"] == pytest.approx(4 * first["gmacs"])  # the same convolutions on 4x the pixels
+    assert first["latency_processes"] == second["latency_processes"] == 1
+    assert first["measure_started_at"] < second["measure_started_at"] < first["measure_finished_at"]
+    assert not small.training and large.training  # each model's mode is put back
