@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,8 +86,6 @@ def _train_time(final: Path) -> float | None:
 
 
 def _median(values: list[float]) -> float:
-    import statistics
-
     return round(statistics.median(values), 1)
 
 

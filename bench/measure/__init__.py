@@ -112,7 +112,7 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
         jobs = [LatencyJob(specs[i].segmentor, parts[i]["images"], warmup=specs[i].warmup, runs=specs[i].runs,
                            rounds=specs[i].rounds, processes=specs[i].processes,
                            max_processes=specs[i].max_processes) for i in pooled]
-        for i, lat in zip(pooled, pooled_latencies(jobs) if jobs else []):
+        for i, lat in zip(pooled, pooled_latencies(jobs)):
             parts[i]["lat"], parts[i]["finished_at"] = lat, _now()
         for spec, part in zip(specs, parts):
             if spec.latency and part["lat"] is None:

@@ -47,8 +47,8 @@ def _timings(model, inputs, warmup: int, runs: int, rounds: int) -> dict:
     """In the fresh process: the in-process protocol, returned as plain data."""
     started = time.time()
     stats = measure_latency(model, inputs, warmup=warmup, runs=runs, rounds=rounds)
-    return {"started": started, "times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds, "timer": stats.timer,
-            "threads": stats.threads, "device": stats.device}
+    return {"started": started, "times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds,
+            "timer": stats.timer, "threads": stats.threads, "device": stats.device}
 
 
 @dataclass

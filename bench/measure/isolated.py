@@ -3,8 +3,8 @@
 Memory (ru_maxrss is a lifetime peak) and CPU latency (speed is set partly per process: docs/measurement.md) need
 a process that has done nothing else. The child is a new interpreter running bench.measure.child, started with
 subprocess rather than multiprocessing's "spawn": spawn makes the child import the parent's main module first, which
-in a Ray worker is Ray's worker (about 1 s of imports per child, so 4 s per model in a sweep's measurement phase), and
-which fails outright in a script without an `if __name__ == "__main__"` guard or read from stdin. The child gets
+fails outright in a script without an `if __name__ == "__main__"` guard or read from stdin, and in a Ray worker
+imports Ray's worker module again (about 0.2 s per child measured here). The child gets
 the parent's sys.path (as PYTHONPATH), the function by reference and the arguments as our own pickle bytes made just
 now (on its stdin), and the parent's intra-op thread count; it sends back the result or a one-line error on a pipe
 of its own. The parent never waits past `timeout_s` and never leaves the child running (an interrupt kills it)."""
@@ -62,21 +62,21 @@ def run_in_fresh_process(func: Callable, args: tuple, *, what: str, timeout_s: f
         if not conn.poll(timeout_s):
             raise TimeoutError(f"{what} measurement: no result after {timeout_s:.0f} s")
         status, result = conn.recv()
-    except EOFError:
-        proc.wait(5)
-        status, result = "error", f"measurement process died (exit code {proc.returncode})"
+    except EOFError:  # the child died before it sent anything
+        status, result = "died", None
     finally:
         conn.close()
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        finally:
+            pass
+        finally:  # also when a second interrupt lands in the wait
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
         feeder.join(5)
+    if status == "died":
+        result = f"measurement process died (exit code {proc.returncode})"
     if status != "ok":
         raise RuntimeError(f"{what} measurement failed: {result}")
     return result

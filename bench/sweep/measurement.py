@@ -80,11 +80,6 @@ def read(sweep_dir: Path, key: str) -> dict | None:
     return rec if isinstance(rec, dict) and rec.get("measure_key") == key else None
 
 
-def _run_measurement(cfg_json: dict, key: str, kind: str, threads: int, cwd: str | None) -> dict:
-    """One model's measurement (_run_measurements of one)."""
-    return _run_measurements([(cfg_json, key)], kind, threads, cwd)[0]
-
-
 def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, cwd: str | None) -> list[dict]:
     """Runs in the Ray task, on the reserved node: every (config, key) of the phase, their CPU latency pools
     interleaved (bench.measure.measure_models), one record each, in order."""

@@ -21,14 +21,14 @@ FAST = ["--no-latency", "--no-memory", "--format", "json"]
 
 @pytest.mark.slow
 def test_config_gives_the_sweeps_gmacs_and_params_for_the_demo_ifa(capsys):
-    from bench.sweep.measurement import _run_measurement
+    from bench.sweep.measurement import _run_measurements
 
     code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *FAST)
     assert code == 0
     (row,) = json.loads(out)
     cfg = load_experiment(SYNTHETIC, ["measure.latency=false"])
     # how a sweep's measurement phase measures the model (the body of its Ray task, run here in-process)
-    sweep = _run_measurement(cfg.model_dump(mode="json"), "key", "cpu", torch.get_num_threads(), None)
+    sweep = _run_measurements([(cfg.model_dump(mode="json"), "key")], "cpu", torch.get_num_threads(), None)[0]
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()  # it started no Ray of its own
     for key in ("gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
                 "measure_input", "unsupported_ops", "dtype", "device"):
