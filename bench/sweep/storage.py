@@ -169,9 +169,9 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         endpoint = endpoint or (None if "endpoint_override" in query else os.environ.get("AWS_ENDPOINT_URL_S3")
                                 or os.environ.get("AWS_ENDPOINT_URL"))
         if endpoint:
-            ep = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-            if ep.scheme not in ("http", "https") or not ep.hostname or ep.username or ep.password:
-                raise UserError(f"--storage-endpoint {ep.scheme}://{ep.hostname}:{ep.port}: expected "
+            ep, port, ok = _server_address(endpoint)
+            if not ok:
+                raise UserError(f"--storage-endpoint {ep.scheme}://{ep.hostname}:{port}: expected "
                                 f"http(s)://HOST:PORT")
             query.update(endpoint_override=ep.netloc, scheme=ep.scheme)
         fs = _s3_filesystem(parts, query)
@@ -188,6 +188,17 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
     return Storage(uri=f"gs://{root}", fs=fs, root=root, scheme="gs")
 
 
+def _server_address(text: str):
+    """(urlsplit, port or None, ok) of a storage server's address, http:// when it names no scheme; ok when the scheme
+    is http(s), there is a host and no user:password part (--storage-endpoint, STORAGE_EMULATOR_HOST)."""
+    ep = urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        port = ep.port
+    except ValueError:  # a port that is not a number
+        port = None
+    return ep, port, ep.scheme in ("http", "https") and bool(ep.hostname) and not (ep.username or ep.password)
+
+
 def _gcs_filesystem(root: str):
     """gs:// with the Google environment's credentials; STORAGE_EMULATOR_HOST (http://HOST:PORT, as Google's client
     libraries read it) points it at a GCS emulator instead, anonymously."""
@@ -198,13 +209,8 @@ def _gcs_filesystem(root: str):
     host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
     if not host:
         return pafs.FileSystem.from_uri(f"gs://{root}")[0]
-    ep = urlsplit(host if "://" in host else f"http://{host}")
-    try:
-        port = ep.port
-    except ValueError:
-        port = None
-    if (ep.scheme not in ("http", "https") or not ep.hostname or not port or ep.username or ep.password
-            or ep.path.strip("/") or ep.query):
+    ep, port, ok = _server_address(host)
+    if not ok or not port or ep.path.strip("/") or ep.query:
         shown = re.sub(r"[^/@]*@", "***@", host, count=1)  # never echo a user:password part
         raise UserError(f"STORAGE_EMULATOR_HOST={shown}: expected http(s)://HOST:PORT (a GCS emulator's address)")
     return pafs.GcsFileSystem(anonymous=True, scheme=ep.scheme, endpoint_override=ep.netloc,
