@@ -191,7 +191,11 @@ def _restore_from_train(tdir: Path, store) -> dict:
         return {}
     with ckpt.as_directory() as d:
         it = json.loads((Path(d) / "engine_checkpoint.json").read_text()).get("iter") or 0
-    if it <= _newest_checkpoint(tdir):
+    newest = _newest_checkpoint(tdir)
+    # With --storage an attempt's folder starts without checkpoints: one of the run's iteration found there was copied
+    # just now by another worker of this attempt on this node, so it is still a restore from the run (and rank 0's
+    # note must not depend on which worker copied first).
+    if it < newest or (it == newest and store is None):
         return {}
     return _copy_engine_checkpoint(ckpt, tdir / "checkpoints", store)
 
