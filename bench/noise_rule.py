@@ -7,13 +7,14 @@ from __future__ import annotations
 import math
 
 NOISE_THRESHOLD = 0.10  # a round is noisy when its IQR exceeds this fraction of its median
-SE_THRESHOLD = 0.035  # the pool grows while the relative standard error of its processes' medians exceeds this
+SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/measure/fresh_processes.py) exceeds this
 
 
 def noise_reason(row: dict) -> str:
     """Why a row's latency is marked noisy, in a few words (for warnings)."""
-    se, procs = row.get("latency_se_pct"), row.get("latency_processes")
+    se, procs, span = row.get("latency_se_pct"), row.get("latency_processes"), row.get("latency_span_s")
     if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
-        return (f"the standard error of its {procs} processes' medians is {se:.1f}% of their mean "
-                f"(limit {SE_THRESHOLD * 100:g}%)")
+        over = (f"{procs} processes over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span)
+                else f"{procs} processes")
+        return f"its standard error over {over} is {se:.1f}% of the mean (limit {SE_THRESHOLD * 100:g}%)"
     return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median in every round"

@@ -23,12 +23,13 @@ MEASUREMENTS = [
     "measure_key", "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
     "measure_node", "measure_started_at", "measure_finished_at",
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
-    "latency_processes", "latency_se_pct",
+    "latency_processes", "latency_se_pct", "latency_span_s",
 ]
 # measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
 # measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
 # host 1-minute load average before/after the timed runs; latency_processes: fresh processes pooled (0: timed in the
-# measuring process); latency_se_pct: relative standard error of the mean of their medians, percent.
+# measuring process); latency_se_pct: the pool's relative standard error, percent (over 20-s blocks of its time, or
+# over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
 # bench.measure.conditions.conditions_text(row) phrases them.
 
 # Measurement columns that are not floats (bench/sweep/results.py writes, reports/load.py reads them so).

@@ -1,6 +1,7 @@
 """Do two separate sweeps measure the same model alike? Runs N independent sweeps of the same models.
 
-    python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--out DIR]
+    python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--span 60]
+                                               [--out DIR]
 
 Each sweep is a fresh `ifa-bench sweep` process with its own embedded Ray and its own sweep folder, over
 resnet18 and resnet50 (half width, IFA head) x 1 seed, 2 training iterations (the training is not what is compared),
@@ -24,10 +25,10 @@ from bench.config import read_yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _experiment(threads: int, input_size: list[int], runs: int, processes: int) -> dict:
+def _experiment(threads: int, input_size: list[int], runs: int, processes: int, span_s: float) -> dict:
     doc = read_yaml(ROOT / "experiments/synthetic.yaml")
     doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads)
-    doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs, "processes": processes}
+    doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs, "processes": processes, "span_s": span_s}
     doc["sweep"] = {"name": "repeatability", "axes": {"backbone": ["resnet18", "resnet50"], "seed": [0]},
                     "resources": {"cpus": threads}, "max_failures": 0}
     return doc
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     ap.add_argument("--input", default="256x512")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--processes", type=int, default=3, help="measure.processes (0: time in the Ray task itself)")
+    ap.add_argument("--span", type=float, default=60.0, help="measure.span_s (seconds the latency pool spans at least)")
     ap.add_argument("--out", default="runs/bench-repeatability")
     args = ap.parse_args(argv)
 
@@ -47,9 +49,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "sweep.yaml"
     size = [int(v) for v in args.input.split("x")]
-    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs, args.processes), sort_keys=False))
+    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs, args.processes, args.span), sort_keys=False))
     cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
-            "latency_noisy", "latency_processes", "latency_se_pct", "loadavg_before", "loadavg_after", "measure_started_at", "measure_threads"]
+            "latency_noisy", "latency_processes", "latency_se_pct", "latency_span_s", "loadavg_before", "loadavg_after",
+            "measure_started_at", "measure_threads"]
     rows = []
     for i in range(args.sweeps):
         folder = out / f"sweep-{i}"
@@ -69,9 +72,12 @@ def main(argv=None) -> int:
         med = grp["latency_ms_median"]
         summary[backbone] = {"medians_ms": [round(v, 3) for v in med],
                              "spread_pct": round((med.max() - med.min()) / med.min() * 100, 1),
-                             "noisy": [bool(v) for v in grp["latency_noisy"]]}
+                             "noisy": [bool(v) for v in grp["latency_noisy"]],
+                             "se_pct": [None if pd.isna(v) else float(v) for v in grp["latency_se_pct"]],
+                             "span_s": [None if pd.isna(v) else float(v) for v in grp["latency_span_s"]],
+                             "processes": [int(v) for v in grp["latency_processes"]]}
     result = {"sweeps": args.sweeps, "threads": args.threads, "input": args.input, "runs": args.runs,
-              "processes": args.processes,
+              "processes": args.processes, "span_s": args.span,
               "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
     tmp = out / "repeatability.json.tmp"
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")

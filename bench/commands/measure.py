@@ -14,8 +14,10 @@ from pathlib import Path
 from bench.commands.overrides import add_set_argument
 from bench.commands.row_file import RowFile
 from bench.commands.values import format_number, parse_size
+from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
 from bench.device import resolve_device
 from bench.errors import UserError
+from bench.noise_rule import noise_reason
 from bench.text_table import text_table
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -61,10 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="untimed runs before timing (default: 3)")
     parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed runs (default 10)")
     parser.add_argument("--processes", type=int, default=None, metavar="N",
-                        help="time in N fresh processes, one after another, and pool their runs (default: the "
-                             "config's measure.processes, else 3); 0 times in this process (docs/measurement.md)")
+                        help="time in at least N fresh processes, one after another, and pool their runs (default: "
+                             "the config's measure.processes, else 3); 0 times in this process (docs/measurement.md)")
+    parser.add_argument("--span", type=float, default=None, metavar="S",
+                        help="the least seconds the fresh processes' timed runs span, the host's speed drifting "
+                             "over tens of seconds (default: the config's measure.span_s, else 60)")
     parser.add_argument("--max-processes", type=int, default=None, metavar="N",
-                        help="the most processes the pool may grow to while their medians disagree (default: the "
+                        help="the most processes the pool may grow to while it is imprecise (default: the "
                              "config's measure.max_processes, else 4 x --processes)")
     parser.add_argument("--no-latency", action="store_true", help="skip timing")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
@@ -90,6 +95,7 @@ def resolve_args(args):
         args.runs = cfg.measure.runs if args.runs is None else args.runs
         args.processes = cfg.measure.processes if args.processes is None else args.processes
         args.max_processes = cfg.measure.max_processes if args.max_processes is None else args.max_processes
+        args.span = cfg.measure.span_s if args.span is None else args.span
     else:
         if args.overrides:
             raise UserError("--set: needs --config (it overrides keys of the experiment file)")
@@ -100,6 +106,7 @@ def resolve_args(args):
         args.warmup = 3 if args.warmup is None else args.warmup
         args.runs = 10 if args.runs is None else args.runs
         args.processes = 3 if args.processes is None else args.processes
+        args.span = DEFAULT_MEASURE_SPAN_S if args.span is None else args.span
     return cfg
 
 
@@ -112,6 +119,8 @@ def _check_args(args) -> None:
         raise UserError(f"--processes: must be 0 or more, got {args.processes}")
     if args.max_processes is not None and args.max_processes < 1:
         raise UserError(f"--max-processes: must be at least 1, got {args.max_processes}")
+    if not 0 <= args.span <= 3600:  # also NaN
+        raise UserError(f"--span: must be between 0 and 3600 seconds, got {args.span:g}")
     if args.warmup < 0:
         raise UserError(f"--warmup: must be 0 or more, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
@@ -222,7 +231,7 @@ def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
         macs = count_macs(model, images, by_module_depth=2)
         record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
                                latency=not args.no_latency, memory=not args.no_memory, macs=macs,
-                               processes=args.processes, max_processes=args.max_processes)
+                               processes=args.processes, max_processes=args.max_processes, span_s=args.span)
         query_stride = query_stride_of(model)
     ident = {
         "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
@@ -250,6 +259,8 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
     body = []
     for r in rows:
         lat = "-" if r["latency_ms_median"] is None else f"{r['latency_ms_median']:.0f} / {r['latency_ms_p90']:.0f}"
+        if r.get("latency_noisy"):
+            lat += " noisy"
         body.append([r["model"], _gmacs(r["gmacs"]), _gmacs(r["gmacs_backbone"]), _gmacs(r["gmacs_head"]),
                      format_number(r["params_m"], 2), format_number(r["params_head_m"], 2), lat,
                      format_number(r["peak_mem_mb"], 0)])
@@ -274,6 +285,11 @@ def format_table(rows: list[dict], breakdown: bool) -> str:
                      + (f", checkpoint {first['checkpoint']}" if first.get("checkpoint") else ""))
     for r in rows:
         lines.append(f"uncounted ops ({r['model']}): {r['unsupported_ops'] or 'none'}")
+    for r in rows:
+        if r.get("latency_processes"):
+            lines.append(f"latency ({r['model']}): {_precision(r)}")
+        if r.get("latency_noisy"):
+            lines.append(f"  noisy: {noise_reason(r)}; do not rank models by it (docs/measurement.md)")
     if breakdown:
         lines.append("")
         for r in rows:
@@ -311,12 +327,24 @@ def format_json(rows: list[dict], breakdown: bool) -> str:
     return json.dumps(out, indent=2, allow_nan=False)
 
 
+def _precision(row: dict) -> str:
+    """How the pooled latency was taken and how precise it is."""
+    se = row.get("latency_se_pct")
+    return (f"{row['latency_runs']} runs in {row['latency_processes']} fresh processes over "
+            f"{row['latency_span_s']:.0f} s, standard error {'-' if se is None else f'{se:.1f}%'}")
+
+
 def row_line(row: dict) -> str:
     """One row as soon as it is measured (stderr)."""
     lat = row.get("latency_ms_median")
-    return (f"{row['model']}: {_gmacs(row['gmacs'])} GMACs, {format_number(row['params_m'], 2)} M params, latency "
+    line = (f"{row['model']}: {_gmacs(row['gmacs'])} GMACs, {format_number(row['params_m'], 2)} M params, latency "
             f"{'-' if lat is None else f'{lat:.1f}'} ms, peak {format_number(row['peak_mem_mb'], 0)} MiB "
             f"({row['measure_input']}, batch 1, {row['dtype']}, {row['threads']} threads, {row['device_name']})")
+    if row.get("latency_processes"):
+        line += f"; {_precision(row)}"
+    if row.get("latency_noisy"):
+        line += f"  WARNING: latency is noisy ({noise_reason(row)})"
+    return line
 
 
 def run(args: argparse.Namespace) -> int:

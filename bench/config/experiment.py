@@ -96,6 +96,7 @@ class EvalConfig(_Strict):
 
 
 DEFAULT_MEASURE_PROCESSES = 3
+DEFAULT_MEASURE_SPAN_S = 60.0
 MAX_PROCESSES_FACTOR = 4  # without measure.max_processes the latency pool may grow to this many times processes
 
 
@@ -106,8 +107,10 @@ class MeasureConfig(_Strict):
     runs: PositiveInt = 10
     latency: bool = True
     processes: int = Field(DEFAULT_MEASURE_PROCESSES, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
-    # the pool's limit while its processes' medians disagree (bench/measure/fresh_processes.py); None: 4 x processes
+    # the pool's limit while it is imprecise (bench/measure/fresh_processes.py); None: 4 x processes
     max_processes: Optional[PositiveInt] = None
+    # the least time the pool of fresh processes spans (the host's speed drifts over tens of seconds); 0: one turn each
+    span_s: float = Field(DEFAULT_MEASURE_SPAN_S, ge=0, le=3600)
 
 
 class ExperimentConfig(_Strict):
@@ -126,7 +129,7 @@ class ExperimentConfig(_Strict):
         payload = omit_unset_stride(self.model_dump(mode="json", exclude={"name"}))
         # added after trials were first hashed: at their defaults they stay out, so an existing sweep keeps its trial
         # folders (its measurements, keyed by the whole measure section, are taken again)
-        later = {"processes": DEFAULT_MEASURE_PROCESSES, "max_processes": None}
+        later = {"processes": DEFAULT_MEASURE_PROCESSES, "max_processes": None, "span_s": DEFAULT_MEASURE_SPAN_S}
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v != later[k]}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -26,7 +26,7 @@ MEASUREMENT_KEYS = [
     "unsupported_ops",
     # noise statistics and stated conditions (docs/measurement.md)
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
-    "latency_processes", "latency_se_pct",
+    "latency_processes", "latency_se_pct", "latency_span_s",
     "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
     "measure_started_at", "measure_finished_at",
 ]
@@ -56,6 +56,7 @@ class ModelToMeasure:
     rounds: int = DEFAULT_ROUNDS
     processes: int = 0
     max_processes: Optional[int] = None
+    span_s: float = 0.0
 
 
 def measure_model(
@@ -72,6 +73,7 @@ def measure_model(
     rounds: int = DEFAULT_ROUNDS,
     processes: int = 0,
     max_processes: Optional[int] = None,
+    span_s: float = 0.0,
 ) -> dict:
     """One flat record (RECORD_KEYS) for a batch-1 inference of `segmentor` at `input_size`, in eval mode.
 
@@ -79,18 +81,19 @@ def measure_model(
     The auxiliary head only runs in training, so it is neither traced nor timed; its parameters are excluded.
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
     A noisy latency round is repeated up to `rounds` rounds (bench.measure.latency's noise rule).
-    With `processes` > 0, CPU latency is timed in that many fresh processes instead and pooled
-    (bench.measure.fresh_processes: why, and its noise rule), up to `max_processes` (None: 4x) while their medians
-    disagree; CUDA latency is always timed in this process.
+    With `processes` > 0, CPU latency is timed in at least that many fresh processes over at least `span_s` seconds
+    instead, and pooled (bench.measure.fresh_processes: why, and its noise rule), up to `max_processes` processes
+    (None: 4x) while the pool is imprecise; `rounds` does not apply there. CUDA latency is always timed in this
+    process.
     """
     spec = ModelToMeasure(segmentor, input_size, warmup=warmup, runs=runs, latency=latency, memory=memory, macs=macs,
-                          rounds=rounds, processes=processes, max_processes=max_processes)
+                          rounds=rounds, processes=processes, max_processes=max_processes, span_s=span_s)
     return measure_models([spec], device=device, dtype=dtype)[0]
 
 
 def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """measure_model for several models, one record each, in order. GMACs, parameters and memory are taken model by
-    model; the CPU latency pools (processes > 0) are then interleaved, process by process
+    model; the CPU latency pools (processes > 0) are then one pool whose models take turns
     (bench.measure.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model."""
     sizes = [_validate_size(spec.input_size) for spec in specs]
     device = torch.device(device)
@@ -110,8 +113,8 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
             })
         pooled = [i for i, spec in enumerate(specs) if spec.latency and spec.processes > 0 and device.type == "cpu"]
         jobs = [LatencyJob(specs[i].segmentor, parts[i]["images"], warmup=specs[i].warmup, runs=specs[i].runs,
-                           rounds=specs[i].rounds, processes=specs[i].processes,
-                           max_processes=specs[i].max_processes) for i in pooled]
+                           processes=specs[i].processes, max_processes=specs[i].max_processes,
+                           span_s=specs[i].span_s) for i in pooled]
         for i, lat in zip(pooled, pooled_latencies(jobs)):
             parts[i]["lat"], parts[i]["finished_at"] = lat, _now()
         for spec, part in zip(specs, parts):
@@ -151,6 +154,7 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         "loadavg_after": lat.loadavg_after if lat else None,
         "latency_processes": lat.processes if lat else None,
         "latency_se_pct": (None if lat is None or lat.rel_se is None else round(lat.rel_se * 100, 2)),
+        "latency_span_s": (None if lat is None or lat.span_s is None else round(lat.span_s, 1)),
     }
     record.update(
         measure_batch=int(part["images"].shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],

@@ -1,17 +1,21 @@
-"""CPU latency timed in several fresh processes, pooled.
+"""CPU latency timed in fresh processes that take turns over a span of time, pooled.
 
-Why: on these 2-vCPU virtual machines the speed of the same model, timed the same way, drifts with time (the host):
-on an idle machine fresh processes timing ResNet-18/IFA at 256x512 one after another gave medians from 76 to 124 ms,
-consecutive processes agreeing more than distant ones, while each process's own runs agreed within a few percent. So
-one process's IQR says nothing about how far the next sweep will land; runs spread over more processes (and so more
-time) do (docs/performance.md).
+Why: on these 2-vCPU virtual machines the host's speed moves in stretches of about ten seconds, by about 11% (one
+standard deviation of 10-second medians) and by up to 40% for a minute, and every process on the machine moves with
+it. Measured (docs/performance.md, "Round 6"): four processes timing the same model in turns of five runs agreed
+with each other within a few percent while all four went from 80 to 105 ms and back; 10-second medians of two
+models moved together (the ratio of their latencies varied 3-4% where each varied 11-12%), were correlated at 10 s
+(0.5) and not at 20 s (about 0). A latency taken in a few seconds is therefore one draw of the host's speed, however
+small its IQR, and two sweeps agree only as far as each pool spans enough independent stretches.
 
-Rule: start `processes` fresh processes ("spawn", each given a pickled copy of the model and input, so trained
-weights are timed as they are) one after another, never at the same time, each doing the in-process protocol of
-bench.measure.latency (warm-up, timed runs, noisy rounds repeated). The relative standard error of the mean of the
-per-process medians is the precision of the result; while it exceeds SE_THRESHOLD another process is added, up to
-`max_processes` (default MAX_PROCESSES_FACTOR x `processes`). The row is `noisy` when it still exceeds it, or when
-every process stayed noisy by the in-process rule.
+Rule: the pool runs in slots. In each slot every model still measuring gets one fresh process (a new interpreter,
+bench.measure.isolated, given a pickled copy of the model, trained weights included, and the input), started and
+warmed up one after another; then the models take turns, `runs` timed runs each, until the slot has lasted
+`span_s / processes` seconds (at least one turn). A pool spans at least `processes` slots and `span_s` seconds. Its
+precision is the relative standard error of the mean over BLOCK_S-second blocks of the pool's time (the median of
+each block's runs; blocks that long are nearly independent), or, for a pool shorter than two blocks, over its
+processes' medians (which cannot see the drift). While it exceeds SE_THRESHOLD the model gets another slot, up to
+`max_processes` (default MAX_PROCESSES_FACTOR x `processes`); the row is `noisy` when it still exceeds it.
 
 SE_THRESHOLD is 3.5% because two independent results, each with that standard error, differ by less than
 1.96 x sqrt(2) x 3.5% = 9.7% in 95% of cases: the 10% that two sweeps measuring the same model must agree within.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +33,12 @@ import torch
 from torch import nn
 
 from bench.config.experiment import MAX_PROCESSES_FACTOR
-from bench.measure.isolated import run_in_fresh_process
-from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, iqr, loadavg, measure_latency, percentile
-from bench.noise_rule import SE_THRESHOLD
+from bench.measure.isolated import FreshProcess
+from bench.measure.latency import LatencyStats, iqr, loadavg, percentile, spread_of, time_cpu_runs
+from bench.noise_rule import NOISE_THRESHOLD, SE_THRESHOLD
 
 TIMEOUT_S = 1800.0
+BLOCK_S = 20.0  # blocks of the pool's time this long are nearly independent draws of the host's speed
 
 
 def relative_se(medians: list[float]) -> float | None:
@@ -43,83 +49,143 @@ def relative_se(medians: list[float]) -> float | None:
     return statistics.stdev(medians) / math.sqrt(len(medians)) / mean if mean > 0 else 0.0
 
 
-def _timings(model, inputs, warmup: int, runs: int, rounds: int) -> dict:
-    """In the fresh process: the in-process protocol, returned as plain data."""
-    started = time.time()
-    stats = measure_latency(model, inputs, warmup=warmup, runs=runs, rounds=rounds)
-    return {"started": started, "times_ms": stats.times_ms, "noisy": stats.noisy, "rounds": stats.rounds,
-            "timer": stats.timer, "threads": stats.threads, "device": stats.device}
+class TurnTimer:
+    """In the fresh process: warms the model up once, then each call times `runs` runs of it."""
+
+    def __init__(self, model: nn.Module, inputs: tuple, warmup: int):
+        self.model, self.inputs = model, inputs
+        with torch.inference_mode():
+            for _ in range(warmup):
+                model(*inputs)
+
+    def __call__(self, runs: int) -> dict:
+        with torch.inference_mode():
+            times = time_cpu_runs(self.model, self.inputs, runs)
+        return {"times_ms": times, "threads": torch.get_num_threads()}
 
 
 @dataclass
 class LatencyJob:
-    """One model's share of an interleaved pool (pooled_latencies)."""
+    """One model's share of a pool (pooled_latencies); `turns` fills in as it is timed."""
     model: nn.Module
     inputs: Any
     warmup: int = 3
     runs: int = 10
-    rounds: int = DEFAULT_ROUNDS
     processes: int = 3
     max_processes: int | None = None
-    children: list[dict] = field(default_factory=list)
+    span_s: float = 0.0
+    turns: list[dict] = field(default_factory=list)  # {"at": s since the pool started, "slot": n, "times_ms": [...]}
+    threads: int | None = None
     load_before: float | None = None
     load_after: float | None = None
 
-    def done(self, se_threshold: float) -> bool:
-        se = relative_se(self.medians())
-        limit = max(self.processes, self.max_processes if self.max_processes is not None
-                    else MAX_PROCESSES_FACTOR * self.processes)
-        n = len(self.children)
-        return n >= self.processes and (se is None or se <= se_threshold or n >= limit)
+    def slots(self) -> int:
+        return len({t["slot"] for t in self.turns})
 
-    def medians(self) -> list[float]:
-        return [statistics.median(c["times_ms"]) for c in self.children]
+    def slot_medians(self) -> list[float]:
+        by_slot: dict[int, list[float]] = {}
+        for t in self.turns:
+            by_slot.setdefault(t["slot"], []).extend(t["times_ms"])
+        return [statistics.median(v) for _, v in sorted(by_slot.items())]
+
+    def span(self) -> float:
+        if not self.turns:
+            return 0.0
+        last = self.turns[-1]
+        return last["at"] + last["duration_s"] - self.turns[0]["at"]
+
+    def block_medians(self) -> list[float]:
+        """The medians of the pool's runs in equal blocks of its time, each at least BLOCK_S long."""
+        n = int(self.span() // BLOCK_S)
+        if n < 2:
+            return []
+        start, length = self.turns[0]["at"], self.span() / n
+        blocks: list[list[float]] = [[] for _ in range(n)]
+        for t in self.turns:
+            blocks[min(int((t["at"] - start) / length), n - 1)].extend(t["times_ms"])
+        return [statistics.median(b) for b in blocks if b]
+
+    def rel_se(self) -> float | None:
+        blocks = self.block_medians()
+        return relative_se(blocks) if len(blocks) >= 2 else relative_se(self.slot_medians())
+
+    def limit(self) -> int:
+        return max(self.processes, self.max_processes if self.max_processes is not None
+                   else MAX_PROCESSES_FACTOR * self.processes)
+
+    def done(self, se_threshold: float) -> bool:
+        if self.slots() < self.processes or self.span() < self.span_s:
+            return False
+        se = self.rel_se()
+        return se is None or se <= se_threshold or self.slots() >= self.limit()
 
 
 def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD,
                      timeout_s: float = TIMEOUT_S) -> list[LatencyStats]:
-    """CPU latency of several models, each pooled over fresh processes by the module's rule, their processes
-    interleaved (A B C, A B C, ..., then only the models whose pool is still imprecise), one at a time. The host's
-    speed drifts over tens of seconds: measured one model after the other, a slow stretch falls on one model only
-    and can invert a ranking; interleaved, every model samples the same stretches, and each model's standard error
-    spans the whole time its pool took."""
+    """CPU latency of several models by the module's rule, all models taking turns in every slot, so each samples
+    the same stretches of the host's speed and a slow stretch cannot favour one of them."""
     for job in jobs:
         if job.processes < 1:
             raise ValueError(f"latency: processes must be at least 1, got {job.processes}")
         job.inputs = (job.inputs,) if isinstance(job.inputs, torch.Tensor) else tuple(job.inputs)
-    active = list(jobs)
+    start = time.monotonic()
+    active, slot = list(jobs), 0
     while active:
-        for job in active:
-            if not job.children:
-                job.load_before = loadavg()
-            job.children.append(run_in_fresh_process(
-                _timings, (job.model, job.inputs, job.warmup, job.runs, job.rounds), what="latency",
-                timeout_s=timeout_s))
-            job.load_after = loadavg()
+        _slot(active, slot, start, timeout_s)
+        slot += 1
         active = [job for job in active if not job.done(se_threshold)]
     return [_stats(job, se_threshold) for job in jobs]
 
 
+def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float) -> None:
+    """One fresh process per job, started and warmed up one after another (never while another times), then turns
+    until the slot has lasted its share of the span."""
+    length = max(job.span_s / job.processes for job in jobs)
+    with ExitStack() as stack:
+        procs = []
+        for job in jobs:
+            if job.load_before is None:
+                job.load_before = loadavg()
+            proc = stack.enter_context(FreshProcess(TurnTimer, (job.model, job.inputs, job.warmup), what="latency",
+                                                    timeout_s=timeout_s, serve=True))
+            proc.answer()
+            procs.append(proc)
+        first: list[float] = []  # each model's first turn in this slot
+        while True:
+            for i, (job, proc) in enumerate(zip(jobs, procs)):
+                at = time.monotonic()
+                out = proc.call(job.runs)
+                job.turns.append({"at": at - start, "duration_s": time.monotonic() - at, "slot": slot,
+                                  "times_ms": out["times_ms"]})
+                job.threads = out["threads"]
+                job.load_after = loadavg()
+                if len(first) == i:
+                    first.append(at)
+            # until every model's own turns cover the slot
+            if all(job.turns[-1]["at"] + start + job.turns[-1]["duration_s"] - began >= length
+                   for job, began in zip(jobs, first)):
+                break
+
+
 def _stats(job: LatencyJob, se_threshold: float) -> LatencyStats:
-    children, medians = job.children, job.medians()
-    se = relative_se(medians)
-    times = [t for c in children for t in c["times_ms"]]
-    noisy = (se is not None and se > se_threshold) or all(c["noisy"] for c in children)
+    times = [t for turn in job.turns for t in turn["times_ms"]]
+    se = job.rel_se()
+    noisy = se > se_threshold if se is not None else spread_of(times) > NOISE_THRESHOLD
     return LatencyStats(
         median_ms=statistics.median(times), p90_ms=percentile(times, 90), mean_ms=statistics.fmean(times),
         std_ms=statistics.stdev(times) if len(times) > 1 else 0.0, min_ms=min(times), max_ms=max(times),
-        runs=len(times), warmup=job.warmup, device=children[0]["device"], timer=children[0]["timer"],
-        threads=children[0]["threads"], times_ms=times, iqr_ms=iqr(times), noisy=noisy,
-        rounds=max(c["rounds"] for c in children), loadavg_before=job.load_before, loadavg_after=job.load_after,
-        processes=len(children), process_medians_ms=medians, rel_se=se,
+        runs=len(times), warmup=job.warmup, device="cpu", timer="perf_counter", threads=job.threads,
+        times_ms=times, iqr_ms=iqr(times), noisy=noisy, rounds=1, loadavg_before=job.load_before,
+        loadavg_after=job.load_after, processes=job.slots(), process_medians_ms=job.slot_medians(), rel_se=se,
+        span_s=job.span(), blocks=len(job.block_medians()),
     )
 
 
-def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = DEFAULT_ROUNDS,
-                   processes: int = 3, max_processes: int | None = None, se_threshold: float = SE_THRESHOLD,
+def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, processes: int = 3,
+                   max_processes: int | None = None, span_s: float = 0.0, se_threshold: float = SE_THRESHOLD,
                    timeout_s: float = TIMEOUT_S) -> LatencyStats:
-    """CPU latency of `model(*inputs)` pooled over fresh processes (the module's rule). `runs` of the result counts
-    every kept timed run of every process; processes, process_medians_ms and rel_se are filled in."""
-    job = LatencyJob(model, inputs, warmup=warmup, runs=runs, rounds=rounds, processes=processes,
-                     max_processes=max_processes)
+    """CPU latency of `model(*inputs)` by the module's rule. `runs` of the result counts every timed run of every
+    turn; processes, process_medians_ms, rel_se, span_s and blocks are filled in."""
+    job = LatencyJob(model, inputs, warmup=warmup, runs=runs, processes=processes, max_processes=max_processes,
+                     span_s=span_s)
     return pooled_latencies([job], se_threshold=se_threshold, timeout_s=timeout_s)[0]

@@ -43,7 +43,9 @@ class LatencyStats:
     loadavg_after: float | None = None
     processes: int = 0  # fresh processes pooled (bench.measure.fresh_processes); 0: timed in the calling process
     process_medians_ms: list[float] = field(repr=False, default_factory=list)
-    rel_se: float | None = None  # relative standard error of the mean of the per-process medians
+    rel_se: float | None = None  # the pool's relative standard error (bench.measure.fresh_processes)
+    span_s: float | None = None  # seconds from the pool's first timed run to its last
+    blocks: int = 0  # time blocks behind rel_se (0: it is over the processes' medians)
 
     @property
     def spread(self) -> float:
@@ -104,7 +106,7 @@ def _time_cuda(model, inputs, runs: int, device: torch.device) -> list[float]:
     return [s.elapsed_time(e) for s, e in zip(starts, ends)]
 
 
-def _time_cpu(model, inputs, runs: int) -> list[float]:
+def time_cpu_runs(model, inputs, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -133,7 +135,7 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
                 with torch.cuda.device(device):
                     times = _time_cuda(model, inputs, runs, device)
             else:
-                times = _time_cpu(model, inputs, runs)
+                times = time_cpu_runs(model, inputs, runs)
             made += 1
             if kept is None or spread_of(times) < spread_of(kept):
                 kept = times

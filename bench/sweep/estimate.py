@@ -149,6 +149,18 @@ def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float
     return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
 
 
+def measure_span_s(cfg) -> float:
+    """The least time the phase's latency pool takes by its span (measure.span_s; the models take turns, so the pool
+    spans it once for all of them), grown as measure_s grows the process count."""
+    m = cfg.measure
+    if not (m.latency and m.processes > 0):
+        return 0.0
+    from bench.config.experiment import MAX_PROCESSES_FACTOR
+
+    limit = m.max_processes or MAX_PROCESSES_FACTOR * m.processes
+    return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, limit / m.processes))
+
+
 def makespan(walls: list[float], slots: int) -> float:
     """Trials started in order, each on the first slot to come free."""
     free = [0.0] * max(1, slots)
@@ -269,6 +281,8 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
     res = sweep.section.resources
     devices, unit = device_unit(res)
     phase_s = sum(measured_keys.values())
+    spans = [measure_span_s(t.config) for t in sweep.trials if t.config.measure.enabled]
+    phase_s = max(phase_s, max(spans, default=0.0)) if measured_keys else 0.0
     node_devices = _node_devices(res)
     total = {
         "complete": complete,

@@ -110,7 +110,8 @@ def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, c
                 stack.enter_context(ifa_query_mode(segmentor, *query))
             m = cfg.measure
             specs.append(ModelToMeasure(segmentor, tuple(m.input_size), warmup=m.warmup, runs=m.runs,
-                                        latency=m.latency, processes=m.processes, max_processes=m.max_processes))
+                                        latency=m.latency, processes=m.processes, max_processes=m.max_processes,
+                                        span_s=m.span_s))
         records = measure_models(specs, device=device)
     try:
         import ray
@@ -198,7 +199,9 @@ def describe(rec: dict) -> str:
     if isinstance(rec.get("latency_ms_median"), (int, float)):
         iqr = rec.get("latency_ms_iqr") or 0.0
         spread = iqr / rec["latency_ms_median"] * 100 if rec["latency_ms_median"] else 0.0
-        pooled = (f", {rec['latency_processes']} processes, SE {rec['latency_se_pct']:.1f}%"
+        span = rec.get("latency_span_s")
+        over = f" over {span:.0f} s" if isinstance(span, (int, float)) and span == span else ""
+        pooled = (f", {rec['latency_processes']} processes{over}, SE {rec['latency_se_pct']:.1f}%"
                   if rec.get("latency_processes") and rec.get("latency_se_pct") is not None else "")
         parts.append(f"latency {rec['latency_ms_median']:.2f} ms (min {rec['latency_ms_min']:.2f}, "
                      f"IQR {spread:.0f}% of median, {rec.get('latency_runs')} runs{pooled})")

@@ -65,6 +65,7 @@ def test_config_hash_distinguishes_strides_and_keeps_older_hashes():
     del payload["eval"]["ifa_query_stride"]  # the hash before the option existed
     del payload["measure"]["processes"]  # (at its default, 3, measure.processes stays out too)
     del payload["measure"]["max_processes"]  # (and measure.max_processes at its default, None)
+    del payload["measure"]["span_s"]  # (and measure.span_s at its default, 60)
     old = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
     assert plain.config_hash() == old
 

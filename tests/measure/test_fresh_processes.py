@@ -1,5 +1,6 @@
-"""CPU latency pooled over fresh processes (bench.measure.fresh_processes): the process count, the pooling, the
-standard-error rule that adds processes and marks a row noisy, and that every child is gone afterwards."""
+"""CPU latency pooled over fresh processes (bench.measure.fresh_processes): the process count, the pooling, the span
+and the turns, the standard-error rule (over blocks of time) that adds processes and marks a row noisy, and that every
+child is gone afterwards."""
 import math
 import os
 import statistics
@@ -14,8 +15,9 @@ import torch
 
 from bench.measure import ModelToMeasure, measure_model, measure_models
 from bench.measure.fresh_processes import LatencyJob, pooled_latencies, pooled_latency, relative_se
+from bench.measure.isolated import FreshProcess
 from bench.noise_rule import noise_reason
-from tests.measure.tiny_models import TinySegmentor
+from tests.measure.tiny_models import ExitsOnSecondCall, TinySegmentor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,29 +40,78 @@ def _children() -> set[int]:
 
 def test_pools_the_runs_of_each_process_and_leaves_no_child():
     before = _children()
-    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=1, runs=4, rounds=1, processes=2,
-                           se_threshold=1.0)  # a loose limit: exactly the 2 processes asked for
+    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=1, runs=4, processes=2,
+                           se_threshold=1.0)  # a loose limit and no span: one turn in each of the 2 processes
     assert stats.processes == 2 and len(stats.process_medians_ms) == 2
     assert stats.runs == len(stats.times_ms) == 8
     assert stats.median_ms == statistics.median(stats.times_ms) and stats.min_ms == min(stats.times_ms)
     assert stats.process_medians_ms == [statistics.median(stats.times_ms[:4]), statistics.median(stats.times_ms[4:])]
-    assert stats.rel_se == relative_se(stats.process_medians_ms)
-    assert stats.threads == torch.get_num_threads() and stats.timer == "perf_counter"
+    assert stats.blocks == 0 and stats.rel_se == relative_se(stats.process_medians_ms)  # shorter than two blocks
+    assert stats.threads == torch.get_num_threads() and stats.timer == "perf_counter" and stats.span_s > 0
     assert _children() <= before
 
 
 def test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy():
     # A limit of 0 cannot be met by real timings: processes are added up to the maximum and the row is noisy.
-    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=0, runs=3, rounds=1, processes=2,
+    stats = pooled_latency(TinySegmentor().eval(), _images(), warmup=0, runs=3, processes=2,
                            max_processes=3, se_threshold=0.0)
     assert stats.processes == 3 and stats.noisy
 
 
+def _turns(at_and_ms):
+    return [{"at": at, "duration_s": 1.0, "slot": int(at // 30), "times_ms": [ms]} for at, ms in at_and_ms]
+
+
+def test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more():
+    """Two processes (slots) whose medians agree can both sit in one slow stretch; blocks of the pool's time see the
+    stretch. Here: 60 s of turns, 100 ms for 20 s, 130 ms for 20 s, 100 ms again."""
+    job = LatencyJob(TinySegmentor(), _images(), processes=2)
+    job.turns = _turns([(t, 100.0 if t < 20 or t >= 40 else 130.0) for t in range(0, 60)])
+    assert job.span() == 60.0 and job.block_medians() == [100.0, 130.0, 100.0]  # 3 blocks of 20 s
+    assert job.rel_se() == relative_se([100.0, 130.0, 100.0])
+    job.turns = _turns([(t, 100.0) for t in range(0, 39)])  # 39 s: one block, so the slots' medians
+    assert job.block_medians() == [] and job.rel_se() == 0.0
+
+
+def test_a_pool_is_done_only_after_its_processes_and_its_span():
+    job = LatencyJob(TinySegmentor(), _images(), processes=2, span_s=50.0, max_processes=4)
+    job.turns = _turns([(t, 100.0) for t in range(0, 29)])  # one slot, 29 s
+    assert not job.done(1.0)
+    job.turns = _turns([(t, 100.0) for t in range(0, 45)])  # two slots, 45 s: still short of the span
+    assert not job.done(1.0)
+    job.turns = _turns([(t, 100.0 + (t // 30) % 2 * 30) for t in range(0, 59)])  # 59 s, but imprecise
+    assert not job.done(0.035) and job.done(1.0)
+    job.turns = _turns([(t, 100.0 + (t // 30) % 2 * 30) for t in range(0, 120)])  # 4 slots: the limit
+    assert job.done(0.035)
+
+
+def test_the_models_of_a_pool_take_turns_for_the_whole_span():
+    a = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, processes=1, span_s=2.0)
+    b = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, processes=1, span_s=2.0)
+    stats_a, stats_b = pooled_latencies([a, b], se_threshold=1.0)
+    order = [who for _, who in sorted([(t["at"], "a") for t in a.turns] + [(t["at"], "b") for t in b.turns])]
+    assert len(order) >= 4 and order == ["a", "b"] * (len(order) // 2)
+    assert stats_a.span_s >= 2.0 and stats_b.span_s >= 2.0 and stats_a.processes == stats_b.processes == 1
+    assert stats_a.runs == 2 * len(a.turns)
+
+
 def test_the_warning_says_which_rule_marked_the_row():
+    assert noise_reason({"latency_se_pct": 7.2, "latency_processes": 6, "latency_span_s": 131.0}) == (
+        "its standard error over 6 processes over 131 s is 7.2% of the mean (limit 3.5%)")
     assert noise_reason({"latency_se_pct": 7.2, "latency_processes": 6}) == (
-        "the standard error of its 6 processes' medians is 7.2% of their mean (limit 3.5%)")
+        "its standard error over 6 processes is 7.2% of the mean (limit 3.5%)")
     assert noise_reason({"latency_se_pct": 1.0, "latency_processes": 3}) == "IQR above 10% of the median in every round"
     assert noise_reason({"latency_se_pct": None, "latency_processes": 0}) == "IQR above 10% of the median in every round"
+
+
+def test_a_serving_process_that_dies_is_reported_with_its_exit_code_and_reaped():
+    before = _children()
+    with FreshProcess(ExitsOnSecondCall, (), what="test", timeout_s=60, serve=True) as proc:
+        proc.answer()
+        assert proc.call(21) == 42
+        with pytest.raises(RuntimeError, match=r"test measurement failed: measurement process died \(exit code 3\)"):
+            proc.call(1)
+    assert _children() <= before
 
 
 def test_measure_model_records_the_processes_and_their_standard_error():
@@ -95,13 +146,13 @@ def test_a_script_without_a_main_guard_read_from_stdin_measures_in_fresh_process
 def test_several_models_pools_are_interleaved_process_by_process():
     """A B, A B, then only the model whose pool may still grow (an SE limit of 0 is never met: each pool grows to its
     max_processes), so a drift of the host's speed falls on every model alike."""
-    a = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, rounds=1, processes=2, max_processes=3)
-    b = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, rounds=1, processes=2, max_processes=2)
+    a = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, processes=2, max_processes=3)
+    b = LatencyJob(TinySegmentor().eval(), _images(), warmup=0, runs=2, processes=2, max_processes=2)
     stats_a, stats_b = pooled_latencies([a, b], se_threshold=0.0)
     assert (stats_a.processes, stats_b.processes) == (3, 2) and stats_a.noisy and stats_b.noisy
-    order = sorted([(c["started"], "a") for c in a.children] + [(c["started"], "b") for c in b.children])
-    assert [who for _, who in order] == ["a", "b", "a", "b", "a"]
-    assert stats_a.times_ms == [t for c in a.children for t in c["times_ms"]]
+    order = sorted([(t["at"], "a", t["slot"]) for t in a.turns] + [(t["at"], "b", t["slot"]) for t in b.turns])
+    assert [(who, slot) for _, who, slot in order] == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("a", 2)]
+    assert stats_a.times_ms == [t for turn in a.turns for t in turn["times_ms"]]
 
 
 def test_measure_models_gives_each_model_its_own_record_in_order():

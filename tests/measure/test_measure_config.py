@@ -142,7 +142,7 @@ def test_interrupted_all_keeps_the_rows_it_finished(tmp_path):
     # Each row takes a second or more (an fvcore trace, one fresh process timing 20 runs: a pool free to grow would make
     # the rows slow); the interrupt comes once the second row's latency process is running.
     proc = subprocess.Popen([str(exe), "measure", "--config", str(SYNTHETIC), "--all", "--input", "64x128",
-                             "--warmup", "0", "--runs", "20", "--processes", "1", "--no-memory",
+                             "--warmup", "0", "--runs", "20", "--processes", "1", "--span", "0", "--no-memory",
                              "--out", str(out_file)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             preexec_fn=_sigint_as_at_a_terminal)

@@ -43,11 +43,11 @@ def test_noisy_rounds_are_repeated_then_marked():
 def test_a_steady_round_stops_the_repeats_and_the_steadiest_round_is_kept(monkeypatch):
     # The timer is scripted here so that the selection rule is checked exactly; the real timer is covered above.
     rounds = iter([[10.0, 30.0, 10.0, 30.0], [10.0, 10.5, 10.2, 10.1], [1.0, 1.0, 1.0, 1.0]])
-    monkeypatch.setattr(latency_mod, "_time_cpu", lambda model, inputs, runs: next(rounds))
+    monkeypatch.setattr(latency_mod, "time_cpu_runs", lambda model, inputs, runs: next(rounds))
     stats = measure_latency(nn.Identity(), torch.zeros(1), warmup=0, runs=4, rounds=3)
     assert stats.rounds == 2 and not stats.noisy and stats.median_ms == pytest.approx(10.15)
     rounds = iter([[10.0, 30.0, 10.0, 30.0], [10.0, 20.0, 10.0, 20.0], [5.0, 50.0, 5.0, 50.0]])
-    monkeypatch.setattr(latency_mod, "_time_cpu", lambda model, inputs, runs: next(rounds))
+    monkeypatch.setattr(latency_mod, "time_cpu_runs", lambda model, inputs, runs: next(rounds))
     stats = measure_latency(nn.Identity(), torch.zeros(1), warmup=0, runs=4, rounds=3)
     assert stats.rounds == 3 and stats.noisy and stats.times_ms == [10.0, 20.0, 10.0, 20.0]
 

@@ -18,10 +18,11 @@ from bench.sweep.table import trial_payload
 from tests.sweep.conftest import ID_DTYPES, read_results, tiny_experiment, write_spec
 
 
-def _two_models(tmp_path: Path, data_root: Path, seeds=(0, 1, 2), processes=0, **sweep_kw):
+def _two_models(tmp_path: Path, data_root: Path, seeds=(0, 1, 2), processes=0, span_s=0, **sweep_kw):
     experiment = tiny_experiment(data_root, iterations=2, checkpoint_every=2)
     experiment["model"]["backbone"] = {"name": "resnet18", "width": 0.5}
-    experiment["measure"] = {"input_size": [96, 192], "warmup": 1, "runs": 5, "processes": processes}
+    experiment["measure"] = {"input_size": [96, 192], "warmup": 1, "runs": 5, "processes": processes,
+                             "span_s": span_s}
     if processes:
         experiment["measure"]["max_processes"] = processes + 1
     spec = write_spec(tmp_path / "s.yaml", experiment, {
@@ -101,7 +102,7 @@ def test_measurement_waits_for_the_whole_node_and_holds_it(tmp_path, data_root, 
 @pytest.mark.timeout(900)
 def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_path, data_root, ray_down):
     """Issue 9's acceptance: resnet18 and resnet50 (half width) x 3 seeds, 2 trials at a time on 2 cores."""
-    sweep = _two_models(tmp_path, data_root, processes=2, max_concurrent=2)
+    sweep = _two_models(tmp_path, data_root, processes=2, span_s=4, max_concurrent=2)
     out = tmp_path / "out"
     run_sweep(sweep, out)
     df = read_results(out)
@@ -115,8 +116,9 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
     for _, grp in df.groupby("backbone"):
         for col in ("latency_ms_median", "latency_ms_min", "gmacs", "params_m", "measure_started_at"):
             assert grp[col].nunique() == 1, col
-    # timed in 2 fresh processes (one more, its max_processes, while their medians disagree), their runs pooled
-    assert df["latency_processes"].between(2, 3).all() and (df["latency_runs"] == 5 * df["latency_processes"]).all()
+    # timed in 2 fresh processes (one more, its max_processes, while imprecise) over at least 4 s, in turns of 5 runs
+    assert df["latency_processes"].between(2, 3).all() and (df["latency_runs"] % 5 == 0).all()
+    assert (df["latency_runs"] >= 5 * df["latency_processes"]).all() and (df["latency_span_s"] >= 4).all()
     assert df["latency_se_pct"].notna().all()
 
     # the cheaper model measures faster: by its fastest run always (load only ever adds time), and by the median
@@ -130,7 +132,7 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
     # where, when and how: stated in every row
     for _, row in df.iterrows():
         assert row["measure_device"] == "cpu" and row["measure_threads"] == 1 and row["measure_batch"] == 1
-        assert row["measure_node"] and row["measure_device_name"] and row["latency_runs"] == 5 * row["latency_processes"]
+        assert row["measure_node"] and row["measure_device_name"] and row["latency_runs"] >= 5 * row["latency_processes"]
         assert conditions_text(row.to_dict()) == "96x192, batch 1, fp32, 1 CPU thread"
 
     # no measurement ran while a trial was training: compare the recorded intervals
