@@ -11,9 +11,10 @@ One measurement per key: a hash of the model config, the measure settings, the d
 seed or the training settings, so the seeds of a model share one measurement. It is stored as
 <sweep>/measurements/<key>.json, so a rerun or --resume never measures that model again.
 
-One task measures every model still to measure, their CPU latency processes interleaved (A B C, A B C, ...;
-bench.measure.fresh_processes.pooled_latencies): the host's speed drifts over tens of seconds, and models measured
-one after the other would each see a different stretch of it, which can invert a ranking of similar models. The
+One task measures every model still to measure, the models taking turns in one CPU latency pool (A B C, A B C, ...;
+bench.measure.fresh_processes.pooled_latencies): the host's speed drifts in stretches of about ten seconds, and
+models measured one after the other would each see a different stretch of it, which can invert a ranking of similar
+models. The
 records are stored when that task ends; a phase that is interrupted measures all its models again on the next run.
 
 Nothing waits forever: reserving the node and running the measurement each have a timeout, and an expired one
@@ -81,8 +82,8 @@ def read(sweep_dir: Path, key: str) -> dict | None:
 
 
 def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, cwd: str | None) -> list[dict]:
-    """Runs in the Ray task, on the reserved node: every (config, key) of the phase, their CPU latency pools
-    interleaved (bench.measure.measure_models), one record each, in order."""
+    """Runs in the Ray task, on the reserved node: every (config, key) of the phase, taking turns in one CPU latency
+    pool (bench.measure.measure_models), one record each, in order."""
     import os
     import socket
     from contextlib import ExitStack
@@ -168,7 +169,7 @@ def reserved_node(node: dict, kind: str, timeout_s: float = RESERVE_TIMEOUT_S):
 
 def measure_in(pg, bundle: dict, todo: list[tuple[str, dict]], *, run_timeout_s: float = RUN_TIMEOUT_S) -> list[dict]:
     """Run the measurement of every (key, payload) of `todo` as one task taking the whole reserved bundle (their
-    latency pools interleaved), `run_timeout_s` per model. Raises UserError on a timeout or a failure."""
+    models taking turns in the latency pool), `run_timeout_s` per model. Raises UserError on a timeout or a failure."""
     import ray
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -243,7 +244,7 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
     t0 = time.time()
     print(f"[{name}] measuring {len(todo)} model(s) alone on node {node['NodeManagerAddress']} "
           f"(all its CPUs reserved) before any trial trains"
-          f"{', their latency processes interleaved' if len(todo) > 1 else ''}", file=stream, flush=True)
+          f"{', their latency runs taking turns' if len(todo) > 1 else ''}", file=stream, flush=True)
     with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
         measured = measure_in(pg, bundle, todo, run_timeout_s=run_timeout_s)
     for (key, p), rec in zip(todo, measured):
