@@ -185,6 +185,8 @@ def cases(W: str) -> list[tuple]:
                                     "--checkpoint", f"{W}/nan.pt", "--input", "32x32"], needle="nan.pt")
     case("measure-missing-checkpoint", ["measure", "--checkpoint", "none.pt", "--input", "32x32"],
          needle="none.pt")
+    case("measure-span-negative", ["measure", "--span=-1", "--input", "32x32"], needle="--span: must be between 0")
+    case("measure-span-nan", ["measure", "--span", "nan", "--input", "32x32"], needle="--span: must be between 0")
 
     # --- data
     case("data-synth-negative-seed", ["data", "synth", "d/x", "--seed=-1"], needle="--seed: '-1'")
