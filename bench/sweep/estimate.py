@@ -33,9 +33,10 @@ TRIAL_STARTUPS = 2.0  # a trial: its worker's start, the engine's imports, Tune 
 SWEEP_STARTUPS = 4.0  # the embedded Ray and Tune starting and stopping, the results tables
 MEASURE_STARTUPS = 1.0  # per measured model: the measurement task, the isolated peak-memory process
 DEFAULT_STARTUP_S = 5.0  # without --calibrate: an assumed start-up (idle 2-core machine)
-# The latency pool grows past measure.processes while its per-process medians disagree (up to 4x:
-# bench/measure/fresh_processes.py). On the idle 2-core machine six pooled measurements took 4-12 processes
-# at the default 3, 8.5 on average (docs/performance.md, round 4): the estimate plans for that mean.
+# The latency pool grows past measure.processes while it is imprecise (up to 4x: bench/measure/fresh_processes.py).
+# On the idle 2-core machine six pooled measurements took 4-12 processes at the default 3, 8.5 on average
+# (docs/performance.md, round 4), and six in round 6 (models taking turns over measure.span_s) 3-11, 6.3 on average:
+# the estimate plans for 2.8x, for the processes and for the span.
 EXPECTED_POOL_FACTOR = 2.8
 # Schedule-only keys: they change how long a trial runs, not what one iteration of it costs.
 _SCHEDULE_KEYS = ("iterations", "log_every", "checkpoint_every", "eval_every", "keep_checkpoints", "warmup_iters")
@@ -132,10 +133,10 @@ def trial_wall_s(cfg, res, cost: ModelCost, overheads: Overheads = Overheads()) 
 
 
 def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float:
-    """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and the
-    timed runs (one round: a noisy round is repeated, up to bench.measure.latency.DEFAULT_ROUNDS), in each of the
-    fresh latency processes (one start-up each): EXPECTED_POOL_FACTOR x `measure.processes`, the pool's mean size
-    when it grows while the processes' medians disagree."""
+    """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and at
+    least one turn of timed runs in each of its fresh latency processes (one start-up each):
+    EXPECTED_POOL_FACTOR x `measure.processes`, the pool's mean size when it grows while imprecise. The turns
+    fill the pool's span, which the models of a phase share: measure_span_s."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
