@@ -23,10 +23,10 @@ from tests.audit.test_planted_bugs import SWEEP_BASE
 def test_config_hash_is_sha256_of_the_canonical_json_without_the_name():
     cfg = ExperimentConfig.model_validate(SWEEP_BASE)
     payload = cfg.model_dump(mode="json", exclude={"name"})
-    # keys added after hashes existed stay out at their defaults (an unset IFA query stride, 3 latency processes and
-    # no limit of its own on their pool)
+    # keys added after hashes existed stay out at their defaults (an unset IFA query stride, 3 latency processes, no
+    # limit of its own on their pool, a span of 60 s)
     assert payload["eval"].pop("ifa_query_stride") is None and payload["measure"].pop("processes") == 3
-    assert payload["measure"].pop("max_processes") is None
+    assert payload["measure"].pop("max_processes") is None and payload["measure"].pop("span_s") == 60.0
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert cfg.config_hash() == hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
