@@ -1,11 +1,11 @@
 """CPU latency timed in fresh processes that take turns over a span of time, pooled.
 
-Why: on these 2-vCPU virtual machines the host's speed moves in stretches of about ten seconds, by about 11% (one
-standard deviation of 10-second medians) and by up to 40% for a minute, and every process on the machine moves with
-it. Measured (docs/performance.md, "Round 6"): four processes timing the same model in turns of five runs agreed
-with each other within a few percent while all four went from 80 to 105 ms and back; 10-second medians of two
-models moved together (the ratio of their latencies varied 3-4% where each varied 11-12%), were correlated at 10 s
-(0.5) and not at 20 s (about 0). A latency taken in a few seconds is therefore one draw of the host's speed, however
+Why: on these 2-vCPU virtual machines the host's speed moves in stretches of seconds to tens of seconds, by about
+10% (one standard deviation of 10-second medians) and by up to 40% for a minute, and every process on the machine
+moves with it. Measured (docs/performance.md, "Round 6"; benchmarks/host_drift.py): four processes timing the same
+model in turns of five runs agreed with each other within 7% while all four went from 80 to 105 ms and back;
+10-second medians of two models moved together (the ratio of their latencies varied 3-4% where each varied 9-12%);
+blocks 20 s or more apart were not correlated. A latency taken in a few seconds is therefore one draw of the host's speed, however
 small its IQR, and two sweeps agree only as far as each pool spans enough independent stretches.
 
 Rule: the pool runs in slots. In each slot every model still measuring gets one fresh process (a new interpreter,
