@@ -131,3 +131,21 @@ def test_checkpoint_loads_or_fails_in_one_line(capsys, tmp_path):
     torch.save(state, bad)
     code, _, err = _run(capsys, *SMALL, "--head", "ppm", "--no-latency", "--no-memory", "--checkpoint", str(bad))
     _one_line_error(code, err, str(bad), "head.not_a_layer.weight")
+
+
+def test_pooled_rows_state_their_precision_and_a_noisy_row_is_marked(capsys):
+    from bench.commands.measure import format_table, row_line
+
+    argv = ["--backbone", "resnet18", "--head", "fpn", "--input", "32x48", "--classes", "5", "--warmup", "0",
+            "--runs", "2", "--processes", "2", "--span", "1", "--max-processes", "2", "--no-memory",
+            "--format", "json"]
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["latency_processes"] == 2 and row["latency_span_s"] >= 1 and row["latency_runs"] % 2 == 0
+    assert f"{row['latency_runs']} runs in 2 fresh processes over" in err  # the row's line as it is measured
+    row.update(latency_noisy=True, latency_se_pct=9.0, latency_span_s=64.0)  # the table's marking of such a row
+    table = format_table([row], breakdown=False)
+    assert " noisy" in table.splitlines()[3]
+    assert "noisy: its standard error over 2 processes over 64 s is 9.0% of the mean (limit 3.5%)" in table
+    assert "WARNING: latency is noisy" in row_line(row)
