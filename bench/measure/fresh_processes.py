@@ -14,8 +14,9 @@ warmed up one after another; then the models take turns, `runs` timed runs each,
 `span_s / processes` seconds (at least one turn). A pool spans at least `processes` slots and `span_s` seconds. Its
 precision is the relative standard error of the mean over BLOCK_S-second blocks of the pool's time (the median of
 each block's runs; blocks that long are nearly independent), or, for a pool shorter than two blocks, over its
-processes' medians (which cannot see the drift). While it exceeds SE_THRESHOLD the model gets another slot, up to
-`max_processes` (default MAX_PROCESSES_FACTOR x `processes`); the row is `noisy` when it still exceeds it.
+processes' medians (which cannot see the drift). While a model's exceeds SE_THRESHOLD, every model gets another
+slot (they keep sharing the same stretches of time), until each is under it or at its `max_processes` (default
+MAX_PROCESSES_FACTOR x `processes`); a row is `noisy` when it still exceeds it.
 
 SE_THRESHOLD is 3.5% because two independent results, each with that standard error, differ by less than
 1.96 x sqrt(2) x 3.5% = 9.7% in 95% of cases: the 10% that two sweeps measuring the same model must agree within.
@@ -122,18 +123,22 @@ class LatencyJob:
 
 def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD,
                      timeout_s: float = TIMEOUT_S) -> list[LatencyStats]:
-    """CPU latency of several models by the module's rule, all models taking turns in every slot, so each samples
-    the same stretches of the host's speed and a slow stretch cannot favour one of them."""
+    """CPU latency of several models by the module's rule. Every model takes turns in every slot until every model
+    is done (one whose pool is precise goes on while another's is not), so all of them sample the same stretches of
+    the host's speed and a slow stretch cannot favour one of them."""
     for job in jobs:
         if job.processes < 1:
             raise ValueError(f"latency: processes must be at least 1, got {job.processes}")
         job.inputs = (job.inputs,) if isinstance(job.inputs, torch.Tensor) else tuple(job.inputs)
+    if not jobs:
+        return []
     start = time.monotonic()
-    active, slot = list(jobs), 0
-    while active:
-        _slot(active, slot, start, timeout_s)
+    slot = 0
+    while True:
+        _slot(jobs, slot, start, timeout_s)
         slot += 1
-        active = [job for job in active if not job.done(se_threshold)]
+        if all(job.done(se_threshold) for job in jobs):
+            break
     return [_stats(job, se_threshold) for job in jobs]
 
 
