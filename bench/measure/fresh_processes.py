@@ -5,10 +5,10 @@ Why: on these 2-vCPU virtual machines the host's speed moves in stretches of sec
 moves with it. Measured (docs/performance.md, "Round 6"; benchmarks/host_drift.py): four processes timing the same
 model in turns of five runs agreed with each other within 7% while all four went from 80 to 105 ms and back;
 10-second medians of two models moved together (the ratio of their latencies varied 3-4% where each varied 9-12%);
-blocks 20 s or more apart were not correlated. A latency taken in a few seconds is therefore one draw of the host's speed, however
-small its IQR, and two sweeps agree only as far as each pool spans enough independent stretches.
+blocks 20 s or more apart were not correlated. A latency taken in a few seconds is therefore one draw of the host's
+speed, however small its IQR, and two sweeps agree only as far as each pool spans enough independent stretches.
 
-Rule: the pool runs in slots. In each slot every model still measuring gets one fresh process (a new interpreter,
+Rule: the pool runs in slots. In each slot every model gets one fresh process (a new interpreter,
 bench.measure.isolated, given a pickled copy of the model, trained weights included, and the input), started and
 warmed up one after another; then the models take turns, `runs` timed runs each, until the slot has lasted
 `span_s / processes` seconds (at least one turn). A pool spans at least `processes` slots and `span_s` seconds. Its
@@ -75,7 +75,7 @@ class LatencyJob:
     processes: int = 3
     max_processes: int | None = None
     span_s: float = 0.0
-    turns: list[dict] = field(default_factory=list)  # {"at": s since the pool started, "slot": n, "times_ms": [...]}
+    turns: list[dict] = field(default_factory=list)  # {"at": s since the pool began, "duration_s", "slot", "times_ms"}
     threads: int | None = None
     load_before: float | None = None
     load_after: float | None = None

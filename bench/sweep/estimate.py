@@ -142,10 +142,7 @@ def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float
     m = cfg.measure
     processes = 0 if not m.latency else m.processes
     if processes > 1:  # one process is never joined by more (no spread to judge)
-        from bench.config.experiment import MAX_PROCESSES_FACTOR
-
-        limit = m.max_processes or MAX_PROCESSES_FACTOR * processes
-        processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, limit))
+        processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, _pool_limit(m)))
     forwards = 2 + ((m.warmup + m.runs) * max(1, processes) if m.latency else 0)
     return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
 
@@ -156,10 +153,14 @@ def measure_span_s(cfg) -> float:
     m = cfg.measure
     if not (m.latency and m.processes > 0):
         return 0.0
+    return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, _pool_limit(m) / m.processes))
+
+
+def _pool_limit(m) -> int:
+    """The most processes a latency pool may grow to (bench/measure/fresh_processes.py: LatencyJob.limit)."""
     from bench.config.experiment import MAX_PROCESSES_FACTOR
 
-    limit = m.max_processes or MAX_PROCESSES_FACTOR * m.processes
-    return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, limit / m.processes))
+    return m.max_processes or MAX_PROCESSES_FACTOR * m.processes
 
 
 def makespan(walls: list[float], slots: int) -> float:
@@ -257,7 +258,7 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
     """Per trial TrialCost and the sweep's totals."""
     from bench.sweep import measurement, records
 
-    trials, walls, measured_keys = [], [], {}
+    trials, walls, measured_keys, spans = [], [], {}, []
     complete = True
     for t in sweep.trials:
         res = t.resources
@@ -277,13 +278,12 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
             key = measurement.measure_key(payload)
             if t.config.measure.enabled and measurement.read(Path(out), key) is None:
                 measured_keys.setdefault(key, measure_s(t.config, cost, overheads))
+                spans.append(measure_span_s(t.config))
         hours = None if wall is None else devices * wall / 3600
         trials.append(TrialCost(t.trial_id, t.config_hash, resources_text(res), state, wall, hours, unit, source))
     res = sweep.section.resources
     devices, unit = device_unit(res)
-    phase_s = sum(measured_keys.values())
-    spans = [measure_span_s(t.config) for t in sweep.trials if t.config.measure.enabled]
-    phase_s = max(phase_s, max(spans, default=0.0)) if measured_keys else 0.0
+    phase_s = max(sum(measured_keys.values()), max(spans, default=0.0))
     node_devices = _node_devices(res)
     total = {
         "complete": complete,
