@@ -1,5 +1,6 @@
 """Suite-wide test settings: quiet, deterministic, and Ray-safe on a 2-core machine."""
 import os
+import shutil
 import sys
 import tempfile
 
@@ -8,13 +9,23 @@ import pytest
 # Ray: no usage stats, short socket paths, fast health checks (see README "Testing").
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
+# Folders this session makes for itself, removed when it ends (pytest_unconfigure): a suite that leaves them behind
+# fills a shared disk run by run, and then every later run fails on writes (round 6's CI: "No space left on device").
+_OWN_TEMP: list[str] = []
 if "RAY_TMPDIR" not in os.environ:
-    _ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")
-    os.environ["RAY_TMPDIR"] = _ray_tmp
+    _OWN_TEMP.append(tempfile.mkdtemp(prefix="r", dir="/tmp"))
+    os.environ["RAY_TMPDIR"] = _OWN_TEMP[-1]
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # The dataset pre-flight's "verified" markers (bench/data/preflight.py): per test session, not in ~/.cache.
-os.environ.setdefault("IFA_BENCH_CACHE", tempfile.mkdtemp(prefix="ifa-cache-", dir="/tmp"))
+if "IFA_BENCH_CACHE" not in os.environ:
+    _OWN_TEMP.append(tempfile.mkdtemp(prefix="ifa-cache-", dir="/tmp"))
+    os.environ["IFA_BENCH_CACHE"] = _OWN_TEMP[-1]
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_unconfigure(config):
+    for path in _OWN_TEMP:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
