@@ -60,7 +60,11 @@ class SweepProgress(Callback):
 
     def _emit(self, event: str, rewrite: bool = True) -> None:
         done = self._done()
-        n_done, n_run, n_fail = len(done), len(self.running), len(self.failed)
+        # A trial writes its result before Tune reports it complete: in between it is done, not running (counted
+        # twice, it made the line say "pending -1").
+        running = self.running - done.keys()
+        n_done, n_run = len(done), len(running)
+        n_fail = len(self.failed.keys() - done.keys() - running)
         pending = self.total - n_done - n_run - n_fail
         best = max(done.values(), key=lambda r: r.get("miou") or -1, default=None)
         best_s = f"best mIoU {best['miou']:.2f} ({best['trial_id']})" if best and best.get("miou") is not None else "best mIoU -"

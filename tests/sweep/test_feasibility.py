@@ -110,3 +110,24 @@ def test_progress_line_shows_device_hours(tmp_path, data_root, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith("[p] ") and "running 1" in line
     assert line.endswith("|  CPU-h 1.500 spent / 4.000 projected  <- tick")
+
+
+def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data_root, capsys):
+    from bench.sweep import records
+    from bench.sweep.progress import SweepProgress
+    from bench.sweep.spec import load_sweep
+    from bench.sweep.table import trial_payload
+
+    spec = write_spec(tmp_path / "p.yaml", tiny_experiment(data_root),
+                      {"name": "p", "axes": {"seed": [0, 1]}, "resources": {"cpus": 2}})
+    payloads = [trial_payload(t, tmp_path / "out", "p") for t in load_sweep(spec).trials]
+    a, b = (p["config_hash"] for p in payloads)
+    prog = SweepProgress(str(tmp_path / "out"), "p", payloads, 2)
+    capsys.readouterr()
+    # a has written its result, Tune has not yet called on_trial_complete; b is running
+    records.atomic_write_json(records.trial_dir(tmp_path / "out", a) / records.RESULT,
+                              {"row": {"status": "completed", "trial_id": "a", "miou": 1.0}})
+    prog.running = {a, b}
+    prog._emit("tick", rewrite=False)
+    line = capsys.readouterr().out
+    assert "done 1/2  running 1  pending 0  failed 0" in line
