@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="slide window (default: eval.crop_size, else data.crop_size)")
     parser.add_argument("--stride", default=None, metavar="HxW", help="slide stride (default: 2/3 of the window)")
     parser.add_argument("--scales", default=None, metavar="S,S,...",
-                        help="test scales, e.g. 0.5,0.75,1.0,1.25 (default: eval.scales, 1.0 unless the config sets it)")
+                        help="test scales, e.g. 0.5,0.75,1.0,1.25 (default: eval.scales, else 1.0)")
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                         help="add horizontally flipped views (default: eval.flip)")
     parser.add_argument("--ifa-query", choices=("label", "upsample"), default=None,
