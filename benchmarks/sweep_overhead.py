@@ -1,13 +1,15 @@
 """Ray overhead of a sweep: one-trial `ifa-bench sweep` vs `ifa-bench train` + a measurement, same config and threads.
 
     python -m benchmarks.sweep_overhead [--config experiments/synthetic.yaml] [--threads 2] [--set KEY=VALUE ...]
-                                        [--repeats 3] [--growing-pool] [--out DIR]
+                                        [--repeats 3] [--growing-pool] [--address ADDR] [--out DIR]
 
 Each side is a fresh process, timed end to end (wall clock, from spawn to exit), as a user would run it:
   direct: `ifa-bench train CONFIG --set train.threads=T`, then the measurement the sweep takes, in a fresh process
           (`ifa-bench measure --config`);
   sweep:  `ifa-bench sweep` on the same config with a one-trial `sweep:` section, resources {cpus: T}, which trains
-          with T threads and runs the measurement phase (embedded Ray started and stopped by the command).
+          with T threads and runs the measurement phase (embedded Ray started and stopped by the command). With
+          --address ADDR the sweep joins that running Ray instead (`ifa-bench sweep --address ADDR`): what it adds is
+          then Tune and the trial's actor, not Ray's start and stop.
 Both sides do the same measurement work: measure.max_processes is set to measure.processes, so neither latency pool
 can grow (the rule would grow them by different amounts; --growing-pool keeps the rule and reports the overhead
 without the measurement as well).
@@ -97,6 +99,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="pairs, alternating which side runs first")
     ap.add_argument("--growing-pool", action="store_true",
                     help="keep the latency pool's growth rule (each side's pool may then do different work)")
+    ap.add_argument("--address", default=None,
+                    help="the sweep side joins this running Ray (ifa-bench sweep --address) instead of embedding one")
     ap.add_argument("--out", default="runs/bench-sweep-overhead")
     args = ap.parse_args(argv)
     if args.repeats < 1:
@@ -135,6 +139,7 @@ def main(argv=None) -> int:
         build_dataset(cfg.data, split)
 
     result = {"config": args.config, "threads": args.threads, "overrides": args.set, "repeats": args.repeats,
+              "address": args.address,
               "measure_max_processes": None if args.growing_pool else cfg.measure.max_processes,
               "python": sys.version.split()[0], "cpu_count": os.cpu_count(), "pairs": []}
 
@@ -150,7 +155,8 @@ def main(argv=None) -> int:
     def sweep(pair: dict) -> None:
         with tempfile.TemporaryDirectory(dir=out) as tmp:
             pair["load_before_sweep"] = _load()
-            wall = _run(CLI + ["sweep", str(sweep_yaml), "--out", f"{tmp}/sweep"], out / "sweep.log")
+            address = ["--address", args.address] if args.address else []
+            wall = _run(CLI + ["sweep", str(sweep_yaml), "--out", f"{tmp}/sweep", *address], out / "sweep.log")
             pair["load_after_sweep"] = _load()
             rows = list(Path(tmp, "sweep").glob("results.csv"))
             pair["sweep_status"] = rows[0].read_text().splitlines()[1].split(",")[3] if rows else "missing"
