@@ -274,13 +274,44 @@ def materialize(value, option: str, endpoint: Optional[str], holder: list) -> Pa
     return download_sweep(storage, Path(tmp.name) / name)
 
 
+SCRATCH = "ifa-bench-scratch"
+_SCRATCH_NAME = re.compile(r"[0-9a-f]+-(\d+)-[0-9a-f]{8}")  # <config hash>-<owner PID>-<random>
+
+
 def scratch_dir(config_hash: str) -> Path:
-    """A new local folder for one trial attempt on this node (never shared with another attempt)."""
-    base = Path(tempfile.gettempdir()) / "ifa-bench-scratch"
+    """A new local folder for one trial attempt on this node (never shared with another attempt), named after the
+    process that owns it. The folders of attempts whose process is gone are removed first (remove_orphaned_scratch)."""
+    base = Path(tempfile.gettempdir()) / SCRATCH
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = base / f"{config_hash}-{uuid.uuid4().hex[:8]}"
+    remove_orphaned_scratch(base)
+    path = base / f"{config_hash}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path.mkdir(mode=0o700)
     return path
+
+
+def remove_orphaned_scratch(base: Path) -> list[Path]:
+    """Remove the scratch folders under `base` whose owner process no longer runs. An attempt killed with its worker
+    (or a node's processes killed while the node lives on) never reaches remove_scratch, and its folder, a
+    checkpoint or more, would stay on the node's disk for good. Folders whose owner PID is alive (or reused) and
+    folders of another name are left alone. Returns what it removed."""
+    import psutil
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # killed, not yet reaped: gone all the same
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error:  # exists, but not ours to inspect
+            return True
+
+    removed = []
+    for child in sorted(base.iterdir()):
+        match = _SCRATCH_NAME.fullmatch(child.name)
+        if match is None or not child.is_dir() or running(int(match.group(1))):
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(child)
+    return removed
 
 
 def remove_scratch(path: Path) -> None:

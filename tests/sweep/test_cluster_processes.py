@@ -83,6 +83,8 @@ def test_cluster_of_ray_start_processes_s3_storage_node_loss_and_job_submit(clus
     assert lost["node_id"] != resumed["node_id"], history
     # the retry trained in a fresh local scratch folder and took its checkpoint from S3, not from a local disk
     assert resumed["scratch"] != lost["scratch"]
+    # the lost attempt died with its node and never removed its folder: the retry, on this same machine, did
+    assert not Path(lost["scratch"]).exists(), lost["scratch"]
     assert resumed["restored_from"].startswith(f"s3://{prefix}/tune/"), resumed
     assert resumed["resume_from"] == resumed["restored_iter"] > 0 and resumed["first_iter"] == resumed["resume_from"] + 1
     with fs.open_input_stream(f"{prefix}/trials/{victim}/metrics.jsonl") as f:
