@@ -309,7 +309,7 @@ def remove_orphaned_scratch(base: Path) -> list[Path]:
         match = _SCRATCH_NAME.fullmatch(child.name)
         if match is None or not child.is_dir() or running(int(match.group(1))):
             continue
-        shutil.rmtree(child, ignore_errors=True)
+        remove_scratch(child)
         removed.append(child)
     return removed
 
