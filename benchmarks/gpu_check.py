@@ -7,7 +7,10 @@ Steps (each guarded on its own, so one failure does not hide the others):
 - channels_last: a whole IFA segmentor (R-50 deep stem) in channels-last vs contiguous memory: same logits, timings.
 - amp_bf16, amp_fp16: training steps of the real engine (`train_experiment`) under autocast (fp16 with GradScaler).
 - ddp_nccl:    a 1-process NCCL process group and a DDP (+SyncBatchNorm) training run through the engine.
-- sweep_gpu:   a one-trial embedded-Ray sweep whose trial requests {"GPU": 1}.
+- measure_cli: `ifa-bench measure --config experiments/synthetic.yaml --all --device cuda --out FILE`, the CLI
+               measuring exactly the model a config builds, each row appended as soon as it is measured.
+- sweep_gpu:   an embedded-Ray sweep of one model x 2 seeds whose trials request {"GPU": 1}: the model is
+               measured once on the GPU, in the measurement phase, before either trial starts training.
 
 Without a GPU it prints why and exits 0 (nothing to check). Exit 1 when any step failed. `--out FILE` writes JSON.
 """
@@ -239,6 +242,30 @@ def step_ddp_nccl(work: Path) -> dict:
             os.environ.pop(k, None)
 
 
+def step_measure_cli(work: Path) -> dict:
+    import subprocess
+
+    import pandas as pd
+
+    out_csv = work / "measure_cli.csv"
+    cmd = [sys.executable, "-m", "bench.cli", "measure", "--config", str(ROOT / "experiments" / "synthetic.yaml"),
+           "--all", "--device", "cuda", "--out", str(out_csv), "--format", "json"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    res = {"exit_code": proc.returncode, "wall_s": round(time.perf_counter() - t0, 1),
+           "stderr_tail": proc.stderr[-600:]}
+    if proc.returncode != 0 or not out_csv.exists():
+        return {"ok": False, **res}
+    rows = pd.read_csv(out_csv)
+    keep = ("head", "formulation", "gmacs", "params_m", "latency_ms_median", "latency_ms_iqr", "peak_mem_mb",
+            "measure_input", "measure_device", "measure_device_name")
+    res["rows"] = [{k: (None if pd.isna(r.get(k)) else r.get(k)) for k in keep if k in r}
+                   for r in rows.to_dict("records")]
+    res["ok"] = len(rows) == 5 and bool((rows["measure_device"] == "cuda").all()) \
+        and bool(rows["latency_ms_median"].notna().all())
+    return res
+
+
 def step_sweep_gpu(work: Path) -> dict:
     import pandas as pd
     import yaml
@@ -251,16 +278,27 @@ def step_sweep_gpu(work: Path) -> dict:
     base = read_yaml(ROOT / "experiments" / "synthetic.yaml")
     base["data"]["root"] = str(work / "sweep_data")
     base["train"].update(iterations=6, checkpoint_every=3, warmup_iters=1, device="cuda")
-    base["sweep"] = {"name": "gpu-check", "axes": {"head": ["ifa"], "seed": [0]},
+    base["sweep"] = {"name": "gpu-check", "axes": {"head": ["ifa"], "seed": [0, 1]},
                      "resources": {"cpus": 2, "gpus": 1}, "max_failures": 0}
     exp = work / "gpu_sweep.yaml"
     exp.write_text(yaml.safe_dump(base))
     t0 = time.perf_counter()
     df = run_sweep(load_sweep(exp), work / "sweep", stream=sys.stdout)
-    row = df.iloc[0].to_dict()
-    keep = ("status", "device", "device_name", "miou", "latency_ms_median", "gmacs", "train_time_s")
-    return {"ok": row.get("status") == "completed" and str(row.get("device", "")).startswith("cuda"),
-            **{k: (None if pd.isna(row.get(k)) else row.get(k)) for k in keep},
+    keep = ("status", "device", "device_name", "miou", "latency_ms_median", "latency_ms_iqr", "gmacs",
+            "measure_key", "measure_device", "measure_device_name", "measure_started_at", "measure_finished_at",
+            "train_time_s")
+    rows = [{k: (None if pd.isna(r.get(k)) else r.get(k)) for k in keep} for r in df.to_dict("records")]
+    # The shared measurement must end before any attempt of either trial starts training (attempts.json).
+    starts = [pd.Timestamp(a["train_started_at"]) for h in df["config_hash"]
+              for a in json.loads((work / "sweep" / "trials" / h / "attempts.json").read_text())["history"]]
+    measured_before = bool(starts) and all(
+        r["measure_finished_at"] is not None and pd.Timestamp(r["measure_finished_at"]) <= min(starts) for r in rows)
+    one_measurement = len({r["measure_key"] for r in rows}) == 1 and len({r["latency_ms_median"] for r in rows}) == 1
+    ok = (len(rows) == 2 and all(r["status"] == "completed" and str(r["device"]).startswith("cuda")
+                                 and r["measure_device"] == "cuda" for r in rows)
+          and one_measurement and measured_before)
+    return {"ok": ok, "one_measurement_for_both_seeds": one_measurement,
+            "measured_before_training": measured_before, "rows": rows,
             "wall_s": round(time.perf_counter() - t0, 1)}
 
 
@@ -291,6 +329,7 @@ def main(argv=None) -> int:
         "amp_bf16": lambda: step_amp(work, "bf16"),
         "amp_fp16": lambda: step_amp(work, "fp16"),
         "ddp_nccl": lambda: step_ddp_nccl(work),
+        "measure_cli": lambda: step_measure_cli(work),
         "sweep_gpu": lambda: step_sweep_gpu(work),
     }
     report = {"conditions": _conditions(), "steps": {}}
