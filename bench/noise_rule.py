@@ -8,6 +8,10 @@ import math
 
 NOISE_THRESHOLD = 0.10  # a round is noisy when its IQR exceeds this fraction of its median
 SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/measure/fresh_processes.py) exceeds this
+# In-process timing (bench/measure/latency.py) is settled when two consecutive steady rounds' medians are within this
+# fraction of each other: half the 10% that two sweeps must agree within.
+SETTLE_TOLERANCE = 0.05
+SETTLE_ROUNDS = 2  # so it takes this many rounds at least (the sweep's cost estimate counts them)
 
 
 def noise_reason(row: dict) -> str:
@@ -17,4 +21,7 @@ def noise_reason(row: dict) -> str:
         over = (f"{procs} processes over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span)
                 else f"{procs} processes")
         return f"its standard error over {over} is {se:.1f}% of the mean (limit {SE_THRESHOLD * 100:g}%)"
-    return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median in every round"
+    if isinstance(procs, (int, float)) and not math.isnan(procs) and procs > 0:
+        return f"IQR above {NOISE_THRESHOLD * 100:g}% of the median over its {int(procs)} process(es)"
+    return (f"its rounds never settled: IQR above {NOISE_THRESHOLD * 100:g}% of the median, or two consecutive "
+            f"rounds' medians more than {SETTLE_TOLERANCE * 100:g}% apart")

@@ -1,14 +1,16 @@
 """Do two separate sweeps measure the same model alike? Runs N independent sweeps of the same models.
 
     python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--span 60]
-                                               [--out DIR]
+                                               [--device cpu|cuda] [--out DIR]
 
 Each sweep is a fresh `ifa-bench sweep` process with its own embedded Ray and its own sweep folder, over
 resnet18 and resnet50 (half width, IFA head) x 1 seed, 2 training iterations (the training is not what is compared),
-resources {cpus: THREADS}. For each model it reads the latency_ms_median of every sweep's results.csv and reports
-the spread (max - min) / min. Acceptance (issue 9): within 10% on an idle machine. The same spread is reported for
-latency_ms_min (the fastest timed run), which on a host whose speed drifts is the more repeatable of the two (round 7,
-docs/performance.md), and for the ratio of the models' medians (the host's drift cancels out of it). Writes
+resources {cpus: THREADS}; with --device cuda also {gpus: 1}, and both training and measurement run on the GPU,
+where latency is timed with CUDA events in the measuring task (--processes and --span do not apply there). For each
+model it reads the latency_ms_median of every sweep's results.csv and reports the spread (max - min) / min.
+Acceptance (issue 9): within 10% on an idle machine. The same spread is reported for latency_ms_min (the fastest
+timed run), which on a host whose speed drifts is the more repeatable of the two (round 7, docs/performance.md), and
+for the ratio of the models' medians (the host's drift cancels out of it). Writes
 DIR/repeatability.json.
 """
 from __future__ import annotations
@@ -28,12 +30,14 @@ from bench.config import read_yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _experiment(threads: int, input_size: list[int], runs: int, processes: int, span_s: float) -> dict:
+def _experiment(threads: int, input_size: list[int], runs: int, processes: int, span_s: float,
+                device: str = "cpu") -> dict:
     doc = read_yaml(ROOT / "experiments/synthetic.yaml")
-    doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads)
+    doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads, device=device)
     doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs, "processes": processes, "span_s": span_s}
+    resources = {"cpus": threads, **({"gpus": 1} if device == "cuda" else {})}
     doc["sweep"] = {"name": "repeatability", "axes": {"backbone": ["resnet18", "resnet50"], "seed": [0]},
-                    "resources": {"cpus": threads}, "max_failures": 0}
+                    "resources": resources, "max_failures": 0}
     return doc
 
 
@@ -49,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--processes", type=int, default=3, help="measure.processes (0: time in the Ray task itself)")
     ap.add_argument("--span", type=float, default=60.0, help="measure.span_s (seconds the latency pool spans at least)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the sweeps train and measure")
     ap.add_argument("--out", default="runs/bench-repeatability")
     args = ap.parse_args(argv)
 
@@ -56,10 +61,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "sweep.yaml"
     size = [int(v) for v in args.input.split("x")]
-    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs, args.processes, args.span), sort_keys=False))
+    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs, args.processes, args.span, args.device), sort_keys=False))
     cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
             "latency_noisy", "latency_processes", "latency_se_pct", "latency_span_s", "loadavg_before", "loadavg_after",
-            "measure_started_at", "measure_threads"]
+            "measure_started_at", "measure_threads", "measure_device", "measure_device_name"]
     rows = []
     for i in range(args.sweeps):
         folder = out / f"sweep-{i}"
@@ -86,7 +91,7 @@ def main(argv=None) -> int:
     by_sweep = table.pivot_table(index="sweep", columns="backbone", values="latency_ms_median")
     ratio = by_sweep["resnet50"] / by_sweep["resnet18"]
     summary["resnet50/resnet18"] = {"median_ratios": [round(v, 4) for v in ratio], "spread_pct": _spread_pct(ratio)}
-    result = {"sweeps": args.sweeps, "threads": args.threads, "input": args.input, "runs": args.runs,
+    result = {"sweeps": args.sweeps, "device": args.device, "threads": args.threads, "input": args.input, "runs": args.runs,
               "processes": args.processes, "span_s": args.span,
               "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
     tmp = out / "repeatability.json.tmp"

@@ -4,9 +4,15 @@ CUDA: one pair of torch.cuda.Events per run on the current stream, synchronised 
 last run (so queued work never leaks into a timing). CPU: time.perf_counter around each call, which is
 synchronous there; the intra-op thread count is recorded because it decides CPU latency.
 
-Noise rule: a round of N timed runs is noisy when its IQR is more than NOISE_THRESHOLD (10%) of its median. A noisy
-round is repeated (up to `rounds` rounds in all) and the round with the smallest IQR/median is kept; when every round
-was noisy the result is marked `noisy`. The host's 1-minute load average is recorded before the first and after the
+Noise rule: a round of N timed runs is noisy when its IQR is more than NOISE_THRESHOLD (10%) of its median. With
+`rounds` > 1 the timing goes on, round after round, until it has *settled*: two consecutive rounds are both steady
+and their medians are within SETTLE_TOLERANCE (5%) of each other; the later of the two is reported. A small IQR
+alone does not show a steady state: on an H200 a first round was steady at 29.5 ms on a machine started a minute
+before (cause not established: the GPU's clocks or the host feeding it), and the same model took 20.6 ms one
+minute later (docs/performance.md, "Round 8"). When `rounds` run out first, the latest steady round is reported, else the round with the smallest
+IQR/median, and the result is marked `noisy`. `rounds` = 1 times one round and only applies the IQR test. Warm-up
+runs once, before the first round; on CUDA it also lasts at least CUDA_WARMUP_S seconds, so that the GPU's clocks
+have risen before any run is timed. The host's 1-minute load average is recorded before the first and after the
 last round, so a reader can see what else the machine was doing."""
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bench.noise_rule import NOISE_THRESHOLD
+from bench.noise_rule import NOISE_THRESHOLD, SETTLE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class LatencyStats:
     threads: int  # torch.get_num_threads() at measurement time
     times_ms: list[float] = field(repr=False, default_factory=list)
     iqr_ms: float = 0.0  # 75th minus 25th percentile of the kept round
-    noisy: bool = False  # every round's IQR/median exceeded NOISE_THRESHOLD
+    noisy: bool = False  # the rounds never settled (see the module's noise rule)
     rounds: int = 1  # rounds of `runs` timed runs made (the kept one is reported)
     loadavg_before: float | None = None  # host 1-minute load average; None where the OS has none
     loadavg_after: float | None = None
@@ -53,7 +59,8 @@ class LatencyStats:
         return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
 
 
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5  # settling takes two rounds at least; three more leave room for a slow start or a noisy round
+CUDA_WARMUP_S = 1.0  # GPUs raise their clocks under load over a fraction of a second
 
 
 def loadavg() -> float | None:
@@ -115,32 +122,63 @@ def time_cpu_runs(model, inputs, runs: int) -> list[float]:
     return times
 
 
+def _settled(times: list[float], previous: list[float] | None, noise_threshold: float) -> bool:
+    """Both rounds steady and their medians within SETTLE_TOLERANCE of each other."""
+    if previous is None or spread_of(times) > noise_threshold or spread_of(previous) > noise_threshold:
+        return False
+    before, now = statistics.median(previous), statistics.median(times)
+    return before > 0 and abs(now - before) / before <= SETTLE_TOLERANCE
+
+
+def _warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device) -> None:
+    """`warmup` runs, then more until `min_seconds` have passed (none when `warmup` is 0). On CUDA each run is waited
+    for, so that the seconds are the GPU's and no backlog of queued runs spills into the first timed round."""
+    t0 = time.perf_counter()
+    done = 0
+    while done < warmup or (done and time.perf_counter() - t0 < min_seconds):
+        model(*inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        done += 1
+
+
 def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = 1,
-                    noise_threshold: float = NOISE_THRESHOLD) -> LatencyStats:
-    """`rounds` > 1 repeats a noisy round (see the module's noise rule); warm-up runs once, before the first round."""
+                    noise_threshold: float = NOISE_THRESHOLD, warmup_s: float | None = None) -> LatencyStats:
+    """`rounds` > 1 times until two consecutive rounds agree (see the module's noise rule); warm-up runs once, before
+    the first round, for `warmup` runs and at least `warmup_s` seconds (None: CUDA_WARMUP_S on CUDA, 0 on CPU)."""
     if runs < 1 or warmup < 0 or rounds < 1:
         raise ValueError(f"latency: need runs >= 1, warmup >= 0 and rounds >= 1 "
                          f"(got runs={runs}, warmup={warmup}, rounds={rounds})")
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     device = device_of(inputs, model)
+    if warmup_s is None:
+        warmup_s = CUDA_WARMUP_S if device.type == "cuda" else 0.0
     load_before = loadavg()
-    kept: list[float] | None = None
-    made = 0
+    made_rounds: list[list[float]] = []
+    settled = False
     with torch.inference_mode():
-        for _ in range(warmup):
-            model(*inputs)
+        _warm_up(model, inputs, warmup, warmup_s, device)
         timer = "cuda_event" if device.type == "cuda" else "perf_counter"
-        while made < rounds:
+        while len(made_rounds) < rounds:
             if device.type == "cuda":
                 with torch.cuda.device(device):
                     times = _time_cuda(model, inputs, runs, device)
             else:
                 times = time_cpu_runs(model, inputs, runs)
-            made += 1
-            if kept is None or spread_of(times) < spread_of(kept):
-                kept = times
-            if spread_of(kept) <= noise_threshold:
+            previous = made_rounds[-1] if made_rounds else None
+            made_rounds.append(times)
+            if rounds == 1:
+                settled = spread_of(times) <= noise_threshold
+            else:
+                settled = _settled(times, previous, noise_threshold)
+            if settled:
                 break
+    made = len(made_rounds)
+    if settled:
+        kept = made_rounds[-1]
+    else:
+        steady = [t for t in made_rounds if spread_of(t) <= noise_threshold]
+        kept = steady[-1] if steady else min(made_rounds, key=spread_of)
     times = kept
     return LatencyStats(
         median_ms=statistics.median(times),
@@ -156,7 +194,7 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
         threads=torch.get_num_threads(),
         times_ms=times,
         iqr_ms=iqr(times),
-        noisy=spread_of(times) > noise_threshold,
+        noisy=not settled,
         rounds=made,
         loadavg_before=load_before,
         loadavg_after=loadavg(),

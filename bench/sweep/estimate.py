@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from bench.noise_rule import SETTLE_ROUNDS
+
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
 # trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
 # one such start-up, which --calibrate times here and now (calibrate.time_startup): under load it grows with
@@ -136,14 +138,16 @@ def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float
     """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and at
     least one turn of timed runs in each of its fresh latency processes (one start-up each):
     EXPECTED_POOL_FACTOR x `measure.processes`, the pool's mean size when it grows while imprecise. The turns
-    fill the pool's span, which the models of a phase share: measure_span_s."""
+    fill the pool's span, which the models of a phase share: measure_span_s. Timed in the measuring process
+    (`processes` 0, and on CUDA) it takes two rounds of `runs` at least, settling needing two (bench.measure.latency)."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
     processes = 0 if not m.latency else m.processes
     if processes > 1:  # one process is never joined by more (no spread to judge)
         processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, _pool_limit(m)))
-    forwards = 2 + ((m.warmup + m.runs) * max(1, processes) if m.latency else 0)
+    timed = m.runs * (max(1, processes) if processes > 0 else SETTLE_ROUNDS)
+    forwards = 2 + ((m.warmup * max(1, processes) + timed) if m.latency else 0)
     return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
 
 

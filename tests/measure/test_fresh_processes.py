@@ -100,8 +100,10 @@ def test_the_warning_says_which_rule_marked_the_row():
         "its standard error over 6 processes over 131 s is 7.2% of the mean (limit 3.5%)")
     assert noise_reason({"latency_se_pct": 7.2, "latency_processes": 6}) == (
         "its standard error over 6 processes is 7.2% of the mean (limit 3.5%)")
-    assert noise_reason({"latency_se_pct": 1.0, "latency_processes": 3}) == "IQR above 10% of the median in every round"
-    assert noise_reason({"latency_se_pct": None, "latency_processes": 0}) == "IQR above 10% of the median in every round"
+    assert noise_reason({"latency_se_pct": 1.0, "latency_processes": 3.0}) == (
+        "IQR above 10% of the median over its 3 process(es)")
+    assert noise_reason({"latency_se_pct": None, "latency_processes": 0}) == (
+        "its rounds never settled: IQR above 10% of the median, or two consecutive rounds' medians more than 5% apart")
 
 
 def test_a_serving_process_that_dies_is_reported_with_its_exit_code_and_reaped():

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.cli import main
 from bench.sweep import estimate
@@ -128,3 +129,18 @@ def test_trial_and_sweep_arithmetic():
     assert estimate.cost_key(other_seed) == estimate.cost_key(cfg)
     other_lr = cfg.model_copy(update={"train": cfg.train.model_copy(update={"batch_size": 4})})
     assert estimate.cost_key(other_lr) != estimate.cost_key(cfg)
+
+
+def test_an_in_process_measurement_is_estimated_at_two_rounds_at_least(tmp_path, data_root):
+    """processes 0 (and CUDA) settle only after two agreeing rounds (bench.measure.latency), so the estimate counts
+    warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process."""
+    from bench.commands.overrides import load_experiment
+
+    experiment = tiny_experiment(data_root, iterations=6, checkpoint_every=3)
+    path = tmp_path / "e.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    cost, none = estimate.ModelCost(s_per_iter=1.0, forward_s=1.0), estimate.Overheads(startup_s=0.0)
+    cfg = load_experiment(path, ["measure.processes=0", "measure.warmup=3", "measure.runs=10"])
+    assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 2 * 10)
+    cfg = load_experiment(path, ["measure.processes=1", "measure.warmup=3", "measure.runs=10"])
+    assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 10)
