@@ -61,7 +61,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "sweep.yaml"
     size = [int(v) for v in args.input.split("x")]
-    spec.write_text(yaml.safe_dump(_experiment(args.threads, size, args.runs, args.processes, args.span, args.device), sort_keys=False))
+    doc = _experiment(args.threads, size, args.runs, args.processes, args.span, args.device)
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
             "latency_noisy", "latency_processes", "latency_se_pct", "latency_span_s", "loadavg_before", "loadavg_after",
             "measure_started_at", "measure_threads", "measure_device", "measure_device_name"]
@@ -91,8 +92,8 @@ def main(argv=None) -> int:
     by_sweep = table.pivot_table(index="sweep", columns="backbone", values="latency_ms_median")
     ratio = by_sweep["resnet50"] / by_sweep["resnet18"]
     summary["resnet50/resnet18"] = {"median_ratios": [round(v, 4) for v in ratio], "spread_pct": _spread_pct(ratio)}
-    result = {"sweeps": args.sweeps, "device": args.device, "threads": args.threads, "input": args.input, "runs": args.runs,
-              "processes": args.processes, "span_s": args.span,
+    result = {"sweeps": args.sweeps, "device": args.device, "threads": args.threads, "input": args.input,
+              "runs": args.runs, "processes": args.processes, "span_s": args.span,
               "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
     tmp = out / "repeatability.json.tmp"
     tmp.write_text(json.dumps(result, indent=1, default=str) + "\n")

@@ -9,11 +9,12 @@ Noise rule: a round of N timed runs is noisy when its IQR is more than NOISE_THR
 and their medians are within SETTLE_TOLERANCE (5%) of each other; the later of the two is reported. A small IQR
 alone does not show a steady state: on an H200 a first round was steady at 29.5 ms on a machine started a minute
 before (cause not established: the GPU's clocks or the host feeding it), and the same model took 20.6 ms one
-minute later (docs/performance.md, "Round 8"). When `rounds` run out first, the latest steady round is reported, else the round with the smallest
-IQR/median, and the result is marked `noisy`. `rounds` = 1 times one round and only applies the IQR test. Warm-up
-runs once, before the first round; on CUDA it also lasts at least CUDA_WARMUP_S seconds, so that the GPU's clocks
-have risen before any run is timed. The host's 1-minute load average is recorded before the first and after the
-last round, so a reader can see what else the machine was doing."""
+minute later (docs/performance.md, "Round 8"). When `rounds` run out first, the latest steady round is reported,
+else the round with the smallest IQR/median, and the result is marked `noisy`. `rounds` = 1 times one round and
+only applies the IQR test. Warm-up runs once, before the first round. On CUDA it also lasts at least CUDA_WARMUP_S
+seconds, so that the GPU's clocks have risen before any run is timed, and each round times `runs` runs at a time
+until it has lasted CUDA_ROUND_MIN_S, so that two rounds are apart in time. The host's 1-minute load average is
+recorded before the first and after the last round, so a reader can see what else the machine was doing."""
 from __future__ import annotations
 
 import os
@@ -61,6 +62,9 @@ class LatencyStats:
 
 DEFAULT_ROUNDS = 5  # settling takes two rounds at least; three more leave room for a slow start or a noisy round
 CUDA_WARMUP_S = 1.0  # GPUs raise their clocks under load over a fraction of a second
+# A CUDA round goes on past `runs` until it has lasted this long, so that two rounds compared by the settle rule are
+# apart in time, not a few milliseconds of one state (a 5-ms model's 10 runs take 0.05 s).
+CUDA_ROUND_MIN_S = 0.25
 
 
 def loadavg() -> float | None:
@@ -143,28 +147,35 @@ def _warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.devic
 
 
 def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = 1,
-                    noise_threshold: float = NOISE_THRESHOLD, warmup_s: float | None = None) -> LatencyStats:
+                    noise_threshold: float = NOISE_THRESHOLD, warmup_s: float | None = None,
+                    round_min_s: float | None = None) -> LatencyStats:
     """`rounds` > 1 times until two consecutive rounds agree (see the module's noise rule); warm-up runs once, before
-    the first round, for `warmup` runs and at least `warmup_s` seconds (None: CUDA_WARMUP_S on CUDA, 0 on CPU)."""
+    the first round, for `warmup` runs and at least `warmup_s` seconds. A round times `runs` runs at a time until it
+    has lasted `round_min_s` seconds. None: CUDA_WARMUP_S and CUDA_ROUND_MIN_S on CUDA, 0 on CPU. The record's
+    `runs` is the reported round's count."""
     if runs < 1 or warmup < 0 or rounds < 1:
         raise ValueError(f"latency: need runs >= 1, warmup >= 0 and rounds >= 1 "
                          f"(got runs={runs}, warmup={warmup}, rounds={rounds})")
     inputs = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
     device = device_of(inputs, model)
-    if warmup_s is None:
-        warmup_s = CUDA_WARMUP_S if device.type == "cuda" else 0.0
+    on_cuda = device.type == "cuda"
+    warmup_s = (CUDA_WARMUP_S if on_cuda else 0.0) if warmup_s is None else warmup_s
+    round_min_s = (CUDA_ROUND_MIN_S if on_cuda else 0.0) if round_min_s is None else round_min_s
     load_before = loadavg()
     made_rounds: list[list[float]] = []
     settled = False
     with torch.inference_mode():
         _warm_up(model, inputs, warmup, warmup_s, device)
-        timer = "cuda_event" if device.type == "cuda" else "perf_counter"
+        timer = "cuda_event" if on_cuda else "perf_counter"
         while len(made_rounds) < rounds:
-            if device.type == "cuda":
-                with torch.cuda.device(device):
-                    times = _time_cuda(model, inputs, runs, device)
-            else:
-                times = time_cpu_runs(model, inputs, runs)
+            times: list[float] = []
+            round_start = time.perf_counter()
+            while not times or time.perf_counter() - round_start < round_min_s:
+                if on_cuda:
+                    with torch.cuda.device(device):
+                        times += _time_cuda(model, inputs, runs, device)
+                else:
+                    times += time_cpu_runs(model, inputs, runs)
             previous = made_rounds[-1] if made_rounds else None
             made_rounds.append(times)
             if rounds == 1:
@@ -187,7 +198,7 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
         std_ms=statistics.stdev(times) if len(times) > 1 else 0.0,
         min_ms=min(times),
         max_ms=max(times),
-        runs=runs,
+        runs=len(times),
         warmup=warmup,
         device=str(device),
         timer=timer,

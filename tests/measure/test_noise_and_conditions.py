@@ -96,6 +96,12 @@ def test_a_slow_start_is_timed_through_to_the_steady_speed():
     assert stats.rounds >= 3 and stats.median_ms < 30.0
 
 
+def test_a_round_goes_on_in_batches_of_runs_until_it_has_lasted_round_min_s():
+    stats = measure_latency(_SlowStart(slow=0), torch.zeros(1), warmup=0, runs=2, rounds=1, round_min_s=0.2)
+    assert stats.runs >= 6 and stats.runs % 2 == 0 and len(stats.times_ms) == stats.runs
+    assert measure_latency(_SlowStart(slow=0), torch.zeros(1), warmup=0, runs=2, rounds=1).runs == 2  # CPU: no minimum
+
+
 def test_warm_up_lasts_at_least_warmup_s():
     model = _SlowStart(slow=0)
     t0 = time.perf_counter()
