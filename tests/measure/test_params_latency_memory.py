@@ -118,8 +118,13 @@ def test_cuda_paths_use_events_and_the_allocator():
     device = torch.device("cuda")
     conv = nn.Conv2d(3, 8, 3).to(device)
     x = torch.rand(1, 3, 64, 64, device=device)
+    t0 = time.perf_counter()
     stats = measure_latency(conv, x, warmup=1, runs=3)
     assert stats.timer == "cuda_event" and stats.device.startswith("cuda") and stats.min_ms > 0
+    # CUDA: warm-up of 1 s at least, then a round of batches of 3 runs lasting 0.25 s at least
+    assert time.perf_counter() - t0 >= 1.25 and stats.runs % 3 == 0 and stats.runs > 3
+    settled = measure_latency(conv, x, warmup=1, runs=3, rounds=5)
+    assert 2 <= settled.rounds <= 5  # settling takes two rounds at least
 
     class AllocOnDevice(nn.Module):
         def forward(self, x):
