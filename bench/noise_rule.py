@@ -12,6 +12,10 @@ SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/
 # fraction of each other: half the 10% that two sweeps must agree within.
 SETTLE_TOLERANCE = 0.05
 SETTLE_ROUNDS = 2  # so it takes this many rounds at least (the sweep's cost estimate counts them)
+CUDA_WARMUP_S = 1.0  # CUDA warm-up lasts this long at least: GPUs raise their clocks under load
+# A CUDA round goes on past `runs` until it has lasted this long, so that two rounds compared by the settle rule are
+# apart in time, not a few milliseconds of one state (a 5-ms model's 10 runs take 0.05 s).
+CUDA_ROUND_MIN_S = 0.25
 
 
 def noise_reason(row: dict) -> str:

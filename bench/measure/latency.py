@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bench.noise_rule import NOISE_THRESHOLD, SETTLE_TOLERANCE
+from bench.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, NOISE_THRESHOLD, SETTLE_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,6 @@ class LatencyStats:
 
 
 DEFAULT_ROUNDS = 5  # settling takes two rounds at least; three more leave room for a slow start or a noisy round
-CUDA_WARMUP_S = 1.0  # GPUs raise their clocks under load over a fraction of a second
-# A CUDA round goes on past `runs` until it has lasted this long, so that two rounds compared by the settle rule are
-# apart in time, not a few milliseconds of one state (a 5-ms model's 10 runs take 0.05 s).
-CUDA_ROUND_MIN_S = 0.25
 
 
 def loadavg() -> float | None:

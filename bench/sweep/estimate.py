@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from bench.noise_rule import SETTLE_ROUNDS
+from bench.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, SETTLE_ROUNDS
 
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
 # trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
@@ -134,28 +134,35 @@ def trial_wall_s(cfg, res, cost: ModelCost, overheads: Overheads = Overheads()) 
     return overheads.trial_s + cost.setup_s + train_s + ckpt_s + eval_s
 
 
-def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads()) -> float:
+def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads(), device: str = "cpu") -> float:
     """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and at
     least one turn of timed runs in each of its fresh latency processes (one start-up each):
     EXPECTED_POOL_FACTOR x `measure.processes`, the pool's mean size when it grows while imprecise. The turns
     fill the pool's span, which the models of a phase share: measure_span_s. Timed in the measuring process
-    (`processes` 0, and on CUDA) it takes two rounds of `runs` at least, settling needing two (bench.measure.latency)."""
+    (`processes` 0, and always on `device` "cuda") it takes two rounds of `runs` at least, settling needing two
+    (bench.measure.latency); on CUDA the warm-up and each round also last a least time."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
-    processes = 0 if not m.latency else m.processes
+    processes = 0 if not m.latency or device == "cuda" else m.processes
     if processes > 1:  # one process is never joined by more (no spread to judge)
         processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, _pool_limit(m)))
-    timed = m.runs * (max(1, processes) if processes > 0 else SETTLE_ROUNDS)
-    forwards = 2 + ((m.warmup * max(1, processes) + timed) if m.latency else 0)
-    return overheads.measure_s + processes * overheads.startup_s + forwards * cost.forward_s
+    fixed = overheads.measure_s + processes * overheads.startup_s + 2 * cost.forward_s
+    if not m.latency:
+        return fixed
+    if processes > 0:
+        return fixed + (m.warmup + m.runs) * processes * cost.forward_s
+    warmup_s, round_s = m.warmup * cost.forward_s, m.runs * cost.forward_s
+    if device == "cuda":
+        warmup_s, round_s = max(warmup_s, CUDA_WARMUP_S), max(round_s, CUDA_ROUND_MIN_S)
+    return fixed + warmup_s + SETTLE_ROUNDS * round_s
 
 
-def measure_span_s(cfg) -> float:
+def measure_span_s(cfg, device: str = "cpu") -> float:
     """The least time the phase's latency pool takes by its span (measure.span_s; the models take turns, so the pool
-    spans it once for all of them), grown as measure_s grows the process count."""
+    spans it once for all of them), grown as measure_s grows the process count. CUDA has no pool."""
     m = cfg.measure
-    if not (m.latency and m.processes > 0):
+    if not (m.latency and m.processes > 0) or device == "cuda":
         return 0.0
     return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, _pool_limit(m) / m.processes))
 
@@ -281,8 +288,9 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
             payload = {"cfg": t.config.model_dump(mode="json"), "resources": res.model_dump()}
             key = measurement.measure_key(payload)
             if t.config.measure.enabled and measurement.read(Path(out), key) is None:
-                measured_keys.setdefault(key, measure_s(t.config, cost, overheads))
-                spans.append(measure_span_s(t.config))
+                device = measurement.device_kind(payload)
+                measured_keys.setdefault(key, measure_s(t.config, cost, overheads, device))
+                spans.append(measure_span_s(t.config, device))
         hours = None if wall is None else devices * wall / 3600
         trials.append(TrialCost(t.trial_id, t.config_hash, resources_text(res), state, wall, hours, unit, source))
     res = sweep.section.resources

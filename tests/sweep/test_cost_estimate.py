@@ -131,7 +131,7 @@ def test_trial_and_sweep_arithmetic():
     assert estimate.cost_key(other_lr) != estimate.cost_key(cfg)
 
 
-def test_an_in_process_measurement_is_estimated_at_two_rounds_at_least(tmp_path, data_root):
+def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(tmp_path, data_root):
     """processes 0 (and CUDA) settle only after two agreeing rounds (bench.measure.latency), so the estimate counts
     warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process."""
     from bench.commands.overrides import load_experiment
@@ -144,3 +144,8 @@ def test_an_in_process_measurement_is_estimated_at_two_rounds_at_least(tmp_path,
     assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 2 * 10)
     cfg = load_experiment(path, ["measure.processes=1", "measure.warmup=3", "measure.runs=10"])
     assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 10)
+    # on CUDA there is no pool, whatever measure.processes says, and the warm-up and rounds have least times
+    cfg = load_experiment(path, ["measure.processes=3", "measure.warmup=3", "measure.runs=10"])
+    fast = estimate.ModelCost(s_per_iter=1.0, forward_s=0.005)
+    assert estimate.measure_s(cfg, fast, none, "cuda") == pytest.approx(none.measure_s + 2 * 0.005 + 1.0 + 2 * 0.25)
+    assert estimate.measure_span_s(cfg, "cuda") == 0.0 and estimate.measure_span_s(cfg, "cpu") > 0
