@@ -142,7 +142,17 @@ class SweepProgress(Callback):
                                  for r in sorted(self.running)), rewrite=False)
 
     def on_trial_recover(self, iteration, trials, trial, **info):
-        self._emit(f"retrying {self._id(trial)} from its last checkpoint")
+        self._emit(f"retrying {self._id(trial)} {self._retry_from(trial)}")
+
+    @staticmethod
+    def _retry_from(trial) -> str:
+        """Where the retry starts: Tune's latest registered checkpoint, else the start. A checkpoint can be in
+        storage without being registered: the node died between the upload and the driver receiving the report."""
+        latest = getattr(trial, "latest_checkpoint_result", None)
+        if latest is None or getattr(latest, "checkpoint", None) is None:
+            return "from the start (no checkpoint of it had reached the driver)"
+        it = (getattr(latest, "metrics", None) or {}).get("iter")
+        return f"from its checkpoint at iteration {it}" if it is not None else "from its last checkpoint"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         h = self._hash(trial)

@@ -131,3 +131,27 @@ def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data
     prog._emit("tick", rewrite=False)
     line = capsys.readouterr().out
     assert "done 1/2  running 1  pending 0  failed 0" in line
+
+
+def test_progress_says_whether_a_retry_resumes_or_starts_over(tmp_path, data_root, capsys):
+    """Tune's Trial exposes the latest registered checkpoint result (ray.tune.experiment.Trial); stand-ins with that
+    attribute are enough for the printer."""
+    from types import SimpleNamespace
+
+    from ray.train import Checkpoint
+
+    from bench.sweep.progress import SweepProgress
+    from bench.sweep.spec import load_sweep
+    from bench.sweep.table import trial_payload
+
+    spec = write_spec(tmp_path / "p.yaml", tiny_experiment(data_root),
+                      {"name": "p", "axes": {"seed": [0]}, "resources": {"cpus": 2}})
+    payloads = [trial_payload(t, tmp_path / "out", "p") for t in load_sweep(spec).trials]
+    prog = SweepProgress(str(tmp_path / "out"), "p", payloads, 1)
+    config = {"trial": {"config_hash": payloads[0]["config_hash"]}}
+    capsys.readouterr()
+    prog.on_trial_recover(0, [], SimpleNamespace(config=config, latest_checkpoint_result=None))
+    assert "from the start (no checkpoint of it had reached the driver)" in capsys.readouterr().out
+    ckpt = SimpleNamespace(checkpoint=Checkpoint(str(tmp_path)), metrics={"iter": 40})
+    prog.on_trial_recover(0, [], SimpleNamespace(config=config, latest_checkpoint_result=ckpt))
+    assert "from its checkpoint at iteration 40" in capsys.readouterr().out
