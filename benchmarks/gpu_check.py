@@ -62,7 +62,8 @@ def _timed(model, *inputs) -> dict:
     from bench.measure.latency import DEFAULT_ROUNDS, measure_latency
 
     s = measure_latency(model, inputs, warmup=3, runs=10, rounds=DEFAULT_ROUNDS)
-    return {**_stats(s.times_ms), "rounds": s.rounds, "noisy": s.noisy}
+    return {"median_ms": round(s.median_ms, 3), "min_ms": round(s.min_ms, 3), "iqr_ms": round(s.iqr_ms, 3),
+            "runs": s.runs, "rounds": s.rounds, "noisy": s.noisy}
 
 
 def _rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -163,6 +164,9 @@ def step_measure(device) -> dict:
 def step_models(device) -> dict:
     """Whole deep-stem R-50 segmentors at 1024x2048, fp32 (default TF32 settings), batch 1: IFA in both
     formulations and the three baselines, interleaved so that clocks and caches treat them alike."""
+    from bench.measure.latency import warm_up
+    from bench.noise_rule import CUDA_WARMUP_S
+
     images = torch.randn(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0)).to(device)
     heads = {"ifa_reference": {"name": "ifa", "formulation": "reference"},
              "ifa_fused": {"name": "ifa", "formulation": "fused"}, "fpn": {"name": "fpn"}, "ppm": {"name": "ppm"},
@@ -170,11 +174,8 @@ def step_models(device) -> dict:
     models = {k: _segmentor(v).to(device).eval() for k, v in heads.items()}
     times = {k: [] for k in models}
     with torch.inference_mode():
-        for m in models.values():  # warm each up for 1 s at least, as bench.measure.latency does on CUDA
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < 1.0:
-                m(images)
-                torch.cuda.synchronize()
+        for m in models.values():  # each warmed up for 1 s at least, as bench.measure.latency does on CUDA
+            warm_up(m, (images,), 1, CUDA_WARMUP_S, device)
         for _ in range(10):
             for k, m in models.items():
                 times[k] += _events_ms(lambda m=m: m(images), 0, 1)
@@ -256,6 +257,13 @@ def step_ddp_nccl(work: Path) -> dict:
             os.environ.pop(k, None)
 
 
+def _plain_rows(df, keep: tuple) -> list[dict]:
+    """The `keep` columns of each row, NaN as None (for the JSON)."""
+    import pandas as pd
+
+    return [{k: (None if pd.isna(r.get(k)) else r.get(k)) for k in keep} for r in df.to_dict("records")]
+
+
 def step_measure_cli(work: Path) -> dict:
     import subprocess
 
@@ -273,8 +281,7 @@ def step_measure_cli(work: Path) -> dict:
     rows = pd.read_csv(out_csv)
     keep = ("head", "formulation", "gmacs", "params_m", "latency_ms_median", "latency_ms_iqr", "peak_mem_mb",
             "measure_input", "measure_device", "measure_device_name")
-    res["rows"] = [{k: (None if pd.isna(r.get(k)) else r.get(k)) for k in keep if k in r}
-                   for r in rows.to_dict("records")]
+    res["rows"] = _plain_rows(rows, keep)
     res["ok"] = len(rows) == 5 and bool((rows["measure_device"] == "cuda").all()) \
         and bool(rows["latency_ms_median"].notna().all())
     return res
@@ -301,7 +308,7 @@ def step_sweep_gpu(work: Path) -> dict:
     keep = ("status", "device", "device_name", "miou", "latency_ms_median", "latency_ms_iqr", "gmacs",
             "measure_key", "measure_device", "measure_device_name", "measure_started_at", "measure_finished_at",
             "train_time_s")
-    rows = [{k: (None if pd.isna(r.get(k)) else r.get(k)) for k in keep} for r in df.to_dict("records")]
+    rows = _plain_rows(df, keep)
     # The shared measurement must end before any attempt of either trial starts training (attempts.json).
     starts = [pd.Timestamp(a["train_started_at"]) for h in df["config_hash"]
               for a in json.loads((work / "sweep" / "trials" / h / "attempts.json").read_text())["history"]]

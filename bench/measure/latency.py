@@ -130,7 +130,7 @@ def _settled(times: list[float], previous: list[float] | None, noise_threshold: 
     return before > 0 and abs(now - before) / before <= SETTLE_TOLERANCE
 
 
-def _warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device) -> None:
+def warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device) -> None:
     """`warmup` runs, then more until `min_seconds` have passed (none when `warmup` is 0). On CUDA each run is waited
     for, so that the seconds are the GPU's and no backlog of queued runs spills into the first timed round."""
     t0 = time.perf_counter()
@@ -161,7 +161,7 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
     made_rounds: list[list[float]] = []
     settled = False
     with torch.inference_mode():
-        _warm_up(model, inputs, warmup, warmup_s, device)
+        warm_up(model, inputs, warmup, warmup_s, device)
         timer = "cuda_event" if on_cuda else "perf_counter"
         while len(made_rounds) < rounds:
             times: list[float] = []
