@@ -119,6 +119,9 @@ def _check_args(args) -> None:
         raise UserError(f"--processes: must be 0 or more, got {args.processes}")
     if args.max_processes is not None and args.max_processes < 1:
         raise UserError(f"--max-processes: must be at least 1, got {args.max_processes}")
+    if args.processes and args.max_processes is not None and args.max_processes < args.processes:
+        raise UserError(f"--max-processes: {args.max_processes} is below --processes {args.processes} (the pool starts "
+                        f"with --processes and grows up to --max-processes)")
     if not 0 <= args.span <= 3600:  # also NaN
         raise UserError(f"--span: must be between 0 and 3600 seconds, got {args.span:g}")
     if args.warmup < 0:

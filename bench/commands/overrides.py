@@ -43,13 +43,13 @@ def validate_experiment(data: dict, provenance: dict[str, str], path: Path, over
 
     from bench.config import ExperimentConfig
     from bench.config.inherit import source_of
-    from bench.config.loading import _key_path, _yaml_loc, format_validation_error
+    from bench.config.loading import error_key, format_validation_error
 
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = _key_path(_yaml_loc(tuple(first["loc"]), data))
+        key = error_key(first, data)
         source = source_of(key, provenance, str(path))
         if source.startswith("--set") and first["type"] == "extra_forbidden":
             hint = unknown_key_hint(key, data, overrides)

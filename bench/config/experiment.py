@@ -12,6 +12,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from bench.budget import MAX_ITERATIONS
+from bench.config.key_conflict import key_conflict
 from bench.config.model import ModelConfig
 from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
 from bench.config.strict_numbers import refuse_bool_numbers
@@ -111,6 +112,13 @@ class MeasureConfig(_Strict):
     max_processes: Optional[PositiveInt] = None
     # the least time the pool of fresh processes spans (the host's speed drifts over tens of seconds); 0: one turn each
     span_s: float = Field(DEFAULT_MEASURE_SPAN_S, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.processes and self.max_processes is not None and self.max_processes < self.processes:
+            raise key_conflict("max_processes", f"{self.max_processes} is below processes ({self.processes}): the "
+                                                "pool starts with `processes` and grows up to `max_processes`")
+        return self
 
 
 class ExperimentConfig(_Strict):

@@ -42,16 +42,21 @@ def format_validation_error(exc: ValidationError, source: str, data: Any = None)
     """One line: `source: key.path: message` for the first error (+N more)."""
     errors = exc.errors()
     first = errors[0]
-    loc = _yaml_loc(tuple(first["loc"]), data)
-    if first["type"] in ("bool_not_number", "key_conflict"):  # raised by the model, about one of its keys
-        loc += (first["ctx"]["key"],)
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "required key is missing"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{source}: {_key_path(loc)}: {msg}{more}"
+    return f"{source}: {error_key(first, data)}: {msg}{more}"
+
+
+def error_key(error: dict, data: Any = None) -> str:
+    """The dotted key a pydantic error is about: its location, plus the key a model-level check named."""
+    loc = _yaml_loc(tuple(error["loc"]), data)
+    if error["type"] in ("bool_not_number", "key_conflict"):  # raised by the model, about one of its keys
+        loc += tuple(error["ctx"]["key"].split("."))
+    return _key_path(loc)
 
 
 def validate(model_cls: type[M], data: Any, source: str = "<config>") -> M:

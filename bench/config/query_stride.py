@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic_core import PydanticCustomError
+from bench.config.key_conflict import key_conflict
 
 QUERY_STRIDE_KEY = "eval.ifa_query_stride"  # a sweep applies it to IFA trials only (bench/sweep/spec.py)
 
@@ -31,23 +31,18 @@ def check_query_stride(eval_cfg):
     if stride is None:
         return eval_cfg
     if query == "label" and stride != 1:
-        raise _conflict("ifa_query_stride", f"{stride} contradicts ifa_query=label (which queries at stride 1); "
+        raise key_conflict("ifa_query_stride", f"{stride} contradicts ifa_query=label (which queries at stride 1); "
                                             "drop one of the two")
     if query == "upsample" and stride == 1:
-        raise _conflict("ifa_query_stride", "1 queries at label resolution, which contradicts ifa_query=upsample; "
+        raise key_conflict("ifa_query_stride", "1 queries at label resolution, which contradicts ifa_query=upsample; "
                                             "set ifa_query=label or leave ifa_query out")
     return eval_cfg
-
-
-def _conflict(key: str, message: str) -> PydanticCustomError:
-    """A validation error about `key` (bench/config/loading.py names it: `FILE: section.key: message`)."""
-    return PydanticCustomError("key_conflict", message.replace("{", "{{").replace("}", "}}"), {"key": key})
 
 
 def only_ifa_queries(cfg):
     stride, head = cfg.eval.ifa_query_stride, cfg.model.head.name
     if stride is not None and head != "ifa":
-        raise _conflict("eval.ifa_query_stride", f"{stride}: only the IFA head can be queried at a chosen resolution "
+        raise key_conflict("eval.ifa_query_stride", f"{stride}: only the IFA head can be queried at a chosen resolution "
                                                  f"(model.head.name is {head!r}, whose logits are always upsampled); "
                                                  "remove the key")
     return cfg

@@ -23,6 +23,7 @@ def _with(section, **kv):
         (_with("data", crop_size=[512, "a"]), "x.yaml: data.crop_size[1]: Input should be a valid integer"),
         ({"model": {"num_classes": 3}}, "x.yaml: data: required key is missing"),
         (_with("train", lr=-1), "x.yaml: train.lr: Input should be greater than 0"),
+        (_with("measure", processes=3, max_processes=2), "x.yaml: measure.max_processes: 2 is below processes (3)"),
     ],
 )
 def test_errors_name_the_key_path(data, expected):
@@ -55,3 +56,8 @@ def test_config_hash_is_stable_and_ignores_the_name():
     assert a.config_hash() == b.config_hash()
     assert a.config_hash() != c.config_hash()
     assert len(a.config_hash()) == 12 and int(a.config_hash(), 16) >= 0
+
+
+def test_max_processes_may_equal_processes_and_is_free_without_a_pool():
+    assert validate(ExperimentConfig, _with("measure", processes=2, max_processes=2)).measure.max_processes == 2
+    assert validate(ExperimentConfig, _with("measure", processes=0, max_processes=1)).measure.processes == 0

@@ -66,6 +66,19 @@ def test_error_names_the_file_that_set_the_bad_value(tmp_path):
     assert str(exc.value).startswith("--set train.iterations: train.iterations:")
 
 
+@pytest.mark.parametrize("sets, expected", [
+    (["measure.max_processes=2"], "--set measure.max_processes: measure.max_processes: 2 is below processes (3)"),
+    (["eval.ifa_query=label", "eval.ifa_query_stride=2"],
+     "--set eval.ifa_query_stride: eval.ifa_query_stride: 2 contradicts ifa_query=label"),
+])
+def test_a_check_across_keys_names_the_set_that_set_the_key(tmp_path, sets, expected):
+    """Model-level checks name the key they refuse; the source is the --set that set it, not the file."""
+    exp = _write(tmp_path / "e.yaml", dict(BASE, model=dict(BASE["model"], head={"name": "ifa"})))
+    with pytest.raises(UserError) as exc:
+        load_experiment(exp, sets)
+    assert str(exc.value).startswith(expected), exc.value
+
+
 @pytest.mark.parametrize("command", [
     ["train", "experiments/synthetic.yaml"],
     ["sweep", "experiments/synthetic.yaml", "--dry-run"],
