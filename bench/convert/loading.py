@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.unreadable import unreadable_reason
 
 
 def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
@@ -17,8 +18,7 @@ def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, not a torch file, or objects outside the weights-only allowlist
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a readable weights-only checkpoint ({reason[:200]})") from None
+        raise UserError(f"{path}: not a readable weights-only checkpoint ({unreadable_reason(exc)})") from None
     if not isinstance(ckpt, dict):
         raise UserError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     if "model" in ckpt and isinstance(ckpt["model"], dict):

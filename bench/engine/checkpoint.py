@@ -18,6 +18,7 @@ import torch
 
 from bench.atomic import replacing
 from bench.errors import UserError
+from bench.unreadable import unreadable_reason
 from bench.models.finite import require_finite
 
 FORMAT = 1
@@ -110,8 +111,8 @@ def load_checkpoint(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise UserError(f"{path}: unreadable checkpoint ({reason}); delete it to resume from an older one") from None
+        raise UserError(f"{path}: unreadable checkpoint ({unreadable_reason(exc)}); delete it to resume from an "
+                        f"older one") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a checkpoint written by `ifa-bench train` (format {FORMAT})")
     if isinstance(state.get("model"), dict):

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bench.errors import UserError
+from bench.unreadable import unreadable_reason
 from bench.models.finite import require_finite
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], list[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling refused or corrupt file
-        reason = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{path}: not a readable torch weights file ({type(exc).__name__}: {reason})") from None
+        raise UserError(f"{path}: not a readable torch weights file ({unreadable_reason(exc)})") from None
     obj = _unwrap(obj)
     if not isinstance(obj, dict) or not obj:
         raise UserError(f"{path}: expected a state dict of tensors, found {type(obj).__name__}"
