@@ -80,8 +80,6 @@ def markdown(result: dict) -> str:
     lines += ["", "## Targets", "", "| target | value | threshold | met |", "|---|---:|---|---|"]
     for t in result["targets"]:
         lines.append(f"| {t['target']} | {_fmt(t['value'], 2)} | {t['threshold']} | {_fmt(t['met'])} |")
-    if result["skipped"]:
-        lines += ["", "Skipped: " + "; ".join(f"{s['group']} ({s['reason']})" for s in result["skipped"])]
     lines += ["", "Peak memory: growth over the memory held before the call (weights and inputs resident), "
               "each case in a fresh process; method per case in bench.json. Latency: cases of a group timed "
               "round-robin in one process, median."]

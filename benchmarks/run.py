@@ -69,7 +69,7 @@ def plan(p: dict, device: str, dtype: str, channels_last: bool, smoke: bool) -> 
                        "runs": p["runs"], "memory": False})
     models = [{**base, "kind": "model_infer", "head": h, "image": p["image_model"], "batch": 1, "classes": 19,
                "head_options": {"formulation": "fused"} if h == "ifa" else {}} for h in ("ifa", "fpn", "ppm", "ocr")]
-    groups.append({"group": "models_b1", "cases": models, "runs": p["runs"], "memory": True, "optional": True})
+    groups.append({"group": "models_b1", "cases": models, "runs": p["runs"], "memory": True})
     groups.append({"group": "gemm_end", "cases": [{**base, "kind": "gemm", "mnk": p["gemm"], "channels_last": False}],
                    "runs": p["runs"], "memory": False})
     return groups
@@ -178,17 +178,11 @@ def run(args) -> dict:
     if args.only:
         keep = set(args.only.split(",")) | {"gemm_start", "gemm_end"}
         groups = [g for g in groups if g["group"] in keep]
-    records, skipped = [], []
+    records = []
     t_start = time.time()
     for g in groups:
         specs = g["cases"]
-        try:
-            builts = [build(s) for s in specs]
-        except ImportError as exc:  # e.g. bench.models not available in this checkout
-            if not g.get("optional"):
-                raise
-            skipped.append({"group": g["group"], "reason": f"{type(exc).__name__}: {exc}"})
-            continue
+        builts = [build(s) for s in specs]
         times = time_round_robin(builts, device, p["warmup"] if g["runs"] > 1 or not args.smoke else 0, g["runs"])
         del builts
         for spec, ts in zip(specs, times):
@@ -228,7 +222,6 @@ def run(args) -> dict:
         "gemm_rate_gmac_per_s": gemm_rate,
         "gemm_rates": [r["gmacs"] / (r["median_ms"] / 1e3) for r in gemm],
         "records": records,
-        "skipped": skipped,
         "mlp_gemm": mlp_rate,
     }
     result["ratios"] = ratios(records)

@@ -138,10 +138,8 @@ def _measurement(trial: dict, cfg, device) -> dict:
 
 
 def _engine():
-    try:
-        from bench.engine import train_experiment
-    except ImportError:  # the package may not re-export it
-        from bench.engine.trainer import train_experiment
+    from bench.engine import train_experiment
+
     return train_experiment
 
 

@@ -35,12 +35,12 @@ def test_bench_smoke(tmp_path):
     ratio = next(r for r in result["ratios"] if r["group"] == "infer_cityscapes_b1" and r["dtype"] == "fp32")
     assert ratio["speedup"] == pytest.approx(ref["median_ms"] / fused["median_ms"])
     assert ratio["memory_ratio"] == pytest.approx(fused["peak_mb"] / ref["peak_mb"])
-    # every planned group ran (the segmentor group may be skipped when bench.models is absent)
+    # every planned group ran
     groups = {r["group"] for r in result["records"]}
-    assert {"gemm_start", "infer_cityscapes_b2", "train_crop_b2", "query_full_label_b1", "variants_cityscapes_b1"} <= groups
+    assert {"gemm_start", "infer_cityscapes_b2", "train_crop_b2", "query_full_label_b1", "variants_cityscapes_b1",
+            "models_b1"} <= groups
     assert ("variants_cityscapes_b1", "fused", "bf16", False) in records
     assert ("variants_cityscapes_b1", "fused", "fp32", True) in records
-    assert "models_b1" in groups or any(s["group"] == "models_b1" for s in result["skipped"])
     assert {t["target"] for t in result["targets"]} and len(result["targets"]) == 6
     md = (out / "bench.md").read_text()
     assert "IFA head fused inference 64x128 b1 fp32" in md and "Measured GEMM rate" in md
