@@ -1,7 +1,8 @@
 """A results file that grows one row at a time (`measure --out`): CSV (`.csv`) or JSON lines (`.jsonl`).
 
 Every append rewrites the whole file atomically (bench/atomic.py), so an interrupted run leaves the rows it
-finished and never half a row. Rows already in the file are kept (a rerun appends). CSV columns are the union of
+finished and never half a row. Rows already in the file are kept (a rerun appends); a file whose rows are not
+`measure` rows (ROW_KEYS missing) is refused rather than rewritten. CSV columns are the union of
 all rows' keys in order of first appearance; a value that is a list or dict is stored as JSON text."""
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bench.atomic import json_safe, write_text
 from bench.errors import UserError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+ROW_KEYS = ("model",)  # in every row `measure` writes; not in a sweep's results.csv
 
 
 class RowFile:
@@ -33,7 +35,9 @@ class RowFile:
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"--out {self.path}: cannot read the existing file ({exc})") from None
         if self.format == "csv":
-            return list(csv.DictReader(io.StringIO(text)))
+            reader = csv.DictReader(io.StringIO(text))
+            self._require_row_columns(reader.fieldnames or [], "its header")
+            return list(reader)
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -44,8 +48,17 @@ class RowFile:
                 raise UserError(f"--out {self.path}: line {n} is not JSON; refusing to append to it") from None
             if not isinstance(row, dict):
                 raise UserError(f"--out {self.path}: line {n} is not a JSON object; refusing to append to it")
+            self._require_row_columns(row, f"line {n}")
             rows.append(row)
         return rows
+
+    def _require_row_columns(self, keys, where: str) -> None:
+        """Append only to a file of `measure` rows: another results file (a sweep's results.csv) is not rewritten."""
+        missing = [k for k in ROW_KEYS if k not in keys]
+        if keys and missing:
+            noun = "column" if self.format == "csv" else "key"
+            raise UserError(f"--out {self.path}: {where} has no {missing[0]!r} {noun}, so it is not a file of "
+                            f"`ifa-bench measure` rows; refusing to append to it")
 
     def append(self, row: dict) -> None:
         self._rows.append(json_safe(row))

@@ -32,8 +32,11 @@ def test_jsonl_rows_and_nan_as_null(tmp_path):
 @pytest.mark.parametrize("name, content, needle", [
     ("rows.txt", None, "'.txt'"),
     ("rows", None, "(none)"),
-    ("rows.jsonl", "{\"a\": 1}\nnot json\n", "line 2 is not JSON"),
+    ("rows.jsonl", "{\"model\": \"a\"}\nnot json\n", "line 2 is not JSON"),
     ("rows.jsonl", "[1, 2]\n", "line 1 is not a JSON object"),
+    # another results file is never rewritten with measure rows: a sweep's results.csv, any other table
+    ("results.csv", "trial_id,status,gmacs\nab12,completed,2.5\n", "its header has no 'model' column"),
+    ("rows.jsonl", "{\"model\": \"a\"}\n{\"trial_id\": \"ab12\"}\n", "line 2 has no 'model' key"),
 ])
 def test_bad_out_files_are_refused_before_anything_is_written(tmp_path, name, content, needle):
     path = tmp_path / name
