@@ -71,6 +71,20 @@ def _rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
+def _first_wait(model, *inputs) -> str | None:
+    """The first operation of a forward that makes the host wait for the GPU (torch's sync debug mode), or None.
+    The fused head's host-built indices are copied without blocking since round 9 (ifa.head.to_device)."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        model(*inputs)
+        return None
+    except RuntimeError as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
 def step_ifa_heads(device) -> dict:
     from benchmarks.cases import RELEASED_LEVELS, random_features
     from ifa import IFAHead, ShapeSpec
@@ -93,6 +107,7 @@ def step_ifa_heads(device) -> dict:
         out["argmax_agree_fp32"] = float((y_fused.argmax(1) == y_ref.argmax(1)).float().mean())
         for name, head in (("reference", ref), ("fused", fused)):
             out[f"{name}_fp32"] = _timed(head, feats)
+            out[f"{name}_waits_for_gpu"] = _first_wait(head, feats)
         with torch.autocast("cuda", dtype=torch.bfloat16):
             y_bf16 = fused(feats)
             out["fused_bf16"] = _timed(fused, feats)

@@ -65,18 +65,31 @@ class _LevelPlan:
         self.k = sy.k
         self.pairs = neighbour_slots(self.k, defect)
         self.factor_y, self.factor_x = sy.factor, sx.factor
-        self.iy = sy.index.to(device)
-        self.ix = sx.index.to(device)
-        self.wy = sy.weight.to(device, dtype)
-        self.wx = sx.weight.to(device, dtype)
-        self.cy = (sy.query.expand(sy.k, self.h) if absolute else sy.rel).to(device, dtype)
-        self.cx = (sx.query.expand(sx.k, self.w) if absolute else sx.rel).to(device, dtype)
-        self.types_x_dev = self.types_x.to(device, dtype)
+        self.iy = to_device(sy.index, device)
+        self.ix = to_device(sx.index, device)
+        self.wy = to_device(sy.weight, device, dtype)
+        self.wx = to_device(sx.weight, device, dtype)
+        self.cy = to_device(sy.query.expand(sy.k, self.h) if absolute else sy.rel, device, dtype)
+        self.cx = to_device(sx.query.expand(sx.k, self.w) if absolute else sx.rel, device, dtype)
+        self.types_x_dev = to_device(self.types_x, device, dtype)
         self.device, self.dtype = device, dtype
 
     def rows_needed(self, i0: int, i1: int) -> tuple[int, int]:
         rows = self.sy_cpu.index[:, i0:i1]
         return int(rows.min()), int(rows.max()) + 1
+
+
+def to_device(t: Tensor, device, dtype=None) -> Tensor:
+    """A tensor built on the host (sampling indices, weights, PE coordinates) onto the features' device. To a GPU it
+    goes through pinned memory without blocking: a plain copy from pageable memory first waits for all the GPU work
+    queued before it, and the fused path makes several such copies per band, so the host and the GPU would take
+    turns instead of overlapping (the suspected cause of the fused head's 3-4.5x slowdown against the reference on
+    an H200, docs/performance.md; tests/ifa/test_no_gpu_sync.py checks that no copy blocks)."""
+    if dtype is not None:
+        t = t.to(dtype)
+    if torch.device(device).type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def _bands(h: int, rows: int, align: int) -> list[tuple[int, int]]:
@@ -326,8 +339,8 @@ class IFAHead(nn.Module):
             if any(wt is not None for _, wt in entries):
                 ones = torch.ones(b, w, dtype=torch.float64)
                 weights = torch.stack([(wt if wt is not None else ones).expand(n, b, w) for _, wt in entries], -1)
-                weights = weights.reshape(-1, len(entries)).to(w1.device, w1.dtype)
-            z = F.embedding_bag(index.to(w1.device), torch.cat(blocks), mode="sum", per_sample_weights=weights)
+                weights = to_device(weights.reshape(-1, len(entries)), w1.device, w1.dtype)
+            z = F.embedding_bag(to_device(index, w1.device), torch.cat(blocks), mode="sum", per_sample_weights=weights)
             z = z.view(n, b, w, -1)
         if identity is not None:
             z = identity.clone() if z is None else z.add_(identity)
@@ -353,7 +366,7 @@ class IFAHead(nn.Module):
     def _pe_table(self, l: int, p: _LevelPlan, wpe: Tensor, bias: Optional[Tensor], band_types: Tensor) -> Tensor:
         """W_pe_l PE_l (+ bias) once per distinct (row type, column type): (Ub, Ux, width).
         For an integer scale s that is an s x s tile."""
-        ty = p.types_y[band_types].to(p.device, p.dtype)
+        ty = to_device(p.types_y[band_types], p.device, p.dtype)
         tx = p.types_x_dev
         k = p.k
         table = None
