@@ -17,6 +17,7 @@ from bench.commands.values import format_number, parse_size
 from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
 from bench.device import resolve_device
 from bench.errors import UserError
+from bench.ifa_on_gpu import fused_on_gpu_note
 from bench.noise_rule import noise_reason
 from bench.text_table import text_table
 
@@ -376,6 +377,9 @@ def run(args: argparse.Namespace) -> int:
         if out_file is not None:
             out_file.append(flat_row(row))
         sys.stderr.write(row_line(row) + (f"  -> {args.out}" if out_file is not None else "") + "\n")
+        note = fused_on_gpu_note(cfg.head.model_dump(), row["measure_device"])
+        if note and row.get("latency_ms_median") is not None:
+            sys.stderr.write(f"  note: {note}\n")
         sys.stderr.flush()
     if args.format == "json":
         text = format_json(rows, args.breakdown)

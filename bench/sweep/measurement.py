@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import UserError
+from bench.ifa_on_gpu import fused_on_gpu_note
 from bench.sweep import records
 
 DIRNAME = "measurements"
@@ -252,5 +253,8 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
         out[key] = rec
         print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
               file=stream, flush=True)
+        note = fused_on_gpu_note(p["cfg"]["model"]["head"], kind)
+        if note:
+            print(f"[{name}]     note: {note}", file=stream, flush=True)
     print(f"[{name}] measurement phase: {time.time() - t0:.1f} s", file=stream, flush=True)
     return out
