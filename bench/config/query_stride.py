@@ -32,19 +32,19 @@ def check_query_stride(eval_cfg):
         return eval_cfg
     if query == "label" and stride != 1:
         raise key_conflict("ifa_query_stride", f"{stride} contradicts ifa_query=label (which queries at stride 1); "
-                                            "drop one of the two")
+                                               "drop one of the two")
     if query == "upsample" and stride == 1:
         raise key_conflict("ifa_query_stride", "1 queries at label resolution, which contradicts ifa_query=upsample; "
-                                            "set ifa_query=label or leave ifa_query out")
+                                               "set ifa_query=label or leave ifa_query out")
     return eval_cfg
 
 
 def only_ifa_queries(cfg):
     stride, head = cfg.eval.ifa_query_stride, cfg.model.head.name
     if stride is not None and head != "ifa":
-        raise key_conflict("eval.ifa_query_stride", f"{stride}: only the IFA head can be queried at a chosen resolution "
-                                                 f"(model.head.name is {head!r}, whose logits are always upsampled); "
-                                                 "remove the key")
+        raise key_conflict("eval.ifa_query_stride",
+                           f"{stride}: only the IFA head can be queried at a chosen resolution (model.head.name is "
+                           f"{head!r}, whose logits are always upsampled); remove the key")
     return cfg
 
 
