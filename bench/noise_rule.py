@@ -8,6 +8,7 @@ import math
 
 NOISE_THRESHOLD = 0.10  # a round is noisy when its IQR exceeds this fraction of its median
 SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/measure/fresh_processes.py) exceeds this
+BLOCK_S = 20.0  # the pool's standard error is over blocks of its time this long: nearly independent draws of the host's speed
 # In-process timing (bench/measure/latency.py) is settled when two consecutive steady rounds' medians are within this
 # fraction of each other: half the 10% that two sweeps must agree within.
 SETTLE_TOLERANCE = 0.05

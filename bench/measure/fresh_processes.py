@@ -36,10 +36,9 @@ from torch import nn
 from bench.config.experiment import MAX_PROCESSES_FACTOR
 from bench.measure.isolated import FreshProcess
 from bench.measure.latency import LatencyStats, iqr, loadavg, percentile, spread_of, time_cpu_runs
-from bench.noise_rule import NOISE_THRESHOLD, SE_THRESHOLD
+from bench.noise_rule import BLOCK_S, NOISE_THRESHOLD, SE_THRESHOLD
 
 TIMEOUT_S = 1800.0
-BLOCK_S = 20.0  # blocks of the pool's time this long are nearly independent draws of the host's speed
 
 
 def relative_se(medians: list[float]) -> float | None:

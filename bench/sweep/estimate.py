@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from bench.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, SETTLE_ROUNDS
+from bench.noise_rule import BLOCK_S, CUDA_ROUND_MIN_S, CUDA_WARMUP_S, SETTLE_ROUNDS
 
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
 # trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
@@ -145,7 +145,7 @@ def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads(), device: 
         return 0.0
     m = cfg.measure
     processes = 0 if not m.latency or device == "cuda" else m.processes
-    if processes > 1:  # one process is never joined by more (no spread to judge)
+    if processes and _pool_can_grow(m):
         processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, _pool_limit(m)))
     fixed = overheads.measure_s + processes * overheads.startup_s + 2 * cost.forward_s
     if not m.latency:
@@ -164,7 +164,15 @@ def measure_span_s(cfg, device: str = "cpu") -> float:
     m = cfg.measure
     if not (m.latency and m.processes > 0) or device == "cuda":
         return 0.0
+    if not _pool_can_grow(m):
+        return m.span_s
     return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, _pool_limit(m) / m.processes))
+
+
+def _pool_can_grow(m) -> bool:
+    """Whether the pool has a standard error to grow on (bench/measure/fresh_processes.py, LatencyJob.rel_se): over
+    two or more blocks of its span, else over two or more processes. A single process over a short span has none."""
+    return m.processes > 1 or m.span_s >= 2 * BLOCK_S
 
 
 def _pool_limit(m) -> int:

@@ -133,7 +133,8 @@ def test_trial_and_sweep_arithmetic():
 
 def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(tmp_path, data_root):
     """processes 0 (and CUDA) settle only after two agreeing rounds (bench.measure.latency), so the estimate counts
-    warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process."""
+    warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process, grown as the pool is expected to
+    grow where it can (bench/measure/fresh_processes.py)."""
     from bench.commands.overrides import load_experiment
 
     experiment = tiny_experiment(data_root, iterations=6, checkpoint_every=3)
@@ -142,8 +143,15 @@ def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(t
     cost, none = estimate.ModelCost(s_per_iter=1.0, forward_s=1.0), estimate.Overheads(startup_s=0.0)
     cfg = load_experiment(path, ["measure.processes=0", "measure.warmup=3", "measure.runs=10"])
     assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 2 * 10)
-    cfg = load_experiment(path, ["measure.processes=1", "measure.warmup=3", "measure.runs=10"])
+    # one process over a span shorter than two 20-s blocks has no standard error, so it never grows ...
+    cfg = load_experiment(path, ["measure.processes=1", "measure.span_s=30", "measure.warmup=3", "measure.runs=10"])
     assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 + 10)
+    assert estimate.measure_span_s(cfg) == 30.0
+    # ... over two blocks or more it has one (over the blocks) and grows like any pool: 2.8x, at most 4 processes
+    cfg = load_experiment(path, ["measure.processes=1", "measure.span_s=60", "measure.warmup=3", "measure.runs=10"])
+    factor = estimate.EXPECTED_POOL_FACTOR
+    assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + factor * (3 + 10))
+    assert estimate.measure_span_s(cfg) == pytest.approx(60.0 * factor)
     # on CUDA there is no pool, whatever measure.processes says, and the warm-up and rounds have least times
     cfg = load_experiment(path, ["measure.processes=3", "measure.warmup=3", "measure.runs=10"])
     fast = estimate.ModelCost(s_per_iter=1.0, forward_s=0.005)
