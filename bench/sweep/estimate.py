@@ -38,8 +38,12 @@ DEFAULT_STARTUP_S = 5.0  # without --calibrate: an assumed start-up (idle 2-core
 # The latency pool grows past measure.processes while it is imprecise (up to 4x: bench/measure/fresh_processes.py).
 # On the idle 2-core machine six pooled measurements took 4-12 processes at the default 3, 8.5 on average
 # (docs/performance.md, round 4), and six in round 6 (models taking turns over measure.span_s) 3-11, 6.3 on average:
-# the estimate plans for 2.8x, for the processes and for the span.
+# the estimate plans for 2.8x for a pool without a span.
 EXPECTED_POOL_FACTOR = 2.8
+# A pool with a span grows until its standard error over 20-s blocks is under 3.5%, which took about this much pool
+# time whatever span_s asked for: 2.8 x 60 s in round 6 (pools of 76-368 s at 60 s); in round 9, 86-156 s at 60 s,
+# and at 240 s no pool grew (265-271 s).
+EXPECTED_PRECISE_SPAN_S = 168.0
 # Schedule-only keys: they change how long a trial runs, not what one iteration of it costs.
 _SCHEDULE_KEYS = ("iterations", "log_every", "checkpoint_every", "eval_every", "keep_checkpoints", "warmup_iters")
 
@@ -136,17 +140,15 @@ def trial_wall_s(cfg, res, cost: ModelCost, overheads: Overheads = Overheads()) 
 
 def measure_s(cfg, cost: ModelCost, overheads: Overheads = Overheads(), device: str = "cpu") -> float:
     """The measurement phase for one model: the MAC count's and the memory probe's forwards, the warm-up and at
-    least one turn of timed runs in each of its fresh latency processes (one start-up each):
-    EXPECTED_POOL_FACTOR x `measure.processes`, the pool's mean size when it grows while imprecise. The turns
-    fill the pool's span, which the models of a phase share: measure_span_s. Timed in the measuring process
+    least one turn of timed runs in each of its fresh latency processes (one start-up each), as many as the pool is
+    expected to grow to (_expected_slots). The turns fill the pool's span, which the models of a phase share:
+    measure_span_s. Timed in the measuring process
     (`processes` 0, and always on `device` "cuda") it takes two rounds of `runs` at least, settling needing two
     (bench.measure.latency); on CUDA the warm-up and each round also last a least time."""
     if not cfg.measure.enabled or cost.forward_s is None:
         return 0.0
     m = cfg.measure
-    processes = 0 if not m.latency or device == "cuda" else m.processes
-    if processes and _pool_can_grow(m):
-        processes = max(processes, min(processes * EXPECTED_POOL_FACTOR, _pool_limit(m)))
+    processes = 0 if not m.latency or device == "cuda" else _expected_slots(m)
     fixed = overheads.measure_s + processes * overheads.startup_s + 2 * cost.forward_s
     if not m.latency:
         return fixed
@@ -164,9 +166,20 @@ def measure_span_s(cfg, device: str = "cpu") -> float:
     m = cfg.measure
     if not (m.latency and m.processes > 0) or device == "cuda":
         return 0.0
-    if not _pool_can_grow(m):
-        return m.span_s
-    return m.span_s * max(1.0, min(EXPECTED_POOL_FACTOR, _pool_limit(m) / m.processes))
+    return m.span_s * _expected_slots(m) / m.processes
+
+
+def _expected_slots(m) -> float:
+    """The slots (fresh processes per model) a latency pool is expected to take: `processes`, grown while it is
+    imprecise up to its limit. With a span, until it has spanned about EXPECTED_PRECISE_SPAN_S; without one (slots
+    of one turn each), EXPECTED_POOL_FACTOR times."""
+    if m.processes <= 0 or not _pool_can_grow(m):
+        return float(max(m.processes, 0))
+    if m.span_s <= 0:
+        grown = m.processes * EXPECTED_POOL_FACTOR
+    else:
+        grown = m.processes * max(1.0, EXPECTED_PRECISE_SPAN_S / m.span_s)
+    return min(grown, float(_pool_limit(m)))
 
 
 def _pool_can_grow(m) -> bool:

@@ -152,6 +152,13 @@ def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(t
     factor = estimate.EXPECTED_POOL_FACTOR
     assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + factor * (3 + 10))
     assert estimate.measure_span_s(cfg) == pytest.approx(60.0 * factor)
+    # a pool's growth makes it span about EXPECTED_PRECISE_SPAN_S: one that asks for more than that does not grow
+    cfg = load_experiment(path, ["measure.processes=3", "measure.span_s=240", "measure.warmup=3", "measure.runs=10"])
+    assert estimate.EXPECTED_PRECISE_SPAN_S < 240
+    assert estimate.measure_s(cfg, cost, none) == pytest.approx(none.measure_s + 2 + 3 * (3 + 10))
+    assert estimate.measure_span_s(cfg) == 240.0
+    cfg = load_experiment(path, ["measure.processes=3", "measure.span_s=60"])  # 2.8x, as fitted at 60 s
+    assert estimate.measure_span_s(cfg) == pytest.approx(estimate.EXPECTED_PRECISE_SPAN_S)
     # on CUDA there is no pool, whatever measure.processes says, and the warm-up and rounds have least times
     cfg = load_experiment(path, ["measure.processes=3", "measure.warmup=3", "measure.runs=10"])
     fast = estimate.ModelCost(s_per_iter=1.0, forward_s=0.005)
