@@ -15,7 +15,7 @@ def unreadable_reason(exc: BaseException) -> str:
     if found:
         return (f"it holds a Python object, {found.group(1)}, that a weights-only read refuses; save the "
                 f"state_dict instead")
-    if "Unsupported operand" in text or isinstance(exc, UnicodeDecodeError):
+    if "Unsupported operand" in text:
         return "not a PyTorch checkpoint: its data is not a weights-only pickle"
     if "central directory" in text or "zip archive" in text:
         return "truncated or corrupt: not a complete PyTorch zip file"
