@@ -129,12 +129,25 @@ def _check_args(args) -> None:
         raise UserError(f"--warmup: must be 0 or more, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads: must be at least 1, got {args.threads}")
+    if args.threads is not None and args.threads > _usable_cpus():
+        raise UserError(f"--threads: {args.threads} is more than the {_usable_cpus()} CPU(s) this process may use "
+                        f"(the latency would be that of threads competing for cores)")
     if args.formulation is not None and not args.all and args.head not in (None, "ifa"):
         raise UserError(f"--formulation: only applies to --head ifa, not {args.head!r}")
     if args.all and args.checkpoint is not None:
         raise UserError("--checkpoint: cannot be combined with --all (one checkpoint fits one model)")
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise UserError(f"{args.checkpoint}: no such file")
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. under taskset or a container's cpuset), not the host's."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def model_config(args, head: str, formulation: str | None):

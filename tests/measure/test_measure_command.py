@@ -60,6 +60,7 @@ def test_real_console_script_measures_ifa(tmp_path):
     (["--classes", "0"], ["--classes"]),
     (["--checkpoint", "/nonexistent/x.pt"], ["/nonexistent/x.pt"]),
     (["--processes", "3", "--max-processes", "2"], ["--max-processes: 2 is below --processes 3"]),
+    (["--threads", "4097"], ["--threads: 4097 is more than the", "CPU(s) this process may use"]),
 ])
 def test_bad_arguments_one_line_exit_2(capsys, argv, needles):
     try:
