@@ -1,6 +1,6 @@
 """Do two separate sweeps measure the same model alike? Runs N independent sweeps of the same models.
 
-    python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--span 60]
+    python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--span 240]
                                                [--device cpu|cuda] [--out DIR]
 
 Each sweep is a fresh `ifa-bench sweep` process with its own embedded Ray and its own sweep folder, over
@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 
 from bench.config import read_yaml
+from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--input", default="256x512")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--processes", type=int, default=3, help="measure.processes (0: time in the Ray task itself)")
-    ap.add_argument("--span", type=float, default=60.0, help="measure.span_s (seconds the latency pool spans at least)")
+    ap.add_argument("--span", type=float, default=DEFAULT_MEASURE_SPAN_S,
+                    help="measure.span_s (seconds the latency pool spans at least; default: the config default)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the sweeps train and measure")
     ap.add_argument("--out", default="runs/bench-repeatability")
     args = ap.parse_args(argv)

@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the config's measure.processes, else 3); 0 times in this process (docs/measurement.md)")
     parser.add_argument("--span", type=float, default=None, metavar="S",
                         help="the least seconds the fresh processes' timed runs span, the host's speed drifting "
-                             "over tens of seconds (default: the config's measure.span_s, else 60)")
+                             "over tens of seconds (default: the config's measure.span_s, else 240)")
     parser.add_argument("--max-processes", type=int, default=None, metavar="N",
                         help="the most processes the pool may grow to while it is imprecise (default: the "
                              "config's measure.max_processes, else 4 x --processes)")

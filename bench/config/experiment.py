@@ -97,7 +97,10 @@ class EvalConfig(_Strict):
 
 
 DEFAULT_MEASURE_PROCESSES = 3
-DEFAULT_MEASURE_SPAN_S = 60.0
+# 240 s since round 10: on a CPU host whose speed drifts, the latencies of separate sweeps agreed within 10% at 240 s
+# (two runs of four sweeps) and not at 60 s (six runs); docs/measurement.md, docs/performance.md "Round 10"
+DEFAULT_MEASURE_SPAN_S = 240.0
+EARLIER_DEFAULT_SPANS_S = (60.0,)  # the defaults before that, kept out of the config hash like the current one
 MAX_PROCESSES_FACTOR = 4  # without measure.max_processes the latency pool may grow to this many times processes
 
 
@@ -137,7 +140,9 @@ class ExperimentConfig(_Strict):
         payload = omit_unset_stride(self.model_dump(mode="json", exclude={"name"}))
         # added after trials were first hashed: at their defaults they stay out, so an existing sweep keeps its trial
         # folders (its measurements, keyed by the whole measure section, are taken again)
-        later = {"processes": DEFAULT_MEASURE_PROCESSES, "max_processes": None, "span_s": DEFAULT_MEASURE_SPAN_S}
-        payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v != later[k]}
+        # (the span only changes the measurement, which is keyed apart: at any default, past or present, it stays out)
+        later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
+                 "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
+        payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

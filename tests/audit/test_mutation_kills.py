@@ -24,11 +24,17 @@ def test_config_hash_is_sha256_of_the_canonical_json_without_the_name():
     cfg = ExperimentConfig.model_validate(SWEEP_BASE)
     payload = cfg.model_dump(mode="json", exclude={"name"})
     # keys added after hashes existed stay out at their defaults (an unset IFA query stride, 3 latency processes, no
-    # limit of its own on their pool, a span of 60 s)
+    # limit of its own on their pool, a span of 240 s, the default since round 10)
     assert payload["eval"].pop("ifa_query_stride") is None and payload["measure"].pop("processes") == 3
-    assert payload["measure"].pop("max_processes") is None and payload["measure"].pop("span_s") == 60.0
+    assert payload["measure"].pop("max_processes") is None and payload["measure"].pop("span_s") == 240.0
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert cfg.config_hash() == hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    # the earlier default span (60 s) stays out too, so sweeps run before round 10 keep their trial folders; any
+    # other span is part of the hash
+    spans = {s: ExperimentConfig.model_validate({**SWEEP_BASE, "measure": {**SWEEP_BASE.get("measure", {}),
+                                                                           "span_s": s}}).config_hash()
+             for s in (60.0, 240.0, 120.0)}
+    assert spans[60.0] == spans[240.0] == cfg.config_hash() != spans[120.0]
 
 
 # --- losses: the loss a TrainConfig asks for ------------------------------------------------------------------
