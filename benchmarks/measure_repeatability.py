@@ -1,7 +1,7 @@
 """Do two separate sweeps measure the same model alike? Runs N independent sweeps of the same models.
 
     python -m benchmarks.measure_repeatability [--sweeps 2] [--threads 2] [--input 256x512] [--processes 3] [--span 240]
-                                               [--device cpu|cuda] [--out DIR]
+                                               [--device cpu|cuda] [--formulation fused|reference] [--out DIR]
 
 Each sweep is a fresh `ifa-bench sweep` process with its own embedded Ray and its own sweep folder, over
 resnet18 and resnet50 (half width, IFA head) x 1 seed, 2 training iterations (the training is not what is compared),
@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _experiment(threads: int, input_size: list[int], runs: int, processes: int, span_s: float,
-                device: str = "cpu") -> dict:
+                device: str = "cpu", formulation: str | None = None) -> dict:
     doc = read_yaml(ROOT / "experiments/synthetic.yaml")
+    if formulation is not None:
+        doc["model"]["head"]["formulation"] = formulation
     doc["train"].update(iterations=2, warmup_iters=0, checkpoint_every=2, log_every=1, threads=threads, device=device)
     doc["measure"] = {"input_size": input_size, "warmup": 2, "runs": runs, "processes": processes, "span_s": span_s}
     resources = {"cpus": threads, **({"gpus": 1} if device == "cuda" else {})}
@@ -56,6 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--span", type=float, default=DEFAULT_MEASURE_SPAN_S,
                     help="measure.span_s (seconds the latency pool spans at least; default: the config default)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the sweeps train and measure")
+    ap.add_argument("--formulation", choices=["fused", "reference"], default=None,
+                    help="IFA's formulation (default: the config's, fused); on a GPU the reference one is the faster")
     ap.add_argument("--out", default="runs/bench-repeatability")
     args = ap.parse_args(argv)
 
@@ -63,7 +67,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     spec = out / "sweep.yaml"
     size = [int(v) for v in args.input.split("x")]
-    doc = _experiment(args.threads, size, args.runs, args.processes, args.span, args.device)
+    doc = _experiment(args.threads, size, args.runs, args.processes, args.span, args.device, args.formulation)
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
     cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
             "latency_noisy", "latency_processes", "latency_se_pct", "latency_span_s", "loadavg_before", "loadavg_after",
@@ -95,6 +99,7 @@ def main(argv=None) -> int:
     ratio = by_sweep["resnet50"] / by_sweep["resnet18"]
     summary["resnet50/resnet18"] = {"median_ratios": [round(v, 4) for v in ratio], "spread_pct": _spread_pct(ratio)}
     result = {"sweeps": args.sweeps, "device": args.device, "threads": args.threads, "input": args.input,
+              "formulation": doc["model"]["head"].get("formulation", "fused"),
               "runs": args.runs, "processes": args.processes, "span_s": args.span,
               "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
     tmp = out / "repeatability.json.tmp"

@@ -32,3 +32,10 @@ def test_repeatability_sweep_on_cuda_requests_the_gpu_and_trains_there(tmp_path)
     assert [t.resources.gpus for t in trials] == [1, 1] and {t.config.train.device for t in trials} == {"cuda"}
     cpu = _experiment(2, [64, 128], 10, 3, 5.0)
     assert cpu["sweep"]["resources"] == {"cpus": 2} and cpu["train"]["device"] == "cpu"
+    reference = load_sweep(_write(tmp_path / "ref.yaml", _experiment(2, [64, 128], 10, 3, 5.0, "cuda", "reference")))
+    assert {t.config.model.head.formulation for t in reference.trials} == {"reference"}
+
+
+def _write(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path
