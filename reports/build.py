@@ -185,6 +185,16 @@ def _environment(trials: pd.DataFrame) -> pd.DataFrame:
     return env.groupby(ENV_COLUMNS, dropna=False).size().reset_index(name="trials")
 
 
+def _cost_note(conditions: str, shared: bool, display: pd.DataFrame) -> str | None:
+    """What a summary table's own files say of its costs: the measurement conditions and the noisy mark."""
+    parts = []
+    if conditions:
+        parts.append(f"Costs measured at {conditions}" + ("" if shared else " (differs between models)"))
+    if "latency (ms)" in display and display["latency (ms)"].astype(str).str.endswith("†").any():
+        parts.append("† latency noisy: do not rank on it")
+    return "; ".join(parts) or None
+
+
 def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str], out: Path,
                      pub_frame: Optional[pd.DataFrame]) -> None:
     slug = _slug(dataset)
@@ -205,7 +215,8 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     numeric = summary_numeric(models, keys)
     report.summaries[dataset] = numeric
     display = summary_display(numeric)
-    paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models")
+    paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models",
+                        note=_cost_note(conditions, shared, display))
     doc.heading(3, "Models")
     doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; [low, high] after an mIoU: its 95% "
              "bootstrap interval over val images (of the mean over seeds; bench/engine/bootstrap.py), where the "

@@ -208,21 +208,25 @@ def _latex_escape(text: str) -> str:
     return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group(0)], text)
 
 
-def html_table(df: pd.DataFrame, index: bool = False) -> str:
+def html_table(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> str:
     """The table as HTML from reports/templates/table.html.j2; number columns right-aligned."""
     from reports.templates import render
 
     shown = df.reset_index() if index else df
     return render("table.html.j2", columns=[str(c) for c in shown.columns], numeric=numeric_columns(shown),
-                  rows=[[_text(v) for v in row] for row in shown.itertuples(index=False)])
+                  rows=[[_text(v) for v in row] for row in shown.itertuples(index=False)], caption=caption)
 
 
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,
-                caption: str | None = None) -> dict[str, Path]:
-    """base.csv (numbers), base.md, base.tex, base.html (display). Returns the paths."""
+                caption: str | None = None, note: str | None = None) -> dict[str, Path]:
+    """base.csv (numbers), base.md, base.tex, base.html (display). Returns the paths. `note` (e.g. the conditions
+    the costs were measured under) travels with each readable file, so a table copied into a paper keeps it: the
+    LaTeX and HTML captions, a line under the Markdown table. The CSV states them in its own columns."""
     paths = {ext: base.with_suffix("." + ext) for ext in ("csv", "md", "tex", "html")}
+    full = ". ".join(t for t in (caption, note) if t) or None
     write_text(paths["csv"], numeric.to_csv(index=index))
-    write_text(paths["md"], markdown(display, index=index))
-    write_text(paths["tex"], latex(display, index=index, caption=caption))
-    write_text(paths["html"], f"<!-- {html.escape(caption or base.name)} -->\n" + html_table(display, index=index))
+    write_text(paths["md"], markdown(display, index=index) + (f"\n{note}\n" if note else ""))
+    write_text(paths["tex"], latex(display, index=index, caption=full))
+    write_text(paths["html"], f"<!-- {html.escape(caption or base.name)} -->\n"
+               + html_table(display, index=index, caption=note and full))
     return paths

@@ -134,6 +134,17 @@ def test_one_colour_per_model_and_conditions_in_titles(twelve):
     assert "noisy latency" in svg  # the resnet101 OCR row is marked
 
 
+def test_table_files_state_the_conditions_and_the_noisy_mark(twelve):
+    """A table copied alone (LaTeX into a paper, Markdown, HTML) keeps the conditions of its costs and what † means."""
+    note = "Costs measured at 1024x2048, batch 1, fp32, 2 CPU threads; † latency noisy: do not rank on it"
+    tables = twelve.out_dir / "tables"
+    tex_note = note.replace("†", r"\dag{}")
+    assert r"\caption{cityscapes: models. " + tex_note + "}" in (tables / "summary_cityscapes.tex").read_text()
+    assert (tables / "summary_cityscapes.md").read_text().rstrip().endswith(note)
+    assert f"<caption>cityscapes: models. {note}</caption>" in (tables / "summary_cityscapes.html").read_text()
+    assert "Costs measured" not in (tables / "per_class_cityscapes.tex").read_text()  # no costs there
+
+
 def test_every_plot_in_three_formats(twelve):
     for name, png in twelve.plots.items():
         with Image.open(png) as im:
