@@ -20,6 +20,7 @@ See docs/sweeps.md for the exact semantics.
 from __future__ import annotations
 
 import copy
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,6 +329,7 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
             labels[key] = _label(value)
         desc = ", ".join(f"{k}={v}" for k, v in labels.items()) or "base"
         exp = validate(ExperimentConfig, cfg, f"{path} (trial {desc})")
+        _check_threads(exp, section.resources, f"{path} (trial {desc})")
         h = exp.config_hash()
         if h in seen:
             collapsed += 1
@@ -377,6 +379,15 @@ def _trial_id(cfg: ExperimentConfig, labels: dict[str, Any]) -> str:
     ]
     parts += [f"{k.split('.')[-1]}={v}" for k, v in labels.items() if k not in NAMED_AXES]
     return "-".join(p.replace(" ", "") for p in parts)
+
+
+def _check_threads(exp: ExperimentConfig, resources: Resources, where: str) -> None:
+    """train.threads beyond the CPUs a trial (each worker) reserves would compete with the other trials' cores, and
+    the sweep's latency, measured at train.threads, would time that competition."""
+    threads, reserved = exp.train.threads, max(1, math.ceil(resources.cpus - 1e-9))
+    if threads is not None and threads > reserved:
+        raise UserError(f"{where}: train.threads: {threads} is more than the {resources.cpus:g} CPU(s) each trial "
+                        f"reserves (sweep.resources.cpus); raise sweep.resources.cpus or lower train.threads")
 
 
 def check_resources(resources: Resources, cpus_available: float, gpus_available: float, where: str) -> None:

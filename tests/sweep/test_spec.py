@@ -101,6 +101,8 @@ def test_no_sweep_section_is_one_trial(tmp_path):
         ({"resources": {"workers": 0}}, "sweep.resources.workers: Input should be greater than 0"),
         ({"axes": {"seed": [0]}, "retries": 3}, "sweep.retries: unknown key"),
         ({"axes": {"model.head.name": ["fpn"]}}, "use the `head` axis"),
+        ({"axes": {"train.threads": [1, 3]}, "resources": {"cpus": 2}},
+         "(trial train.threads=3): train.threads: 3 is more than the 2 CPU(s) each trial reserves"),
     ],
 )
 def test_spec_errors_are_one_line_and_start_no_ray(tmp_path, capsys, sweep, expected):
