@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     size = [int(v) for v in args.input.split("x")]
     doc = _experiment(args.threads, size, args.runs, args.processes, args.span, args.device, args.formulation)
     spec.write_text(yaml.safe_dump(doc, sort_keys=False))
-    cols = ["backbone", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
+    cols = ["backbone", "formulation", "measure_key", "latency_ms_median", "latency_ms_min", "latency_ms_iqr", "latency_runs",
             "latency_noisy", "latency_processes", "latency_se_pct", "latency_span_s", "loadavg_before", "loadavg_after",
             "measure_started_at", "measure_threads", "measure_device", "measure_device_name"]
     rows = []
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     ratio = by_sweep["resnet50"] / by_sweep["resnet18"]
     summary["resnet50/resnet18"] = {"median_ratios": [round(v, 4) for v in ratio], "spread_pct": _spread_pct(ratio)}
     result = {"sweeps": args.sweeps, "device": args.device, "threads": args.threads, "input": args.input,
-              "formulation": doc["model"]["head"].get("formulation", "fused"),
+              "formulation": ",".join(sorted(table["formulation"].astype(str).unique())),  # as the sweeps ran it
               "runs": args.runs, "processes": args.processes, "span_s": args.span,
               "cpu_count": os.cpu_count(), "models": summary, "rows": table.to_dict(orient="records")}
     tmp = out / "repeatability.json.tmp"

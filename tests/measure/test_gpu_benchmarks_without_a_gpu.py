@@ -25,10 +25,7 @@ def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
 
 
 def test_repeatability_sweep_on_cuda_requests_the_gpu_and_trains_there(tmp_path):
-    doc = _experiment(2, [64, 128], 10, 3, 5.0, "cuda")
-    spec = tmp_path / "rep.yaml"
-    spec.write_text(yaml.safe_dump(doc))
-    trials = load_sweep(spec).trials
+    trials = load_sweep(_write(tmp_path / "rep.yaml", _experiment(2, [64, 128], 10, 3, 5.0, "cuda"))).trials
     assert [t.resources.gpus for t in trials] == [1, 1] and {t.config.train.device for t in trials} == {"cuda"}
     cpu = _experiment(2, [64, 128], 10, 3, 5.0)
     assert cpu["sweep"]["resources"] == {"cpus": 2} and cpu["train"]["device"] == "cpu"
