@@ -24,10 +24,10 @@ test: $(STAMP)
 	$(PY) tools/test_lanes.py -q -ra --durations=15
 
 bench: $(STAMP)
-	$(PY) -m benchmarks.run --out runs/bench
+	$(PY) -m perf.run --out runs/bench
 
 bench-smoke: $(STAMP)
-	$(PY) -m benchmarks.run --smoke --out runs/bench-smoke
+	$(PY) -m perf.run --smoke --out runs/bench-smoke
 
 # Mutation check of the critical modules (tools/mutation_run.py, docs/testing.md). Not in CI. Each module runs on its
 # own, with only its tests: `make mutation MUTATE=losses` runs one (names: tools/mutation_run.py MODULES).
@@ -50,7 +50,7 @@ clean:
 GPU_PYTHON ?= $(PY)
 gpu-check:
 	@if [ "$(GPU_PYTHON)" = "$(PY)" ]; then $(MAKE) --no-print-directory setup; fi
-	$(GPU_PYTHON) -m benchmarks.gpu_check --out runs/gpu-check/gpu_check.json
+	$(GPU_PYTHON) -m perf.gpu_check --out runs/gpu-check/gpu_check.json
 
 # The official Cityscapes evaluator (own venv: cityscapesscripts 2.3.0 needs numpy < 2.4) vs `ifa-bench eval`.
 OFFICIAL_VENV := .venv-official

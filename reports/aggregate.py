@@ -116,14 +116,14 @@ def model_table(results: Results) -> pd.DataFrame:
 
 def _miou_interval(results: Results, done: pd.DataFrame) -> tuple[float, float]:
     """The 95% bootstrap interval of the model's mIoU: the trial's own columns for one seed; for several, the
-    interval of their mean from the trials' per_image.npz (reports/intervals.py); NaN where there is none."""
+    interval of their mean from the trials' per_image.npz (reports/regression/intervals.py); NaN where there is none."""
     low, high = _numeric(done, "miou_ci_low").dropna(), _numeric(done, "miou_ci_high").dropna()
     with_miou = done.dropna(subset=["miou"])
     if len(with_miou) == 1:
         return (float(low.iloc[0]), float(high.iloc[0])) if len(low) and len(high) else (np.nan, np.nan)
     if len(with_miou) == 0 or not hasattr(results, "sweep_dir"):
         return np.nan, np.nan
-    from reports.intervals import model_interval
+    from reports.regression.intervals import model_interval
 
     interval = model_interval(results, list(with_miou["trial_id"]), 95.0)
     return (np.nan, np.nan) if isinstance(interval, str) else (float(interval.low), float(interval.high))

@@ -13,17 +13,17 @@ from bench.errors import UserError
 
 import pandas as pd
 
-from reports import plots
+from reports.figures import plots
 from reports.aggregate import common_settings, model_table
-from bench.atomic import make_temp_dir, write_text
-from reports.check import CheckResult, rule_text, run_check
+from bench.files.atomic import make_temp_dir, write_text
+from reports.regression.check import CheckResult, rule_text, run_check
 from reports.conditions import shared_conditions
 from reports.document import Document
 from reports.load import STATUSES, Results
 from reports.sources import read_sources
 from reports.mapping import DATASETS, METRICS
-from reports.published import load_published
-from reports.style import Style, model_styles
+from reports.regression.published import load_published
+from reports.figures.style import Style, model_styles
 from reports.tables import fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table
 
 ENV_COLUMNS = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version",
@@ -219,7 +219,7 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
                         note=_cost_note(conditions, shared, display))
     doc.heading(3, "Models")
     doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; [low, high] after an mIoU: its 95% "
-             "bootstrap interval over val images (of the mean over seeds; bench/engine/bootstrap.py), where the "
+             "bootstrap interval over val images (of the mean over seeds; bench/engine/evaluation/bootstrap.py), where the "
              "trials saved per-image statistics; n = completed / expected seeds. "
              "Costs: median over completed trials, GMACs by fvcore, all measured under the conditions above; "
              "† marks a latency whose timing runs stayed noisy. Rows in the sweep's axis order.", note=True)
@@ -310,8 +310,8 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
 
 def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, keys: list[str], out: Path, slug: str,
                         dataset: str, conditions: str) -> None:
-    """Accuracy against IFA's query resolution, when the models differ in it (reports/plot_resolution.py)."""
-    from reports.plot_resolution import plot_resolution, resolution_data
+    """Accuracy against IFA's query resolution, when the models differ in it (reports/figures/plot_resolution.py)."""
+    from reports.figures.plot_resolution import plot_resolution, resolution_data
 
     data = resolution_data(models, keys)
     if data.empty:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError
-from bench.results_schema import (
+from bench.results.schema import (
     CONFIG, INTERVALS, MEASURE_BOOL, MEASURE_TEXT, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS,
 )
 

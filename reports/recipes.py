@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from reports.check import MODEL_COLUMNS, _same
+from reports.regression.check import MODEL_COLUMNS, _same
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -12,7 +12,7 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 def recipe_trials(directory: Path = EXPERIMENTS) -> list[dict]:
     """One dict per sweep trial of every experiment file: `recipe` (file stem), `trial_id`, `config`, and the
     model columns the check matches on."""
-    from bench.sweep.spec import load_sweep
+    from bench.sweep.spec.trials import load_sweep
 
     out = []
     for path in sorted(Path(directory).glob("*.yaml")):

@@ -8,7 +8,7 @@ from typing import Sequence
 import pandas as pd
 
 from bench.errors import UserError
-from bench.results_schema import ENVIRONMENT, RESULT_COLUMNS
+from bench.results.schema import ENVIRONMENT, RESULT_COLUMNS
 from reports.load import Results, read_results, resolve_results_file, results_from_frame
 
 
@@ -22,7 +22,7 @@ def read_run_dir(path: Path) -> Results:
     """One completed trial from a train run folder (its metrics; it has no cost measurements)."""
     from bench.config import ExperimentConfig, read_yaml, validate
     from bench.engine.run_dir import read_json
-    from bench.sweep.results import config_columns
+    from bench.results.row import config_columns
 
     final = read_json(path / "final.json")
     if not isinstance(final, dict):

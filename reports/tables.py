@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import distinguishing_columns
-from bench.atomic import write_text
+from bench.files.atomic import write_text
 
 DASH = "—"
 
@@ -123,7 +123,7 @@ def pair_protocols(numeric: pd.DataFrame) -> pd.DataFrame:
 
 
 def _config_columns(numeric: pd.DataFrame) -> set:
-    from bench.results_schema import CONFIG
+    from bench.results.schema import CONFIG
 
     return set(CONFIG) | {c for c in numeric.columns if c.startswith("cfg.")}
 

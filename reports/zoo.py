@@ -4,7 +4,7 @@ parameters and GMACs of that model at the evaluation size.
     python -m reports.zoo [--out docs/model_zoo.md] [--cache runs/zoo_cache.json]
 
 Counting: parameters of the inference model (backbone + head; the auxiliary head is training-only). MACs of one
-eval forward at batch 1 with the project's fvcore counting (bench.measure.count_macs, what `ifa-bench measure`
+eval forward at batch 1 with the project's fvcore counting (bench.measure.macs.count_macs, what `ifa-bench measure`
 reports; docs/measurement.md has its conventions). fvcore traces a real forward, so a count at 1024x2048 takes
 minutes on a CPU: counts are cached by model and size, and saved as they are made.
 Rows without a recipe are still counted, from their match keys with the head's defaults, and say so.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from bench.atomic import write_text
-from reports.published import load_published
+from bench.files.atomic import write_text
+from reports.regression.published import load_published
 from reports.recipes import recipe_for, recipe_trials, why_no_recipe
 
 NUM_CLASSES = {"cityscapes": 19, "ade20k": 150, "pascal_context_59": 59, "pascal_context_60": 60}
@@ -49,7 +49,7 @@ def _inference_config(model_cfg):
 
 def count(model_cfg, size) -> tuple[int, float]:
     """(inference parameters, GMACs of one eval forward at `size`), as `ifa-bench measure` counts them."""
-    from bench.measure import count_macs
+    from bench.measure.macs import count_macs
     from bench.models.build import build_segmentor
 
     model = build_segmentor(_inference_config(model_cfg)).eval()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 RESULTS = Path("mutation-results")
-AUDIT = ["tests/audit/test_planted_bugs.py", "tests/audit/test_mutation_kills.py"]
+AUDIT = ["tests/audit/test_planted_bugs.py", "tests/audit/mutation_kills/test_mutation_kills.py"]
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,18 @@ class Module:
 
 # The issue's list (issue 16). Where a file holds more than the listed behaviour, `functions` names the part checked.
 MODULES = {
-    "metrics": Module("bench/engine/metrics.py", ("tests/engine/test_metrics.py", *AUDIT)),
-    "boundary": Module("bench/engine/boundary.py", ("tests/engine/test_metrics.py", *AUDIT)),
+    "metrics": Module("bench/engine/evaluation/metrics.py", ("tests/engine/evaluation/test_metrics.py", *AUDIT)),
+    "boundary": Module("bench/engine/evaluation/boundary.py", ("tests/engine/evaluation/test_metrics.py", *AUDIT)),
     "losses": Module("bench/engine/losses.py", ("tests/engine/test_losses.py", *AUDIT)),
     # the regression check: matching and the verdict; format_report / _text_table only lay the result out as text
     # (without test_real_command_exit_codes: 60 s of subprocesses per mutant; in-process tests assert the same codes)
-    "check": Module("reports/check.py", ("tests/reports/test_check.py", "tests/reports/test_check_ci.py",
-                                         "tests/reports/test_check_input.py", *AUDIT, "--deselect",
-                                         "tests/reports/test_check.py::test_real_command_exit_codes"),
+    "check": Module("reports/regression/check.py", ("tests/reports/regression/test_check.py", "tests/reports/regression/test_check_ci.py",
+                                         "tests/reports/regression/test_check_input.py", *AUDIT, "--deselect",
+                                         "tests/reports/regression/test_check.py::test_real_command_exit_codes"),
                     ("x__fmt", "x__same", "x_run_check", "x__candidates")),
-    "pareto": Module("reports/pareto.py", ("tests/reports/test_pareto.py", *AUDIT)),
+    "pareto": Module("reports/pareto.py", ("tests/reports/figures/test_pareto.py", *AUDIT)),
     # the config hash (the only function of the file; the config classes are data)
-    "config_hash": Module("bench/config/experiment.py", ("tests/sweep/test_spec.py", *AUDIT),
+    "config_hash": Module("bench/config/experiment.py", ("tests/sweep/spec/test_spec.py", *AUDIT),
                           ("xǁExperimentConfigǁconfig_hash",)),
     # the MAC handles (fvcore op handles); count_macs and MacCount around them are not the listed part
     "macs": Module("bench/measure/macs.py", ("tests/measure/test_macs.py", *AUDIT),
@@ -74,7 +74,7 @@ MODULES = {
                                        "--deselect", "tests/ifa/test_release_sampling.py::"
                                        "test_release_sampling_every_side_length_16_to_2100")),
     "positional": Module("ifa/positional.py", ("tests/ifa/test_positional.py", *AUDIT)),
-    "atomic": Module("bench/atomic.py", ("tests/audit/test_atomic_writes.py", *AUDIT)),
+    "atomic": Module("bench/files/atomic.py", ("tests/audit/test_atomic_writes.py", *AUDIT)),
 }
 
 

@@ -24,7 +24,7 @@ plant boundary_default bench/config/experiment.py 'boundary_dilation_ratio: floa
   $A::test_boundary_iou_default_dilation_ratio_is_the_published_002 $A::test_boundary_stats_default_band_matches_the_config_default
 plant ohem_per_batch bench/engine/losses.py 'batch_kept = min_kept * label.shape[0]' 'batch_kept = min_kept' \
   $A::test_ohem_keeps_min_kept_pixels_per_image_with_two_images $A::test_ohem_loss_over_two_images_averages_min_kept_times_n_pixels
-plant check_strict reports/check.py 'abs(delta) <= tolerance + 1e-9' 'abs(delta) < tolerance' \
+plant check_strict reports/regression/check.py 'abs(delta) <= tolerance + 1e-9' 'abs(delta) < tolerance' \
   $A::test_check_delta_exactly_equal_to_tolerance_passes
 plant hash_ignores_eval bench/config/experiment.py 'exclude={"name"}' 'exclude={"name", "eval"}' \
   $A::test_sweep_over_eval_flip_gives_two_distinct_trials $A::test_config_hash_changes_with_every_result_section
@@ -32,7 +32,7 @@ plant bn_macs_dropped bench/measure/macs.py '"aten::grid_sampler": _grid_sampler
   $A::test_conv_bn_model_exact_macs_including_batchnorm
 plant truck_bus_swapped bench/data/classes.py '"truck", "bus"' '"bus", "truck"' \
   $A::test_cityscapes_names_in_official_train_id_order $A::test_cityscapes_tables_match_cityscapesscripts
-plant direct_writes bench/atomic.py '        yield Path(tmp)
+plant direct_writes bench/files/atomic.py '        yield Path(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)' '        yield path  # planted: the writer writes the target itself

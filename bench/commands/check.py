@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.sweep.storage import materialize
+    from bench.sweep.folder.storage import materialize
     from reports.mapping import METRICS
 
     if args.metric not in METRICS:
@@ -62,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, results_path: Path) -> int:
-    from bench.atomic import write_text
-    from reports.check import format_report, run_check
-    from reports.check_input import check_miou_values, drop_repeated_trials
+    from bench.files.atomic import write_text
+    from reports.regression.check import format_report, run_check
+    from reports.regression.check_input import check_miou_values, drop_repeated_trials
     from reports.load import CHECK_REQUIRED, read_results
-    from reports.published import load_published
+    from reports.regression.published import load_published
 
     results = read_results(results_path, required=CHECK_REQUIRED)
     check_miou_values(results)
@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace, results_path: Path) -> int:
     if repeated:
         sys.stderr.write(f"note: {repeated} repeated trial row(s) in {results.source} counted once\n")
     if args.paired:
-        from reports.intervals import paired
+        from reports.regression.intervals import paired
 
         d = paired(results, *args.paired, level=args.ci or 95.0)
         significant = not d.contains(0.0)

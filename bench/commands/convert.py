@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.atomic import replacing
+    from bench.files.atomic import replacing
     from bench.commands.eval import load_weights
     from bench.config import ExperimentConfig, load_config
     from bench.convert.registry import PROJECT, detect_format

@@ -67,9 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _synth(args) -> int:
-    from bench.data.synthetic import generate_synthetic, read_meta
+    from bench.data.synthetic.generate import generate_synthetic, read_meta
 
-    from bench.budget import require_fits, synth_bytes
+    from bench.host.budget import require_fits, synth_bytes
 
     h, w = args.size
     require_fits(synth_bytes(h, w), f"--size {h}x{w}")

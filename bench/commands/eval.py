@@ -5,11 +5,11 @@ import argparse
 import math
 from pathlib import Path
 
-from bench.atomic import write_json
+from bench.files.atomic import write_json
 from bench.commands.values import format_number, parse_size
-from bench.device import resolve_device
+from bench.host.device import resolve_device
 from bench.commands.overrides import add_set_argument
-from bench.text_table import text_table
+from bench.results.text_table import text_table
 from bench.errors import UserError
 from bench.convert.loading import load_checkpoint_state, load_weights  # noqa: F401 - importers use these names here
 
@@ -89,10 +89,10 @@ def eval_config(cfg, args):
 
 
 def _require_eval_fits(dataset, eval_cfg, cfg, args, device) -> None:
-    """Refuse scales or a window that cannot fit (bench/budget.py), judged on the split's first image."""
+    """Refuse scales or a window that cannot fit (bench/host/budget.py), judged on the split's first image."""
     from PIL import Image
 
-    from bench.budget import eval_bytes, require_fits, stem_channels
+    from bench.host.budget import eval_bytes, require_fits, stem_channels
 
     try:
         with Image.open(dataset.image_path(0)) as img:
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     # ifa-bench, or a registered foreign format
     model, meta = model_from_checkpoint(args.checkpoint, cfg, args.config, device)
 
-    from bench.engine.checkpoint_eval import evaluate_with_interval, open_split
+    from bench.engine.evaluation.checkpoint_eval import evaluate_with_interval, open_split
 
     split = args.split or cfg.data.val_split
     dataset = open_split(cfg, split, args.config)
@@ -165,8 +165,7 @@ def run(args: argparse.Namespace) -> int:
     _require_eval_fits(dataset, eval_cfg, cfg, args, device)
     result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
                                                   progress=not args.no_progress and sys.stderr.isatty())
-    from bench.engine import bootstrap
-
+    from bench.engine.evaluation import bootstrap
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {
             "checkpoint": str(args.checkpoint), "config": str(args.config), "config_hash": cfg.config_hash(),

@@ -15,11 +15,11 @@ from bench.commands.overrides import add_set_argument
 from bench.commands.row_file import RowFile
 from bench.commands.values import format_number, parse_size
 from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
-from bench.device import resolve_device
+from bench.host.device import resolve_device
 from bench.errors import UserError
-from bench.ifa_on_gpu import fused_on_gpu_note
-from bench.noise_rule import noise_reason
-from bench.text_table import text_table
+from bench.measure.ifa_on_gpu import fused_on_gpu_note
+from bench.measure.noise_rule import noise_reason
+from bench.results.text_table import text_table
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
 HEADS = ("ifa", "fpn", "ppm", "ocr")
@@ -172,8 +172,8 @@ def _label(head: str, formulation: str | None) -> str:
 
 
 def _require_fits(args, size, device) -> None:
-    """Refuse an input size whose forward cannot fit (bench/budget.py) before building anything."""
-    from bench.budget import forward_bytes, require_fits, stem_channels
+    """Refuse an input size whose forward cannot fit (bench/host/budget.py) before building anything."""
+    from bench.host.budget import forward_bytes, require_fits, stem_channels
 
     needed = forward_bytes(1, *size, stem=stem_channels(args))
     require_fits(needed, f"--input {size[0]}x{size[1]}", device if device.type == "cuda" else None)
@@ -229,8 +229,9 @@ def _ifa_query(experiment, head: str):
 def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
     """One row: identity keys, conditions (input size, batch, dtype, threads, device name) and every key that
     bench.measure.measure_model returns."""
-    from bench.engine.inference import ifa_query_mode, query_stride_of
-    from bench.measure import count_macs, measure_model
+    from bench.engine.evaluation.inference import ifa_query_mode, query_stride_of
+    from bench.measure.macs import count_macs
+    from bench.measure.model import measure_model
     from bench.models import build_segmentor
 
     import torch

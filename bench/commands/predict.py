@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.data.prediction_files import colourise, dataset_encoding, image_stem, overlay, write_png
     from bench.data.registry import dataset_classes
     from bench.data.transforms import to_tensors
-    from bench.device import resolve_device
-    from bench.engine.inference import ifa_query_mode, predict_labels
+    from bench.host.device import resolve_device
+    from bench.engine.evaluation.inference import ifa_query_mode, predict_labels
     from bench.models import build_segmentor
 
     cfg = load_config(ExperimentConfig, args.config)

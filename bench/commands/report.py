@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
     from bench.errors import UserError
-    from bench.sweep.storage import is_uri, materialize
+    from bench.sweep.folder.storage import is_uri, materialize
 
     if args.ci is not None and not 0 < args.ci < 100:
         raise UserError(f"--ci: a confidence level between 0 and 100, got {args.ci:g}")

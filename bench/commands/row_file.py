@@ -1,6 +1,6 @@
 """A results file that grows one row at a time (`measure --out`): CSV (`.csv`) or JSON lines (`.jsonl`).
 
-Every append rewrites the whole file atomically (bench/atomic.py), so an interrupted run leaves the rows it
+Every append rewrites the whole file atomically (bench/files/atomic.py), so an interrupted run leaves the rows it
 finished and never half a row. Rows already in the file are kept (a rerun appends); a file whose rows are not
 `measure` rows (ROW_KEYS missing) is refused rather than rewritten. CSV columns are the union of
 all rows' keys in order of first appearance; a value that is a list or dict is stored as JSON text."""
@@ -11,7 +11,7 @@ import io
 import json
 from pathlib import Path
 
-from bench.atomic import json_safe, write_text
+from bench.files.atomic import json_safe, write_text
 from bench.errors import UserError
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl"}

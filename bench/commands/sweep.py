@@ -54,8 +54,8 @@ def explain_ray_token_auth() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.sweep.dry_run import trial_table
-    from bench.sweep.spec import load_sweep
+    from bench.sweep.cost.dry_run import trial_table
+    from bench.sweep.spec.trials import load_sweep
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError(f"--max-concurrent: must be at least 1, got {args.max_concurrent}")
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
     storage = None
     if args.storage is not None or args.storage_endpoint is not None:
-        from bench.sweep.storage import open_storage
+        from bench.sweep.folder.storage import open_storage
 
         if args.storage is None:
             raise UserError("--storage-endpoint: needs --storage s3://BUCKET/PREFIX")
@@ -81,16 +81,16 @@ def run(args: argparse.Namespace) -> int:
     if args.calibrate is not None and not args.dry_run:
         raise UserError("--calibrate: only with --dry-run (it estimates the sweep instead of running it)")
     if args.dry_run:
-        from bench.sweep.cost_report import print_costs
+        from bench.sweep.cost.cost_report import print_costs
 
         print(trial_table(sweep, out))
         print_costs(sweep, out, args.calibrate, args.max_concurrent)
         return 0
-    from bench.sweep.runner import run_sweep
+    from bench.sweep.driver.runner import run_sweep
 
     explain_ray_token_auth()
     if args.checkpoints is not None:
-        from bench.sweep.eval_only import run_eval_only
+        from bench.sweep.driver.eval_only import run_eval_only
 
         df = run_eval_only(sweep, args.checkpoints, out, address=args.address, max_concurrent=args.max_concurrent,
                            checkpoint_format=args.checkpoint_format, stream=sys.stdout)

@@ -11,7 +11,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
-from bench.budget import MAX_ITERATIONS
+from bench.host.budget import MAX_ITERATIONS
 from bench.config.key_conflict import key_conflict
 from bench.config.model import ModelConfig
 from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
@@ -55,7 +55,7 @@ class DataConfig(_Strict):
 
 
 class TrainConfig(_Strict):
-    iterations: PositiveInt = Field(1000, le=MAX_ITERATIONS)  # bench/budget.py
+    iterations: PositiveInt = Field(1000, le=MAX_ITERATIONS)  # bench/host/budget.py
     batch_size: PositiveInt = 8  # global batch (split over DDP workers)
     lr: float = Field(0.01, gt=0)
     head_lr_mult: float = Field(10.0, gt=0)

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from bench.config.key_conflict import key_conflict
 
-QUERY_STRIDE_KEY = "eval.ifa_query_stride"  # a sweep applies it to IFA trials only (bench/sweep/spec.py)
+QUERY_STRIDE_KEY = "eval.ifa_query_stride"  # a sweep applies it to IFA trials only (bench/sweep/spec/trials.py)
 
 
 def stride_one_implies_label(cls, data: Any) -> Any:

@@ -1,12 +1,12 @@
 """Checkpoint files into a model: the weights-only read, foreign layouts through the converter registry, and a strict
 load that names the first missing, unexpected or mis-shaped key. Shared by `ifa-bench eval/convert/predict/measure`
-and the sweep's evaluation tasks (bench/sweep/eval_tasks.py), so there is one copy of the rules."""
+and the sweep's evaluation tasks (bench/sweep/tasks/eval_tasks.py), so there is one copy of the rules."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.unreadable import unreadable_reason
+from bench.files.unreadable import unreadable_reason
 
 
 def load_checkpoint_state(path: Path) -> tuple[dict, dict]:

@@ -82,7 +82,7 @@ PASCAL_CONTEXT_60_PALETTE = ADE20K_PALETTE[:60]
 PASCAL_CONTEXT_59_CLASSES = PASCAL_CONTEXT_60_CLASSES[1:]
 PASCAL_CONTEXT_59_PALETTE = PASCAL_CONTEXT_60_PALETTE[1:]
 
-# The synthetic street scenes (bench/data/synthetic.py). Thin classes: pole (1-3 px), wire (1-2 px).
+# The synthetic street scenes (bench/data/synthetic/generate.py). Thin classes: pole (1-3 px), wire (1-2 px).
 SYNTHETIC_CLASSES = (
     "road", "sidewalk", "building", "vegetation", "terrain", "sky", "car", "person", "pole", "wire",
 )

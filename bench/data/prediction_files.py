@@ -61,7 +61,7 @@ def cityscapes_result_path(out_dir: Path, image_path) -> Path:
 def write_png(array: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
-    from bench.atomic import replacing
+    from bench.files.atomic import replacing
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from bench.data import classes as C
 from bench.data.dataset import SegDataset
 from bench.data.labels import train_ids
 from bench.data.layouts import Scan, scan_ade20k, scan_cityscapes, scan_pascal_context
-from bench.data.synthetic import DEFAULT_SEED, META_FILE, generate_synthetic, read_meta
+from bench.data.synthetic.generate import DEFAULT_SEED, META_FILE, generate_synthetic, read_meta
 from bench.errors import UserError
 
 

@@ -10,7 +10,7 @@ def __getattr__(name):  # lazy: importing bench.engine must not pull in the data
 
         return train_experiment
     if name == "evaluate":
-        from bench.engine.evaluate import evaluate
+        from bench.engine.evaluation.evaluate import evaluate
 
         return evaluate
     raise AttributeError(f"module 'bench.engine' has no attribute {name!r}")

@@ -16,9 +16,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from bench.atomic import replacing
+from bench.files.atomic import replacing
 from bench.errors import UserError
-from bench.unreadable import unreadable_reason
+from bench.files.unreadable import unreadable_reason
 from bench.models.finite import require_finite
 
 FORMAT = 1

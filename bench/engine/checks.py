@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.device import resolve_device
+from bench.host.device import resolve_device
 from bench.errors import UserError
 
 
@@ -50,8 +50,8 @@ def check_dataset(cfg, dataset) -> None:
 
 
 def _require_fits(cfg, world_size: int) -> None:
-    """One training step of the per-worker batch at the crop size must fit (a lower bound, bench/budget.py)."""
-    from bench.budget import forward_bytes, require_fits, stem_channels
+    """One training step of the per-worker batch at the crop size must fit (a lower bound, bench/host/budget.py)."""
+    from bench.host.budget import forward_bytes, require_fits, stem_channels
 
     t, d = cfg.train, cfg.data
     per_worker = max(1, t.batch_size // world_size)

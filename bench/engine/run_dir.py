@@ -7,7 +7,7 @@ from typing import Optional
 
 import yaml
 
-from bench.atomic import json_safe, named, write_json, write_text
+from bench.files.atomic import json_safe, named, write_json, write_text
 from bench.errors import UserError
 
 __all__ = ["write_json"]  # re-exported for the trainer

@@ -23,7 +23,7 @@ from bench.engine.run_dir import (CHECKPOINTS, FINAL, METRICS, MetricsLog, check
                                   write_json)
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
-from bench.locking import DirLock
+from bench.files.locking import DirLock
 
 Report = Optional[Callable[[dict], None]]
 
@@ -202,7 +202,7 @@ class _Trainer:
         ddp.barrier()
 
     def _evaluate(self, per_image: bool = False) -> dict:
-        from bench.engine.evaluate import evaluate
+        from bench.engine.evaluation.evaluate import evaluate
 
         cfg = self.cfg
         return evaluate(self.model, self.val_set, cfg.eval, cfg.model.num_classes, self.device,
@@ -309,8 +309,7 @@ class _Trainer:
     def _finish(self, train_time: float) -> dict:
         from bench.measure.environment import environment
 
-        from bench.engine import bootstrap
-
+        from bench.engine.evaluation import bootstrap
         cfg = self.cfg
         metrics = self._evaluate(per_image=True)
         inter, union = metrics.pop("per_image_inter"), metrics.pop("per_image_union")

@@ -2,7 +2,7 @@
 
 Why: on these 2-vCPU virtual machines the host's speed moves in stretches of seconds to tens of seconds, by about
 10% (one standard deviation of 10-second medians) and by up to 40% for a minute, and every process on the machine
-moves with it. Measured (docs/performance.md, "Round 6"; benchmarks/host_drift.py): four processes timing the same
+moves with it. Measured (docs/performance.md, "Round 6"; perf/host_drift.py): four processes timing the same
 model in turns of five runs agreed with each other within 7% while all four went from 80 to 105 ms and back;
 10-second medians of two models moved together (the ratio of their latencies varied 3-4% where each varied 9-12%);
 blocks 20 s or more apart were not correlated. A latency taken in a few seconds is therefore one draw of the host's
@@ -36,7 +36,7 @@ from torch import nn
 from bench.config.experiment import MAX_PROCESSES_FACTOR
 from bench.measure.isolated import FreshProcess
 from bench.measure.latency import LatencyStats, iqr, loadavg, percentile, spread_of, time_cpu_runs
-from bench.noise_rule import BLOCK_S, NOISE_THRESHOLD, SE_THRESHOLD
+from bench.measure.noise_rule import BLOCK_S, NOISE_THRESHOLD, SE_THRESHOLD
 
 TIMEOUT_S = 1800.0
 

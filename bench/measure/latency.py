@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bench.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, NOISE_THRESHOLD, SETTLE_TOLERANCE
+from bench.measure.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, NOISE_THRESHOLD, SETTLE_TOLERANCE
 
 
 @dataclass(frozen=True)

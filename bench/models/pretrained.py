@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from bench.errors import UserError
-from bench.unreadable import unreadable_reason
+from bench.files.unreadable import unreadable_reason
 from bench.models.finite import require_finite
 
 log = logging.getLogger(__name__)

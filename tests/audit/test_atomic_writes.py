@@ -1,6 +1,6 @@
 """Issue 16, row 7: a write that fails partway leaves the old file intact and no temp file behind.
 
-The writers are the real ones (bench/atomic.py and its callers); only the fault is injected, below them: the
+The writers are the real ones (bench/files/atomic.py and its callers); only the fault is injected, below them: the
 serialiser writes half of its output and raises (a full disk, a crash mid-pickle), or fsync / os.replace fail.
 """
 import errno
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import atomic
+from bench.files import atomic
 from bench.engine.checkpoint import LAST, load_checkpoint, save_checkpoint
-from bench.sweep import records
-from bench.sweep.results import write_tables
+from bench.sweep.folder import records
+from bench.results.row import write_tables
 from reports.build import build_report
 from reports.tables import write_table
 from tests.reports.fixture import default_trials, write_sweep

@@ -10,11 +10,11 @@ from torch import nn
 
 from bench.config.experiment import EvalConfig, ExperimentConfig
 from bench.data.classes import CITYSCAPES_CLASSES, CITYSCAPES_LABEL_ID_TO_TRAIN_ID, CITYSCAPES_PALETTE
-from bench.engine.boundary import boundary_stats, boundary_width
+from bench.engine.evaluation.boundary import boundary_stats, boundary_width
 from bench.engine.losses import ohem_cross_entropy, ohem_mask
 from bench.measure.macs import count_macs
-from bench.sweep.spec import load_sweep
-from reports.check import run_check
+from bench.sweep.spec.trials import load_sweep
+from reports.regression.check import run_check
 from reports.load import CHECK_REQUIRED, read_results
 from tests.reports.fixture import trial, write_sweep
 

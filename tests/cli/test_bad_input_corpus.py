@@ -266,7 +266,7 @@ def world(tmp_path_factory):
     from PIL import Image
 
     from bench.commands.train import load_experiment
-    from bench.data.synthetic import generate_synthetic
+    from bench.data.synthetic.generate import generate_synthetic
     from bench.models import build_segmentor
 
     W = tmp_path_factory.mktemp("corpus-world")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweep.ray_address import CONNECT_TIMEOUT_S
+from bench.sweep.driver.cluster.ray_address import CONNECT_TIMEOUT_S
 from tests.engine.train_helpers import tiny_dict
 
 BIN = Path(sys.executable).parent / "ifa-bench"
@@ -164,7 +164,7 @@ def test_report_and_check_to_unwritable_out(tmp_path, tmpfs, kind):
 
 
 def test_full_disk_error_names_the_file_in_atomic_writes(tmp_path, tmpfs):
-    from bench.atomic import write_bytes
+    from bench.files.atomic import write_bytes
     from bench.engine.checkpoint import save_checkpoint
     import torch
 
@@ -206,7 +206,7 @@ def test_malformed_address_is_one_line(experiment, tmp_path, address):
 
 def test_address_parser():
     from bench.errors import UserError
-    from bench.sweep.ray_address import parse_address
+    from bench.sweep.driver.cluster.ray_address import parse_address
 
     assert parse_address("auto") is None
     assert parse_address("10.0.0.5:6379") == ("10.0.0.5", 6379)

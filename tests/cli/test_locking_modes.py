@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.atomic import make_temp_dir, write_json, write_text
+from bench.files.atomic import make_temp_dir, write_json, write_text
 from bench.errors import UserError
-from bench.locking import LOCK_FILE, DirLock
+from bench.files.locking import LOCK_FILE, DirLock
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from bench.locking import DirLock
+    from bench.files.locking import DirLock
     lock = DirLock(sys.argv[1], "sweep folder").acquire()
     print("locked", flush=True)
     time.sleep(120)

@@ -56,7 +56,7 @@ def test_utf8_with_bom_loads(tmp_path):
 
 
 def test_published_yaml_goes_through_the_loader(tmp_path):
-    from reports.published import load_published
+    from reports.regression.published import load_published
 
     path = tmp_path / "p.yaml"
     path.write_text("results:\n  - {dataset: Cityscapes, method: FPN, backbone: R-50, kind: published, source: s,\n"

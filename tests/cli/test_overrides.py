@@ -8,7 +8,7 @@ import yaml
 from bench.cli import main
 from bench.commands.overrides import load_experiment
 from bench.errors import UserError
-from tests.engine.test_eval_command import setup  # noqa: F401 - the eval fixture (real model + checkpoint)
+from tests.engine.evaluation.test_eval_command import setup  # noqa: F401 - the eval fixture (real model + checkpoint)
 
 
 def _write(path, data):

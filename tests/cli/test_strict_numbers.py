@@ -3,7 +3,7 @@ import pytest
 
 from bench.config import ExperimentConfig, validate
 from bench.errors import UserError
-from bench.sweep.spec import Resources
+from bench.sweep.spec.trials import Resources
 
 BASE = {"data": {"dataset": "synthetic", "root": "/tmp/x"}, "model": {"num_classes": 3}}
 

@@ -1,7 +1,7 @@
 """The one text-table formatter: numbers right-aligned, text left-aligned, used by every command's output."""
 import inspect
 
-from bench.text_table import is_number_column, text_table
+from bench.results.text_table import is_number_column, text_table
 
 
 def test_numbers_right_text_left():
@@ -20,9 +20,8 @@ def test_number_detection():
 
 def test_every_command_uses_it():
     from bench.commands import eval as eval_cmd, measure
-    from bench.sweep import dry_run
-    from reports import check
-
+    from bench.sweep.cost import dry_run
+    from reports.regression import check
     for module in (eval_cmd, measure, dry_run, check):
         assert "text_table(" in inspect.getsource(module), module.__name__
         assert ".ljust(" not in inspect.getsource(module), module.__name__

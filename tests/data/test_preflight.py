@@ -8,7 +8,7 @@ from PIL import Image
 from bench.data.dataset import SegDataset
 from bench.data.preflight import verify_before_training
 from bench.data.registry import scan_split
-from bench.data.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, generate_synthetic
+from bench.data.synthetic.generate import SYNTHETIC_CLASSES, SYNTHETIC_PALETTE, generate_synthetic
 from bench.errors import UserError
 
 

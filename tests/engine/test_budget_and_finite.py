@@ -1,8 +1,8 @@
-"""bench/budget.py (sizes that cannot fit) and bench/models/finite.py (non-finite weights)."""
+"""bench/host/budget.py (sizes that cannot fit) and bench/models/finite.py (non-finite weights)."""
 import pytest
 import torch
 
-from bench.budget import (MAX_ITERATIONS, available_bytes, eval_bytes, forward_bytes, require_fits, stem_channels,
+from bench.host.budget import (MAX_ITERATIONS, available_bytes, eval_bytes, forward_bytes, require_fits, stem_channels,
                           synth_bytes)
 from bench.config.model import BackboneConfig
 from bench.errors import UserError

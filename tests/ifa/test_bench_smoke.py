@@ -1,4 +1,4 @@
-"""`python -m benchmarks.run --smoke` end to end: outputs exist and hold consistent numbers."""
+"""`python -m perf.run --smoke` end to end: outputs exist and hold consistent numbers."""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_bench_smoke(tmp_path):
     out = tmp_path / "bench"
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "perf.run", "--smoke", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((out / "bench.json").read_text())

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.measure import count_macs
+from bench.measure.macs import count_macs
 from ifa import IFAHead, ShapeSpec
 
 RELEASED = {"c2": ShapeSpec(256, 4), "c3": ShapeSpec(512, 8), "c4": ShapeSpec(1024, 16), "c5": ShapeSpec(2048, 32)}

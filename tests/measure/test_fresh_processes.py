@@ -13,10 +13,10 @@ import psutil
 import pytest
 import torch
 
-from bench.measure import ModelToMeasure, measure_model, measure_models
+from bench.measure.model import ModelToMeasure, measure_model, measure_models
 from bench.measure.fresh_processes import LatencyJob, pooled_latencies, pooled_latency, relative_se
 from bench.measure.isolated import FreshProcess
-from bench.noise_rule import noise_reason
+from bench.measure.noise_rule import noise_reason
 from tests.measure.tiny_models import ExitsOnSecondCall, TinySegmentor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_measure_model_records_the_processes_and_their_standard_error():
 
 SCRIPT_WITHOUT_MAIN_GUARD = """
 from bench.config.model import ModelConfig
-from bench.measure import ModelToMeasure, measure_model, measure_models
+from bench.measure.model import ModelToMeasure, measure_model, measure_models
 from bench.models import build_segmentor
 model = build_segmentor(ModelConfig(num_classes=3, backbone={"name": "resnet18", "width": 0.25},
                                     head={"name": "fpn", "channels": 8, "scale_channels": 8}))

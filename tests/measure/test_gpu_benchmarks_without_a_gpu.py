@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from benchmarks.measure_repeatability import _experiment
-from bench.sweep.spec import load_sweep
+from perf.measure_repeatability import _experiment
+from bench.sweep.spec.trials import load_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
 def test_gpu_check_skips_cleanly_without_cuda(tmp_path):
     out = tmp_path / "gpu_check.json"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--out", str(out)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "perf.gpu_check", "--out", str(out)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("gpu-check: skipped: no CUDA device is available") and "Traceback" not in proc.stderr

@@ -1,9 +1,9 @@
-"""benchmarks/host_drift.py: its analysis tells a drift in time from a speed per process, and it runs end to end."""
+"""perf/host_drift.py: its analysis tells a drift in time from a speed per process, and it runs end to end."""
 import json
 
 import pytest
 
-from benchmarks.host_drift import analyse, main
+from perf.host_drift import analyse, main
 
 
 def _turns(speed):

@@ -1,10 +1,8 @@
-"""GPU latencies of IFA's fused formulation carry a note pointing to the reference formulation (bench/ifa_on_gpu.py),
+"""GPU latencies of IFA's fused formulation carry a note pointing to the reference formulation (bench/measure/ifa_on_gpu.py),
 in the measure command and in a sweep's measurement phase; nothing is said on CPU, for other heads or for the
 reference formulation."""
-from bench.ifa_on_gpu import FUSED_ON_GPU, fused_on_gpu_note
-from bench.sweep import measurement
-
-
+from bench.measure.ifa_on_gpu import FUSED_ON_GPU, fused_on_gpu_note
+from bench.sweep.tasks import measurement
 def test_only_fused_ifa_on_a_gpu_gets_the_note():
     assert fused_on_gpu_note({"name": "ifa", "formulation": "fused"}, "cuda") == FUSED_ON_GPU
     assert fused_on_gpu_note({"name": "ifa"}, "cuda") == FUSED_ON_GPU  # the default formulation is fused

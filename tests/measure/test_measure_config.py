@@ -21,7 +21,7 @@ FAST = ["--no-latency", "--no-memory", "--format", "json"]
 
 @pytest.mark.slow
 def test_config_gives_the_sweeps_gmacs_and_params_for_the_demo_ifa(capsys):
-    from bench.sweep.measurement import _run_measurements
+    from bench.sweep.tasks.measurement import _run_measurements
 
     code, out, _ = _run(capsys, "--config", str(SYNTHETIC), *FAST)
     assert code == 0

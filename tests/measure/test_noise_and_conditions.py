@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.measure import RECORD_KEYS, measure_model
+from bench.measure.model import RECORD_KEYS, measure_model
 from bench.measure import latency as latency_mod
 from bench.measure.conditions import conditions_text
 from bench.measure.latency import NOISE_THRESHOLD, iqr, measure_latency, spread_of

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.measure import RECORD_KEYS, environment, measure_model
+from bench.measure.model import RECORD_KEYS, measure_model
+
+from bench.measure.environment import environment
 from bench.measure.latency import measure_latency, percentile
 from bench.measure.memory import measure_peak_memory
 from bench.measure.params import count_params

@@ -3,7 +3,7 @@
 Subclass `HeadContract` in a `Test*` class and provide:
 - `make_head(self, input_shape, num_classes) -> nn.Module` (seeded by the fixture; must not hard-code channels);
 - `expected_params` (int): parameters at `INPUT_SHAPE`, `NUM_CLASSES`;
-- `expected_macs` (int): MACs (`bench.measure.count_macs`, one multiply-add = 1) in eval mode, batch 1, on the
+- `expected_macs` (int): MACs (`bench.measure.macs.count_macs`, one multiply-add = 1) in eval mode, batch 1, on the
   features of a `MAC_IMAGE` image;
 - `reference` (tuple of floats): (sum, abs-sum) of the eval logits of a freshly seeded head
   (`torch.manual_seed(0)` before `make_head`) on `make_features(INPUT_SHAPE, IMAGE, seed=7)`;
@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.measure import count_macs
+from bench.measure.macs import count_macs
 from ifa.shape_spec import ShapeSpec
 
 INPUT_SHAPE = {"c2": ShapeSpec(16, 4), "c3": ShapeSpec(24, 8), "c4": ShapeSpec(32, 16), "c5": ShapeSpec(40, 32)}

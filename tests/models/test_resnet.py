@@ -131,8 +131,7 @@ def test_backbone_trains_at_odd_sizes():
 
 
 def test_frozen_bn_computes_and_counts_like_eval_batchnorm():
-    from bench.measure import count_macs
-
+    from bench.measure.macs import count_macs
     bn, frozen = ResNet(18, width=0.125).eval(), ResNet(18, width=0.125, norm="frozen_bn")
     state = {k: torch.rand_like(v) + 0.5 if v.is_floating_point() else v for k, v in bn.state_dict().items()}
     bn.load_state_dict(state)

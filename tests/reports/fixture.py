@@ -1,4 +1,4 @@
-"""Writes small sweep directories in the results schema (bench/results_schema.py) with known numbers.
+"""Writes small sweep directories in the results schema (bench/results/schema.py) with known numbers.
 
 Written with the csv/json modules, not with the code under test, so the tests' expectations are independent.
 """
@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from bench.results_schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
+from bench.results.schema import PER_CLASS_COLUMNS, RESULT_COLUMNS
 
 CLASSES = ["road", "building", "car", "sky"]
 # Columns the measurement issue adds to results.csv; written only when a trial sets them (older results lack them).

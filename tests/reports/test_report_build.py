@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from reports.build import build_report
-from reports.published import DEFAULT_PATH
+from reports.regression.published import DEFAULT_PATH
 from tests.reports.fixture import CLASSES, default_trials, loss_at, trial, write_sweep
 
 

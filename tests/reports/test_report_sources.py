@@ -43,7 +43,7 @@ def test_single_run_folder(tmp_path):
     curves = rep.plot_data["curves_synthetic"]
     assert set(curves["kind"]) == {"loss", "loss_main", "loss_aux", "miou"}
     # one eval point only: no eval panel
-    from reports.plots import curve_panels
+    from reports.figures.plots import curve_panels
     assert curve_panels(curves) == ["loss_main", "loss_aux"]
 
 

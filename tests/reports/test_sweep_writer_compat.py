@@ -1,15 +1,15 @@
-"""The sweep's own results writer (bench.sweep.results) produces tables the reports read as intended."""
+"""The sweep's own results writer (bench.results.row) produces tables the reports read as intended."""
 import pandas as pd
 import pytest
 
 from bench.config.experiment import DataConfig, EvalConfig, ExperimentConfig
 from bench.config.model import FPNHeadConfig, IFAHeadConfig, ModelConfig
-from bench.sweep.results import base_row, completed_row, per_class_rows, write_tables
-from bench.sweep.spec import Resources, TrialSpec
+from bench.results.row import base_row, completed_row, per_class_rows, write_tables
+from bench.sweep.spec.trials import Resources, TrialSpec
 from reports.aggregate import model_table
-from reports.check import run_check
+from reports.regression.check import run_check
 from reports.load import CHECK_REQUIRED, read_results
-from reports.published import load_published
+from reports.regression.published import load_published
 
 
 def _spec(head, seed, dataset="synthetic", **eval_kw):

@@ -36,7 +36,7 @@ def test_render_has_one_row_per_published_row_and_says_why_not():
 
 
 def test_each_published_row_says_how_check_matches_it():
-    from reports.published import load_published
+    from reports.regression.published import load_published
     from reports.recipes import recipe_for, recipe_trials
 
     published, trials = load_published(), recipe_trials()

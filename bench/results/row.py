@@ -1,0 +1,135 @@
+"""The results table: one row per trial of the spec (completed, failed, running or pending), written atomically."""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from bench.files.atomic import replacing
+from bench.config import ExperimentConfig
+from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
+from bench.results.schema import (
+    CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASURE_BOOL, MEASURE_INT, MEASURE_TEXT, MEASUREMENTS, METRICS,
+    PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
+)
+from bench.sweep.spec.trials import TrialSpec
+
+NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT - MEASURE_BOOL | {"train_time_s"}
+CFG_PREFIX = "cfg."
+
+
+def config_columns(cfg: ExperimentConfig) -> dict[str, Any]:
+    head = cfg.model.head
+    return {
+        "dataset": cfg.data.dataset,
+        "backbone": cfg.model.backbone.name,
+        "stem": cfg.model.backbone.stem,
+        "output_stride": cfg.model.backbone.output_stride,
+        "head": head.name,
+        "formulation": getattr(head, "formulation", "") if head.name == "ifa" else "",
+        "seed": cfg.seed,
+        "iterations": cfg.train.iterations,
+        "batch_size": cfg.train.batch_size,
+        "crop": f"{cfg.data.crop_size[0]}x{cfg.data.crop_size[1]}",
+        "num_classes": cfg.model.num_classes,
+        "eval_mode": cfg.eval.mode,
+        "eval_scales": ",".join(str(float(s)) for s in cfg.eval.scales),
+        "eval_flip": cfg.eval.flip,
+        "ifa_query": cfg.eval.ifa_query,
+        "ifa_query_stride": _text(effective_query_stride(cfg)),  # "" for other heads, like formulation
+    }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _cfg_value(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return "x".join(str(x) for x in v)
+    if isinstance(v, dict):
+        return ",".join(f"{k}={_cfg_value(x)}" for k, x in v.items())
+    return v
+
+
+def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "", attempts: int = 0) -> dict:
+    row = {c: None for c in RESULT_COLUMNS}
+    row.update(
+        trial_id=trial.trial_id, config_hash=trial.config_hash, sweep_name=sweep_name, status=status,
+        error=error, attempts=attempts, trial_dir=f"trials/{trial.config_hash}",
+    )
+    row.update(config_columns(trial.config))
+    for key, value in trial.extra_axes.items():
+        if key == QUERY_STRIDE_KEY:  # its own column, ifa_query_stride
+            continue
+        row[CFG_PREFIX + key] = _cfg_value(value)
+    return row
+
+
+def completed_row(trial: TrialSpec, sweep_name: str, final: dict, measurement: dict, environment: dict,
+                  attempts: int) -> dict:
+    row = base_row(trial, sweep_name, "completed", attempts=attempts)
+    for k in METRICS + INTERVALS:
+        row[k] = final.get(k)
+    row["train_time_s"] = final.get("train_time_s")
+    for k in MEASUREMENTS:
+        row[k] = measurement.get(k)
+    for k in ENVIRONMENT:
+        row[k] = measurement.get(k, environment.get(k))
+    row["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return row
+
+
+def per_class_rows(row: dict, per_class: dict[str, float]) -> list[dict]:
+    return [
+        {
+            "trial_id": row["trial_id"], "config_hash": row["config_hash"], "dataset": row["dataset"],
+            "backbone": row["backbone"], "head": row["head"], "seed": row["seed"],
+            "class_index": i, "class_name": name, "iou": iou,
+        }
+        for i, (name, iou) in enumerate(per_class.items())
+    ]
+
+
+def _frame(rows: list[dict], extra: Iterable[str]) -> pd.DataFrame:
+    columns = RESULT_COLUMNS + sorted(set(extra))
+    df = pd.DataFrame(rows, columns=columns)
+    for c in columns:
+        if c in NUMERIC:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        elif c.startswith(CFG_PREFIX):
+            values = [v for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                df[c] = pd.to_numeric(df[c], errors="coerce")
+            else:
+                df[c] = df[c].map(lambda v: "" if v is None else str(v))
+        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads",
+                   *MEASURE_INT):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
+        elif c in ("eval_flip", "latency_noisy"):
+            df[c] = df[c].astype("boolean")
+        else:
+            df[c] = df[c].map(lambda v: "" if v is None else str(v))
+    return df
+
+
+def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd.DataFrame:
+    """results.csv, results.parquet and per_class_iou.csv, each replaced atomically."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX) or k == "protocol"}  # protocol: `evaluate:`
+    df = _frame(rows, extra)
+    with replacing(sweep_dir / "results.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    with replacing(sweep_dir / "results.parquet") as tmp:
+        df.to_parquet(tmp, index=False)
+    pc = pd.DataFrame(per_class, columns=PER_CLASS_COLUMNS)
+    with replacing(sweep_dir / "per_class_iou.csv") as tmp:
+        pc.to_csv(tmp, index=False)
+    return df
+
+
+__all__ = ["IDENTITY", "CONFIG", "base_row", "completed_row", "per_class_rows", "write_tables", "TIMING"]

@@ -1,0 +1,50 @@
+"""The sweep's results table: one row per trial. Sweeps write it; reports and the check read it."""
+
+IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempts", "trial_dir"]
+# status: "completed" | "failed" | "running" | "pending"; error: "" unless failed.
+
+CONFIG = [
+    "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
+    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
+]
+# crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
+# ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
+# heads (bench/config/query_stride.py).
+# Extra sweep axes appear as extra columns named "cfg.<dotted.key>".
+
+METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row
+
+INTERVALS = ["miou_ci_low", "miou_ci_high"]  # 95% bootstrap interval of miou over val images (bench/engine/evaluation/bootstrap.py)
+
+MEASUREMENTS = [
+    "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
+    "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
+    # where, when and under which conditions (one measurement per model per sweep, shared by its seeds):
+    "measure_key", "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
+    "measure_node", "measure_started_at", "measure_finished_at",
+    "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
+    "latency_processes", "latency_se_pct", "latency_span_s",
+]
+# measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
+# measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
+# host 1-minute load average before/after the timed runs; latency_processes: fresh processes pooled (0: timed in the
+# measuring process); latency_se_pct: the pool's relative standard error, percent (over 20-s blocks of its time, or
+# over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
+# bench.measure.conditions.conditions_text(row) phrases them.
+
+# Measurement columns that are not floats (bench/results/row.py writes, reports/load.py reads them so).
+MEASURE_TEXT = {"measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name", "measure_node",
+                "measure_started_at", "measure_finished_at"}
+MEASURE_INT = {"measure_batch", "measure_threads", "latency_runs", "latency_processes"}
+MEASURE_BOOL = {"latency_noisy"}
+
+ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version", "hostname"]
+
+TIMING = ["train_time_s", "finished_at"]
+
+RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+
+# per_class_iou.csv beside results.csv, long format:
+PER_CLASS_COLUMNS = ["trial_id", "config_hash", "dataset", "backbone", "head", "seed", "class_index", "class_name", "iou"]
+
+# Training curves: <sweep>/<trial_dir>/metrics.jsonl, the engine's format (docs/architecture.md).

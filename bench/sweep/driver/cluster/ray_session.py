@@ -1,0 +1,147 @@
+"""Start, join and stop Ray for a sweep, leaving nothing behind (docs/sweeps.md, "Processes, files and sockets").
+
+Embedded (no --address): a single-node Ray bound to 127.0.0.1 wherever Ray 2.60 allows, with its temp/session
+folder in a private folder named after the sweep folder (temp_dir_for), a watchdog (bench/sweep/driver/cluster/ray_reaper.py)
+that ends Ray's processes when the driver ends however it ends, and a record of those processes in the sweep
+folder (RECORD) so the next start or --resume of the same sweep ends what an earlier one left.
+Cluster (--address): the address is checked and probed (bench/sweep/driver/cluster/ray_address.py) before anything is written.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from bench.sweep.driver.cluster.ray_reaper import end_processes
+
+RECORD = ".ray_session.json"  # in the sweep folder while an embedded Ray runs
+REAPER_STOP_S = 15.0
+
+
+def temp_dir_for(out: Path) -> Path:
+    """Ray's temp folder for the sweep at `out`: ${RAY_TMPDIR:-/tmp}/ifa-ray-<12 hex of the sweep folder's path>.
+    Not inside the sweep folder: Ray puts unix sockets under it and a socket path has at most 107 bytes."""
+    base = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
+    return base / f"ifa-ray-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]}"
+
+
+_LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_env() -> tuple:
+    """Make the embedded Ray's node address 127.0.0.1. ray.init(_node_ip_address="127.0.0.1") alone is turned into
+    the host's external address (services.resolve_ip_for_localhost); with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray
+    takes the loopback address as the node's, as it does on macOS/Windows. Ray reads the variable when imported, so
+    this runs before `import ray`; where Ray was imported already (in-process callers), its constant is set too.
+    Returns what restore_env needs to undo it: the variable also refuses multi-node clusters, so a process (or any
+    `ray start` it launches) that later joins a cluster must not keep it."""
+    constants = sys.modules.get("ray._private.ray_constants")
+    previous = (os.environ.get(_LOOPBACK_VAR), getattr(constants, "ENABLE_RAY_CLUSTER", None))
+    os.environ[_LOOPBACK_VAR] = "0"
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = False
+    return previous
+
+
+def restore_env(previous: tuple) -> None:
+    """Undo loopback_env (after the embedded Ray has stopped)."""
+    value, flag = previous
+    if value is None:
+        os.environ.pop(_LOOPBACK_VAR, None)
+    else:
+        os.environ[_LOOPBACK_VAR] = value
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.ENABLE_RAY_CLUSTER = flag if flag is not None else (value != "0" if value is not None else True)
+
+
+def end_leftovers(out: Path) -> list[int]:
+    """End the processes and remove the temp folder that an earlier embedded Ray of this sweep left (its driver and
+    watchdog were killed). Call it only while holding the sweep folder's lock. Returns the PIDs it ended."""
+    path = Path(out) / RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    ended = end_processes(record.get("processes", []) if isinstance(record, dict) else [])
+    temp_dir = record.get("temp_dir") if isinstance(record, dict) else None
+    if temp_dir:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    path.unlink(missing_ok=True)
+    return ended
+
+
+class EmbeddedRay:
+    """ray.init of a local single-node Ray with its watchdog; stop() shuts both down and removes the temp folder."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.temp_dir = temp_dir_for(self.out)
+        self._reaper: Optional[subprocess.Popen] = None
+        self._env: Optional[tuple] = None
+
+    def start(self) -> None:
+        self._env = loopback_env()
+        import ray
+
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.temp_dir.mkdir(mode=0o700, parents=True)
+        record = self.out / RECORD
+        record.write_text(json.dumps({"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
+                                      "processes": []}) + "\n")
+        self._reaper = subprocess.Popen(
+            [sys.executable, "-m", "bench.sweep.driver.cluster.ray_reaper", str(os.getpid()), str(record)],
+            stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        try:
+            ray.init(
+                num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir),
+                object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        if self._reaper is not None:
+            try:
+                self._reaper.stdin.write("stop\n")
+                self._reaper.stdin.close()
+            except OSError:
+                pass
+            try:
+                self._reaper.wait(timeout=REAPER_STOP_S)
+            except subprocess.TimeoutExpired:
+                self._reaper.kill()
+                self._reaper.wait()
+            self._reaper = None
+        end_leftovers(self.out)  # what the watchdog did not get to
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if self._env is not None:
+            restore_env(self._env)
+            self._env = None
+
+
+def join_cluster(address: str) -> None:
+    import ray
+
+    from bench.errors import UserError
+
+    if ray.is_initialized():  # a sweep owns its process's Ray connection (in-process callers: tests, notebooks)
+        ray.shutdown()
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    except ConnectionError as exc:  # `auto` without a cluster on this machine, or no Ray behind HOST:PORT
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise UserError(f"--address {address}: cannot join a Ray cluster ({line})") from None
