@@ -97,7 +97,7 @@ class EmbeddedRay:
                                       "processes": []}) + "\n")
         self._reaper = subprocess.Popen(
             [sys.executable, "-m", "bench.sweep.driver.cluster.ray_reaper", str(os.getpid()), str(record)],
-            stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
+            stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[4]),
         )
         try:
             ray.init(
