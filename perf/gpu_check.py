@@ -217,7 +217,7 @@ def step_channels_last(device) -> dict:
 
 def _experiment(work: Path, **train):
     """The synthetic demo experiment, shortened, on CUDA."""
-    from bench.commands.train import load_experiment
+    from bench.config.experiment_file import load_experiment
 
     sets = [f"data.root={work / 'data'}", "train.iterations=6", "train.checkpoint_every=3", "train.log_every=1",
             "train.device=cuda", "train.warmup_iters=1"] + [f"train.{k}={v}" for k, v in train.items()]
