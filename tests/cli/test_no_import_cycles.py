@@ -123,6 +123,14 @@ def test_no_import_cycles():
     assert not found, "import circles:\n" + "\n".join(_describe(c, graph) for c in found)
 
 
+def test_nothing_below_the_commands_imports_them():
+    """The CLI is the top layer: only bench/cli.py and the commands themselves import bench.commands."""
+    graph = import_graph(ROOT)
+    upward = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                    if b.startswith("bench.commands") and not (a == "bench.cli" or a.startswith("bench.commands")))
+    assert not upward, "imports of the commands from below them:\n" + "\n".join(upward)
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = root / rel
