@@ -1,4 +1,8 @@
-"""Errors that mean "the user's input is wrong": the CLI prints them as one line and exits 2."""
+"""Errors that mean "the user's input is wrong": the CLI prints them as one line and exits 2; and any exception as
+one line of text for such messages."""
+import re
+
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class UserError(Exception):
@@ -12,3 +16,15 @@ def os_error_line(exc: OSError) -> str:
     """`PATH: OS reason` of a file-system error (a write under a regular file, a read-only or full file system)."""
     reason = exc.strerror or (str(exc.args[-1]) if exc.args else type(exc).__name__)
     return f"{exc.filename}: {reason}" + (f" (-> {exc.filename2})" if exc.filename2 else "")
+
+
+def plain(text: str) -> str:
+    """`text` without terminal colour codes (torch and Ray colour some of their messages)."""
+    return _COLOUR.sub("", text)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-blank line of the exception's message (colours and surrounding space removed), or its type name
+    when the message is empty; at most `limit` characters."""
+    first = next((line.strip() for line in plain(str(exc)).splitlines() if line.strip()), type(exc).__name__)
+    return first[:limit]

@@ -74,13 +74,15 @@ def _rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def _first_wait(model, *inputs) -> str | None:
     """The first operation of a forward that makes the host wait for the GPU (torch's sync debug mode), or None.
     The fused head's host-built indices are copied without blocking since round 9 (ifa.head.to_device)."""
+    from bench.errors import one_line
+
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         model(*inputs)
         return None
     except RuntimeError as exc:
-        return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return one_line(exc)
     finally:
         torch.cuda.set_sync_debug_mode("default")
 
@@ -217,7 +219,7 @@ def step_channels_last(device) -> dict:
 
 def _experiment(work: Path, **train):
     """The synthetic demo experiment, shortened, on CUDA."""
-    from bench.commands.train import load_experiment
+    from bench.config.experiment_file import load_experiment
 
     sets = [f"data.root={work / 'data'}", "train.iterations=6", "train.checkpoint_every=3", "train.log_every=1",
             "train.device=cuda", "train.warmup_iters=1"] + [f"train.{k}={v}" for k, v in train.items()]

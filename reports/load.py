@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from bench.errors import UserError
+from bench.errors import UserError, one_line
 from bench.results.schema import (
     CONFIG, INTERVALS, MEASURE_BOOL, MEASURE_TEXT, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS,
 )
@@ -92,7 +92,7 @@ def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
         else:
             raw = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise UserError(f"{source}: cannot be read as a results table ({str(exc).splitlines()[0]})") from None
+        raise UserError(f"{source}: cannot be read as a results table ({one_line(exc)})") from None
     return results_from_frame(raw, source, source.parent, _read_per_class(source.parent / "per_class_iou.csv"),
                               required)
 

@@ -78,6 +78,18 @@ MODULES = {
 }
 
 
+# mutmut's statuses that count as the tests having noticed the mutant
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+
+
+def load_meta(meta: Path) -> dict[str, str]:
+    """{mutant name: status} of one mutmut .meta file."""
+    from mutmut.stats import status_by_exit_code
+
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {k: status_by_exit_code[v] for k, v in codes.items()}
+
+
 def _extra_tests(name: str) -> list[str]:
     """tests/audit/test_mutation_kills_<name>.py, where one exists."""
     extra = Path(f"tests/audit/test_mutation_kills_{name}.py")
@@ -99,8 +111,6 @@ def run_one(name: str, jobs: int) -> None:
 def write_diffs(name: str) -> None:
     """In a child process, after the run: the diff of every in-scope mutant that was not detected."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
-
-    from tools.mutation_summary import DETECTED, load_meta
 
     module = MODULES[name]
     statuses = load_meta(RESULTS / name / (Path(module.path).name + ".meta"))

@@ -14,21 +14,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from mutmut.stats import status_by_exit_code
-
-DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
-
-
-def load_meta(meta: Path) -> dict[str, str]:
-    """{mutant name: status} of one mutmut .meta file."""
-    codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return {k: status_by_exit_code[v] for k, v in codes.items()}
+from tools.mutation_run import DETECTED, MODULES, load_meta
 
 
 def load(results: Path) -> dict[str, tuple[dict, dict[str, str]]]:
     """{module name: (run.json, {in-scope mutant: status})}, in tools/mutation_run.py's module order."""
-    from tools.mutation_run import MODULES
-
     out = {}
     for name, module in MODULES.items():
         run_file = results / name / "run.json"

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.convert.loading import load_converted, read_state  # noqa: F401 - importers use these names here
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.files.atomic import replacing
-    from bench.commands.eval import load_weights
     from bench.config import ExperimentConfig, load_config
+    from bench.convert.loading import build_and_load, read_state
     from bench.convert.registry import PROJECT, detect_format
-    from bench.models import build_segmentor
+    from bench.files.atomic import replacing
 
     cfg = load_config(ExperimentConfig, args.config)
     if args.dest.is_dir():
@@ -35,9 +33,8 @@ def run(args: argparse.Namespace) -> int:
     if fmt == PROJECT:
         raise UserError(f"{args.source}: already an ifa-bench checkpoint (or an unrecognised format); "
                         "name the format with --format")
-    state, meta = load_converted(args.source, cfg.model, fmt)
-    model = build_segmentor(cfg.model)
-    load_weights(model, state, args.source, args.config)  # one-line error on any missing / extra / mis-shaped key
+    # one-line error on any missing / extra / mis-shaped key
+    model, state, meta = build_and_load(args.source, cfg, args.config, fmt)
     with replacing(args.dest) as tmp:
         torch.save({"model": model.state_dict(), "converted_from": str(args.source), "source_format": fmt,
                     **{f"source_{k}": v for k, v in meta.items()}}, tmp)

@@ -5,13 +5,11 @@ import argparse
 import math
 from pathlib import Path
 
-from bench.files.atomic import write_json
-from bench.commands.values import format_number, parse_size
-from bench.host.device import resolve_device
-from bench.commands.overrides import add_set_argument
-from bench.results.text_table import text_table
+from bench.commands.values import add_set_argument, format_number, parse_size
 from bench.errors import UserError
-from bench.convert.loading import load_checkpoint_state, load_weights  # noqa: F401 - importers use these names here
+from bench.files.atomic import write_json
+from bench.host.device import resolve_device
+from bench.results.text_table import text_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,6 +110,26 @@ def _require_eval_fits(dataset, eval_cfg, cfg, args, device) -> None:
     require_fits(needed, f"{' with '.join(flags)} on a {height}x{width} image", device)
 
 
+def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config: Path):
+    """on_prediction callback for evaluate(): writes each prediction as `fmt` ('cityscapes' or 'trainids')."""
+    from bench.data.prediction_files import cityscapes_result_path, dataset_encoding, image_stem, write_png
+
+    if fmt == "cityscapes" and dataset_name != "cityscapes":
+        raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: exists and is not a directory")
+
+    def save(index: int, pred) -> None:
+        train_ids = pred.to("cpu").numpy().astype("uint8")
+        image = dataset.image_path(index)
+        if fmt == "cityscapes":
+            write_png(dataset_encoding("cityscapes", train_ids)[1], cityscapes_result_path(out_dir, image))
+        else:
+            write_png(train_ids, out_dir / f"{image_stem(image)}_trainIds.png")
+
+    return save
+
+
 def format_table(result: dict) -> str:
     lines = [
         f"protocol: {result['protocol']}",
@@ -135,7 +153,7 @@ def format_table(result: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from bench.commands.overrides import load_experiment
+    from bench.config.experiment_file import load_experiment
 
     cfg = load_experiment(args.config, args.overrides)  # like train: a sweep's experiment file evaluates its base experiment
     eval_cfg = eval_config(cfg, args)  # both before the heavy imports below: a bad file is refused at once
@@ -159,8 +177,6 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_split(cfg, split, args.config)
     save = None
     if args.save_preds is not None:
-        from bench.commands.predict import prediction_saver
-
         save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
     _require_eval_fits(dataset, eval_cfg, cfg, args, device)
     result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,

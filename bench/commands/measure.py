@@ -11,9 +11,8 @@ import json
 from contextlib import nullcontext
 from pathlib import Path
 
-from bench.commands.overrides import add_set_argument
-from bench.commands.row_file import RowFile
-from bench.commands.values import format_number, parse_size
+from bench.commands.values import add_set_argument, format_number, parse_size
+from bench.results.row_file import RowFile
 from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
 from bench.host.device import resolve_device
 from bench.errors import UserError
@@ -83,7 +82,7 @@ def resolve_args(args):
     Returns the ExperimentConfig or None."""
     cfg = None
     if args.config is not None:
-        from bench.commands.overrides import load_experiment
+        from bench.config.experiment_file import load_experiment
 
         for option, key in MODEL_OPTIONS.items():
             if getattr(args, option) is not None:
@@ -208,8 +207,7 @@ def config_rows(cfg, all_heads: bool) -> list[tuple[str, object]]:
 
 
 def _load_checkpoint(model, path: Path, model_cfg, source: Path) -> None:
-    from bench.commands.convert import load_converted
-    from bench.commands.eval import load_weights
+    from bench.convert.loading import load_converted, load_weights
 
     state, _ = load_converted(path, model_cfg)  # ifa-bench, or a registered foreign format (hzhupku/IFA)
     load_weights(model, state, path, source)

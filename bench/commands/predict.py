@@ -36,50 +36,25 @@ def find_images(inputs: list[Path]) -> list[Path]:
     return found
 
 
-def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config: Path):
-    """on_prediction callback for evaluate(): writes each prediction as `fmt` ('cityscapes' or 'trainids')."""
-    from bench.data.prediction_files import cityscapes_result_path, dataset_encoding, image_stem, write_png
-
-    if fmt == "cityscapes" and dataset_name != "cityscapes":
-        raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory")
-
-    def save(index: int, pred) -> None:
-        train_ids = pred.to("cpu").numpy().astype("uint8")
-        image = dataset.image_path(index)
-        if fmt == "cityscapes":
-            write_png(dataset_encoding("cityscapes", train_ids)[1], cityscapes_result_path(out_dir, image))
-        else:
-            write_png(train_ids, out_dir / f"{image_stem(image)}_trainIds.png")
-
-    return save
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from bench.commands.convert import load_converted
-    from bench.commands.eval import load_weights
     from bench.config import ExperimentConfig, load_config
+    from bench.convert.loading import model_from_checkpoint
     from bench.data.image_io import read_image
     from bench.data.prediction_files import colourise, dataset_encoding, image_stem, overlay, write_png
     from bench.data.registry import dataset_classes
     from bench.data.transforms import to_tensors
     from bench.host.device import resolve_device
     from bench.engine.evaluation.inference import ifa_query_mode, predict_labels
-    from bench.models import build_segmentor
 
     cfg = load_config(ExperimentConfig, args.config)
     if args.out.exists() and not args.out.is_dir():
         raise UserError(f"{args.out}: exists and is not a directory")
     images = find_images(args.inputs)
-    state, _ = load_converted(args.checkpoint, cfg.model)
     device = resolve_device(args.device or cfg.train.device)
     torch.manual_seed(cfg.seed)
-    model = build_segmentor(cfg.model)
-    load_weights(model, state, args.checkpoint, args.config)
-    model.to(device).eval()
+    model, _ = model_from_checkpoint(args.checkpoint, cfg, args.config, device)
     _, palette = dataset_classes(cfg.data.dataset, cfg.data.root)
     ev = cfg.eval
     crop = tuple(ev.crop_size or cfg.data.crop_size)

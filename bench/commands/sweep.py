@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bench.commands.overrides import add_set_argument
+from bench.commands.values import add_set_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UserError(f"--max-concurrent: must be at least 1, got {args.max_concurrent}")
     if args.overrides:  # an unknown --set key: say so with a "did you mean" before expanding the axes
-        from bench.commands.overrides import load_experiment
+        from bench.config.experiment_file import load_experiment
 
         try:
             load_experiment(args.experiment, args.overrides)

@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.commands.overrides import add_set_argument, apply_override, load_experiment, parse_override  # noqa: F401
-from bench.commands.values import format_number
+from bench.commands.values import add_set_argument, format_number
+from bench.config.experiment_file import load_experiment
 from bench.errors import UserError
 
 
@@ -37,13 +37,9 @@ def _line_printer(total: int, log_every: int):
 
 def _init_state(path: Path, cfg, config_path: Path) -> dict:
     """--init: the checkpoint as the project's state_dict, checked key by key against the model (one-line errors)."""
-    from bench.commands.convert import load_converted
-    from bench.commands.eval import load_weights
-    from bench.models import build_segmentor
+    from bench.convert.loading import build_and_load
 
-    state, _ = load_converted(path, cfg.model)
-    model = build_segmentor(cfg.model)
-    load_weights(model, state, path, config_path)
+    model, state, _ = build_and_load(path, cfg, config_path)
     missing = [k for k in model.state_dict() if k not in state]
     if missing:  # load_weights tolerates a missing auxiliary head (evaluation); training needs every weight
         raise UserError(f"{path}: key {missing[0]!r} is missing; --init needs weights for the whole model"

@@ -1,9 +1,20 @@
-"""How subcommands read values from the command line and print numbers."""
+"""Values on the command line shared by several subcommands: the --set option, HxW sizes, paths or URIs, and
+numbers as printed."""
 from __future__ import annotations
 
+import argparse
 import math
 
 from bench.errors import UserError
+
+SET_HELP = ("override a config key (repeatable); VALUE is YAML, e.g. --set train.iterations=100 "
+            "--set eval.mode=slide; a new model.head.name starts from that head's defaults")
+
+
+def add_set_argument(parser: argparse.ArgumentParser) -> None:
+    """--set KEY.PATH=VALUE for train, eval, sweep and measure; bench/config/experiment_file.py applies them."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help=SET_HELP)
 
 
 def parse_size(text: str, flag: str = "--input") -> tuple[int, int]:

@@ -1,5 +1,6 @@
 """`KEY.PATH=VALUE` overrides on a raw config mapping, for every layer that reads configs (commands, sweeps).
-The command-line side (argparse, loading, "did you mean") is bench/commands/overrides.py."""
+Reading an experiment file with them ("did you mean" included) is bench/config/experiment_file.py; the --set
+option itself is bench/commands/values.py."""
 from __future__ import annotations
 
 import copy

@@ -1,6 +1,6 @@
 """Checkpoint files into a model: the weights-only read, foreign layouts through the converter registry, and a strict
-load that names the first missing, unexpected or mis-shaped key. Shared by `ifa-bench eval/convert/predict/measure`
-and the sweep's evaluation tasks (bench/sweep/tasks/eval_tasks.py), so there is one copy of the rules."""
+load that names the first missing, unexpected or mis-shaped key. Shared by `ifa-bench eval/convert/predict/train/
+measure` and the sweep's evaluation tasks (bench/sweep/tasks/eval_tasks.py), so there is one copy of the rules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -92,12 +92,19 @@ def load_converted(path: Path, model_cfg, fmt: str = "auto") -> tuple[dict, dict
         raise UserError(f"{path}: {exc}") from None
 
 
-def model_from_checkpoint(path: Path, cfg, config_label, device, fmt: str = "auto"):
-    """(the config's segmentor with the checkpoint's weights, on `device`, in eval mode; the checkpoint's metadata)."""
+def build_and_load(path: Path, cfg, config_label, fmt: str = "auto") -> tuple:
+    """(the config's segmentor with the checkpoint's weights loaded strictly by load_weights, the project state_dict
+    they came from, the checkpoint's metadata). The one way every command and task gets a model from a checkpoint."""
     from bench.models import build_segmentor
 
     state, meta = load_converted(Path(path), cfg.model, fmt)
     model = build_segmentor(cfg.model)
     load_weights(model, state, Path(path), config_label)
+    return model, state, meta
+
+
+def model_from_checkpoint(path: Path, cfg, config_label, device, fmt: str = "auto"):
+    """(the config's segmentor with the checkpoint's weights, on `device`, in eval mode; the checkpoint's metadata)."""
+    model, _, meta = build_and_load(path, cfg, config_label, fmt)
     model.to(device).eval()
     return model, meta

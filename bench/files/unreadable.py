@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from bench.errors import one_line, plain
+
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL (\S+)")
 
 
 def unreadable_reason(exc: BaseException) -> str:
     """torch's own first line is a paragraph advising weights_only=False, which this suite never does."""
-    text = _ANSI.sub("", str(exc))
+    text = plain(str(exc))
     found = _GLOBAL.search(text)
     if found:
         return (f"it holds a Python object, {found.group(1)}, that a weights-only read refuses; save the "
@@ -21,5 +22,4 @@ def unreadable_reason(exc: BaseException) -> str:
         return "truncated or corrupt: not a complete PyTorch zip file"
     if isinstance(exc, EOFError):
         return "empty or truncated file"
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
-    return first[:200]
+    return one_line(exc, 200)

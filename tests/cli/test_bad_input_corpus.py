@@ -265,7 +265,7 @@ def world(tmp_path_factory):
     import torch
     from PIL import Image
 
-    from bench.commands.train import load_experiment
+    from bench.config.experiment_file import load_experiment
     from bench.data.synthetic.generate import generate_synthetic
     from bench.models import build_segmentor
 

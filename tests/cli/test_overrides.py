@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.commands.overrides import load_experiment
+from bench.config.experiment_file import load_experiment
 from bench.errors import UserError
 from tests.engine.evaluation.test_eval_command import setup  # noqa: F401 - the eval fixture (real model + checkpoint)
 

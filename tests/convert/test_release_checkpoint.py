@@ -168,7 +168,7 @@ def test_cli_convert_then_eval_loader(tmp_path, capsys):
     torch.save({"epoch": 99, "model_state": _release_state(release)}, src)
     dst = tmp_path / "converted.pt"
     assert main(["convert", str(src), str(dst), "--config", str(config)]) == 0
-    from bench.commands.eval import load_checkpoint_state
+    from bench.convert.loading import load_checkpoint_state
 
     state, meta = load_checkpoint_state(dst)
     assert meta["source_format"] == "release" and meta["source_epoch"] == 99

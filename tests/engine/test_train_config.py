@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.commands.train import apply_override, load_experiment
+from bench.config.experiment_file import load_experiment
+from bench.config.overrides import apply_override
 from bench.errors import UserError
 from tests.engine.train_helpers import tiny_dict
 

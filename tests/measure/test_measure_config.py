@@ -12,7 +12,7 @@ import psutil
 import pytest
 import torch
 
-from bench.commands.overrides import load_experiment
+from bench.config.experiment_file import load_experiment
 from tests.measure.test_measure_command import _one_line_error, _run  # noqa: F401 - shared helpers
 
 SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"

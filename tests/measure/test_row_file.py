@@ -1,10 +1,10 @@
-"""bench/commands/row_file.py: `measure --out` files grow one whole row at a time and keep earlier rows."""
+"""bench/results/row_file.py: `measure --out` files grow one whole row at a time and keep earlier rows."""
 import csv
 import json
 
 import pytest
 
-from bench.commands.row_file import RowFile
+from bench.results.row_file import RowFile
 from bench.errors import UserError
 
 

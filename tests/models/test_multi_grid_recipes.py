@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.commands.train import load_experiment
+from bench.config.experiment_file import load_experiment
 from bench.models.build import build_backbone
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from bench.commands.train import load_experiment
+from bench.config.experiment_file import load_experiment
 from bench.config.model import ModelConfig
 from bench.engine.losses import segmentation_loss
 from bench.engine.trainer import _output_align_corners

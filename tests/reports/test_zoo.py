@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from bench.cli import main
-from bench.commands.overrides import load_experiment
+from bench.config.experiment_file import load_experiment
 from reports.zoo import count, how_matched, render
 
 SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"

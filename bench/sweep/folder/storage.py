@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from bench.errors import UserError
+from bench.errors import UserError, one_line
 
 SCHEMES = ("s3", "gs", "gcs")
 S3_QUERY_KEYS = ("endpoint_override", "scheme", "region", "allow_bucket_creation")  # no credential in a query
@@ -51,8 +51,7 @@ def redact(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return redact((lines[0] if lines else type(exc).__name__)[:300])
+    return redact(one_line(exc))
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(t
     """processes 0 (and CUDA) settle only after two agreeing rounds (bench.measure.latency), so the estimate counts
     warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process, grown as the pool is expected to
     grow where it can (bench/measure/fresh_processes.py)."""
-    from bench.commands.overrides import load_experiment
+    from bench.config.experiment_file import load_experiment
 
     experiment = tiny_experiment(data_root, iterations=6, checkpoint_every=3)
     path = tmp_path / "e.yaml"

@@ -136,12 +136,11 @@ class EmbeddedRay:
 def join_cluster(address: str) -> None:
     import ray
 
-    from bench.errors import UserError
+    from bench.errors import UserError, one_line
 
     if ray.is_initialized():  # a sweep owns its process's Ray connection (in-process callers: tests, notebooks)
         ray.shutdown()
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="WARNING")
     except ConnectionError as exc:  # `auto` without a cluster on this machine, or no Ray behind HOST:PORT
-        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise UserError(f"--address {address}: cannot join a Ray cluster ({line})") from None
+        raise UserError(f"--address {address}: cannot join a Ray cluster ({one_line(exc)})") from None

@@ -1,23 +1,14 @@
-"""`--set KEY.PATH=VALUE` for train, eval and sweep (and measure): one parser, one set of errors, and config
-files read with inheritance (bench/config/inherit.py). Errors name the file, or the --set, that set the bad
-value, and unknown keys get a "did you mean"."""
+"""An experiment file read for train, eval, sweep and measure: bases merged (bench/config/inherit.py), `--set
+KEY.PATH=VALUE` overrides applied (bench/config/overrides.py), validated. Errors name the file, or the --set, that
+set the bad value, and unknown keys of a --set get a "did you mean"."""
 from __future__ import annotations
 
-import argparse
 import copy
 import difflib
 from pathlib import Path
 
-from bench.config.overrides import apply_override, parse_override  # noqa: F401 - one home, re-exported
+from bench.config.overrides import apply_override, parse_override
 from bench.errors import UserError
-
-SET_HELP = ("override a config key (repeatable); VALUE is YAML, e.g. --set train.iterations=100 "
-            "--set eval.mode=slide; a new model.head.name starts from that head's defaults")
-
-
-def add_set_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help=SET_HELP)
 
 
 def read_config_data(path: Path, overrides: list[str]) -> tuple[dict, dict[str, str]]:
