@@ -9,7 +9,7 @@ from bench.config.loading import read_yaml
 from bench.errors import UserError
 from reports.mapping import BACKBONES, DATASETS, HEADS, METRICS, parse_batch, parse_crop
 
-DEFAULT_PATH = Path(__file__).with_name("published.yaml")
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "published.yaml"  # reports/published.yaml
 KINDS = ("published", "reproduction")
 MATCH_KEYS = ("dataset", "head", "backbone", "stem", "output_stride", "iterations", "crop", "batch_size")
 NUMBERS = METRICS + ("fps", "train_mem_gb", "iterations")
