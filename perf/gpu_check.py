@@ -34,25 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = (1024, 2048)
 
 
-def _events_ms(call, warmup: int, runs: int) -> list[float]:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        start.record()
-        call()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return times
-
-
 def _stats(times: list[float]) -> dict:
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    from bench.measure.latency import iqr
+
     return {"median_ms": round(statistics.median(times), 3), "min_ms": round(min(times), 3),
-            "iqr_ms": round(q[2] - q[0], 3), "runs": len(times)}
+            "iqr_ms": round(iqr(times), 3), "runs": len(times)}
 
 
 def _timed(model, *inputs) -> dict:
@@ -180,7 +166,7 @@ def step_measure(device) -> dict:
 def step_models(device) -> dict:
     """Whole deep-stem R-50 segmentors at 1024x2048, fp32 (default TF32 settings), batch 1: IFA in both
     formulations and the three baselines, interleaved so that clocks and caches treat them alike."""
-    from bench.measure.latency import warm_up
+    from bench.measure.latency import time_cuda_runs, warm_up
     from bench.measure.noise_rule import CUDA_WARMUP_S
 
     images = torch.randn(1, 3, *IMAGE, generator=torch.Generator().manual_seed(0)).to(device)
@@ -194,7 +180,7 @@ def step_models(device) -> dict:
             warm_up(m, (images,), 1, CUDA_WARMUP_S, device)
         for _ in range(10):
             for k, m in models.items():
-                times[k] += _events_ms(lambda m=m: m(images), 0, 1)
+                times[k] += time_cuda_runs(m, (images,), 1, device)
     return {"ok": True, **{k: _stats(v) for k, v in times.items()}}
 
 

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from bench.measure.memory import _reset_hwm, _status_kib  # the same /proc high-water-mark probe
+from bench.measure.memory import reset_rss_peak, rss_bytes, rss_peak_bytes  # the same /proc high-water mark
 from perf.cases import build
 
 
@@ -42,11 +42,11 @@ def measure(spec: dict, repeat: int = 1) -> dict:
         torch.cuda.synchronize(device)
         peak, method = torch.cuda.max_memory_allocated(device), "cuda_max_memory_allocated"
     else:
-        reset = _reset_hwm()
-        before = _status_kib("VmRSS") * 1024
+        reset = reset_rss_peak()
+        before = rss_bytes()
         for _ in range(repeat):
             built.call()
-        peak = _status_kib("VmHWM") * 1024
+        peak = rss_peak_bytes()
         method = "rss_hwm_clear_refs_fresh_process" if reset else "rss_lifetime_hwm_fresh_process"
     return {"peak_mb": max(peak - before, 0) / 2**20, "before_mb": before / 2**20, "method": method}
 

@@ -25,6 +25,7 @@ from typing import Optional
 
 import torch
 
+from bench.measure.latency import time_cuda_runs
 from perf.cases import Built, build
 from perf.report import targets, write_outputs
 
@@ -79,13 +80,7 @@ def _timed(call, device: torch.device) -> tuple[float, float]:
     """(wall ms, process CPU ms) of one call. CPU time (all threads) is far less sensitive than wall time to
     other processes competing for the cores; with T threads and no contention it is about T x wall."""
     if device.type == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize(device)
-        start.record()
-        call()
-        end.record()
-        torch.cuda.synchronize(device)
-        return start.elapsed_time(end), float("nan")
+        return time_cuda_runs(call, (), 1, device)[0], float("nan")
     c0, t0 = time.process_time(), time.perf_counter()
     call()
     return (time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0

@@ -9,18 +9,15 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError, one_line
-from bench.results.schema import (
-    CONFIG, INTERVALS, MEASURE_BOOL, MEASURE_TEXT, MEASUREMENTS, METRICS, PER_CLASS_COLUMNS, RESULT_COLUMNS,
-)
+from bench.results.schema import BOOL, CONFIG, FLOAT, INT, PER_CLASS_COLUMNS, RESULT_COLUMNS, columns_of_type
 
 # Without these a report means nothing; every other schema column is optional (absent -> NaN / "").
 REPORT_REQUIRED = ["status", "dataset", "backbone", "head", "seed", "miou"]
 CHECK_REQUIRED = REPORT_REQUIRED + ["stem", "output_stride", "iterations", "crop", "batch_size",
                                     "eval_scales", "eval_flip"]
 
-NUMERIC = set(METRICS) | set(INTERVALS) | (set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_BOOL) | {
-    "seed", "iterations", "batch_size", "num_classes", "output_stride", "attempts", "threads", "train_time_s"}
-BOOLEAN = {"eval_flip"} | MEASURE_BOOL
+NUMERIC = columns_of_type(FLOAT) | columns_of_type(INT)  # read as floats: NaN where a value is absent
+BOOLEAN = columns_of_type(BOOL)
 STATUSES = ("completed", "failed", "running", "pending")
 
 

@@ -8,28 +8,26 @@ import argparse
 import csv
 import io
 import json
-from contextlib import nullcontext
 from pathlib import Path
 
+<<<<<<< HEAD
 from bench.commands.values import add_set_argument, format_number, parse_size
 from bench.results.row_file import RowFile
 from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
+=======
+from bench.commands.overrides import add_set_argument
+from bench.commands.row_file import RowFile
+from bench.commands.values import format_number, parse_size
+from bench.config.experiment import MeasureConfig
+from bench.config.model import BackboneConfig, IFAHeadConfig, choices, head_names
+>>>>>>> r26-measure
 from bench.host.device import resolve_device
 from bench.errors import UserError
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.measure.noise_rule import noise_reason
+from bench.measure.plan import ALL_HEADS, PlannedModel, label, settings_of
 from bench.results.text_table import text_table
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101")
-HEADS = ("ifa", "fpn", "ppm", "ocr")
-# (label, head name, IFA formulation) rows of --all
-ALL_ROWS = (
-    ("IFA (reference)", "ifa", "reference"),
-    ("IFA (fused)", "ifa", "fused"),
-    ("Semantic-FPN", "fpn", None),
-    ("PPM (PSPNet)", "ppm", None),
-    ("OCR", "ocr", None),
-)
 # Without --config, the model options' defaults; with it, the experiment sets them (and --set changes them).
 MODEL_DEFAULTS = {"backbone": "resnet50", "stem": "standard", "output_stride": 32, "head": "ifa", "classes": 19}
 MODEL_OPTIONS = {"backbone": "model.backbone.name", "stem": "model.backbone.stem",
@@ -44,12 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_set_argument(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="FILE.csv|FILE.jsonl",
                         help="append each row to this file as soon as it is measured (kept if interrupted)")
-    parser.add_argument("--backbone", choices=BACKBONES, default=None, help="(default: resnet50)")
-    parser.add_argument("--stem", choices=("standard", "deep", "v1c"), default=None,
+    parser.add_argument("--backbone", choices=choices(BackboneConfig, "name"), default=None, help="(default: resnet50)")
+    parser.add_argument("--stem", choices=choices(BackboneConfig, "stem"), default=None,
                         help="ResNet stem, the IFA release uses deep (default: standard)")
-    parser.add_argument("--output-stride", type=int, choices=(8, 16, 32), default=None, help="(default: 32)")
-    parser.add_argument("--head", choices=HEADS, default=None, help="(default: ifa)")
-    parser.add_argument("--formulation", choices=("fused", "reference"), default=None,
+    parser.add_argument("--output-stride", type=int, choices=choices(BackboneConfig, "output_stride"), default=None,
+                        help="(default: 32)")
+    parser.add_argument("--head", choices=head_names(), default=None, help="(default: ifa)")
+    parser.add_argument("--formulation", choices=choices(IFAHeadConfig, "formulation"), default=None,
                         help="IFA head only (default: the config default, fused)")
     parser.add_argument("--all", action="store_true",
                         help="measure IFA reference, IFA fused, FPN, PPM and OCR on the chosen backbone")
@@ -58,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="load these weights first (state_dict, or a train checkpoint with 'model')")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: with --config, the threads a trial of its sweep trains "
+                             "with, train.threads or sweep.resources.cpus; else torch's default)")
     parser.add_argument("--warmup", type=int, default=None, metavar="N",
                         help="untimed runs before timing (default: 3)")
     parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed runs (default 10)")
@@ -78,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_args(args):
-    """Fill in the defaults: the experiment's (model, measure section) with --config, the command line's without.
-    Returns the ExperimentConfig or None."""
+    """Fill in the defaults: the experiment's (model, measure section, a trial's threads) with --config, the command
+    line's and the measure section's defaults without. Returns the ExperimentConfig or None."""
     cfg = None
+    measure = MeasureConfig()
     if args.config is not None:
         from bench.config.experiment_file import load_experiment
 
@@ -90,24 +92,40 @@ def resolve_args(args):
                 raise UserError(f"{flag}: cannot be combined with --config (the experiment sets the model); "
                                 f"use --set {key}=...")
         cfg = load_experiment(args.config, args.overrides)
-        args.input = args.input or "x".join(map(str, cfg.measure.input_size))
-        args.warmup = cfg.measure.warmup if args.warmup is None else args.warmup
-        args.runs = cfg.measure.runs if args.runs is None else args.runs
-        args.processes = cfg.measure.processes if args.processes is None else args.processes
-        args.max_processes = cfg.measure.max_processes if args.max_processes is None else args.max_processes
-        args.span = cfg.measure.span_s if args.span is None else args.span
+        measure = cfg.measure
+        if args.threads is None:
+            args.threads = _trial_threads(args.config, args.overrides, cfg)
+            if args.threads > _usable_cpus():  # a sweep could not run its trials here either; measure what fits
+                import sys
+
+                sys.stderr.write(f"note: a trial of {args.config} trains with {args.threads} threads, more than the "
+                                 f"{_usable_cpus()} CPU(s) this process may use; timing with {_usable_cpus()}\n")
+                args.threads = _usable_cpus()
     else:
         if args.overrides:
             raise UserError("--set: needs --config (it overrides keys of the experiment file)")
         for option, value in MODEL_DEFAULTS.items():
             if getattr(args, option) is None:
                 setattr(args, option, value)
-        args.input = args.input or "1024x2048"
-        args.warmup = 3 if args.warmup is None else args.warmup
-        args.runs = 10 if args.runs is None else args.runs
-        args.processes = 3 if args.processes is None else args.processes
-        args.span = DEFAULT_MEASURE_SPAN_S if args.span is None else args.span
+    args.input = args.input or "x".join(map(str, measure.input_size))
+    args.warmup = measure.warmup if args.warmup is None else args.warmup
+    args.runs = measure.runs if args.runs is None else args.runs
+    args.processes = measure.processes if args.processes is None else args.processes
+    args.max_processes = measure.max_processes if args.max_processes is None else args.max_processes
+    args.span = measure.span_s if args.span is None else args.span
+    args.no_latency = args.no_latency or not measure.latency
     return cfg
+
+
+def _trial_threads(path: Path, overrides: list[str], cfg) -> int:
+    """The threads a trial of the experiment's sweep trains with, which its measurement phase times at."""
+    from bench.commands.overrides import read_config_data
+    from bench.config import validate
+    from bench.sweep.spec.trials import Resources
+
+    data, _ = read_config_data(Path(path), overrides)
+    resources = (data.get("sweep") or {}).get("resources") or {}
+    return validate(Resources, resources, f"{path}: sweep.resources").threads(cfg.train.threads)
 
 
 def _check_args(args) -> None:
@@ -164,12 +182,6 @@ def model_config(args, head: str, formulation: str | None):
     return validate(ModelConfig, data, "command line (measure)")
 
 
-def _label(head: str, formulation: str | None) -> str:
-    if head == "ifa":
-        return f"IFA ({formulation or 'fused'})"
-    return next(lbl for lbl, h, _ in ALL_ROWS if h == head)
-
-
 def _require_fits(args, size, device) -> None:
     """Refuse an input size whose forward cannot fit (bench/host/budget.py) before building anything."""
     from bench.host.budget import forward_bytes, require_fits, stem_channels
@@ -178,32 +190,19 @@ def _require_fits(args, size, device) -> None:
     require_fits(needed, f"--input {size[0]}x{size[1]}", device if device.type == "cuda" else None)
 
 
-def _rows(args) -> list[tuple[str, str, str | None]]:
-    if args.all:
-        return list(ALL_ROWS)
-    return [(_label(args.head, args.formulation), args.head, args.formulation)]
+def settings(args):
+    """The measurement settings the command line and the measure section (resolve_args) give."""
+    return settings_of(input_size=parse_size(args.input), warmup=args.warmup, runs=args.runs,
+                       latency=not args.no_latency, memory=not args.no_memory, processes=args.processes,
+                       max_processes=args.max_processes, span_s=args.span)
 
 
-def config_rows(cfg, all_heads: bool) -> list[tuple[str, object]]:
-    """(label, ModelConfig) of an experiment: its own model, or (--all) every head on its backbone. A head the
-    experiment does not use gets that head's defaults (as `--set model.head.name=...` would); the IFA rows keep
-    the experiment's IFA options when it uses IFA."""
-    from bench.config import validate
-    from bench.config.model import ModelConfig
-
-    model = cfg.model
-    if not all_heads:
-        head = model.head.name
-        return [(_label(head, getattr(model.head, "formulation", None)), model)]
-    rows = []
-    for label, head, formulation in ALL_ROWS:
-        data = model.model_dump()
-        if data["head"]["name"] != head:
-            data["head"] = {"name": head}
-        if formulation is not None:
-            data["head"]["formulation"] = formulation
-        rows.append((label, validate(ModelConfig, data, f"{cfg.name} with head {head}")))
-    return rows
+def command_line_plan(args) -> list[PlannedModel]:
+    """The models of the command line without --config: one, or (--all) every head on its backbone, each on IFA's
+    own grid (no eval section to say otherwise)."""
+    rows = ALL_HEADS if args.all else [(None, args.head, args.formulation)]
+    models = [model_config(args, head, formulation) for _, head, formulation in rows]
+    return [PlannedModel(label(m), m, None, settings(args)) for m in models]
 
 
 def _load_checkpoint(model, path: Path, model_cfg, source: Path) -> None:
@@ -213,44 +212,28 @@ def _load_checkpoint(model, path: Path, model_cfg, source: Path) -> None:
     load_weights(model, state, path, source)
 
 
-def _ifa_query(experiment, head: str):
-    """(ifa_query, ifa_query_stride) of the experiment's eval section when IFA is evaluated off its own grid
-    (label resolution or eval.ifa_query_stride), else None: the IFA head's own grid, upsampled."""
-    if experiment is None or head != "ifa":
-        return None
-    ev = experiment.eval
-    if ev.ifa_query_stride is None and ev.ifa_query == "upsample":
-        return None
-    return ev.ifa_query, ev.ifa_query_stride
-
-
-def measure_one(args, label: str, cfg, size, device, experiment=None) -> dict:
+def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
     """One row: identity keys, conditions (input size, batch, dtype, threads, device name) and every key that
     bench.measure.measure_model returns."""
-    from bench.engine.evaluation.inference import ifa_query_mode, query_stride_of
+    from bench.engine.evaluation.inference import planned_segmentor, query_stride_of
     from bench.measure.macs import count_macs
     from bench.measure.model import measure_model
-    from bench.models import build_segmentor
 
     import torch
 
-    torch.manual_seed(0)
-    model = build_segmentor(cfg)
-    if args.checkpoint is not None:
-        source = args.config if experiment is not None else Path("the command line (--backbone/--head/--classes)")
-        _load_checkpoint(model, args.checkpoint, cfg, source)
-    model.eval().to(device)
-    images = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0)).to(device)
-    head = cfg.head.name
-    query = _ifa_query(experiment, head)
-    with ifa_query_mode(model, *query) if query else nullcontext():  # IFA measured as it is evaluated
+    cfg = planned.model
+    with planned_segmentor(planned) as model:  # IFA measured as it is evaluated
+        if args.checkpoint is not None:
+            source = args.config if experiment is not None else Path("the command line (--backbone/--head/--classes)")
+            _load_checkpoint(model, args.checkpoint, cfg, source)
+        model.eval().to(device)
+        images = torch.randn(1, 3, *planned.settings.input_size, generator=torch.Generator().manual_seed(0)).to(device)
         macs = count_macs(model, images, by_module_depth=2)
-        record = measure_model(model, size, device=device, warmup=args.warmup, runs=args.runs,
-                               latency=not args.no_latency, memory=not args.no_memory, macs=macs,
-                               processes=args.processes, max_processes=args.max_processes, span_s=args.span)
+        record = measure_model(model, device=device, macs=macs, **planned.measure_kwargs())
         query_stride = query_stride_of(model)
+    head = cfg.head.name
     ident = {
-        "model": label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
+        "model": planned.label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
         "output_stride": cfg.backbone.output_stride, "head": head,
         "formulation": (cfg.head.formulation if head == "ifa" else ""), "num_classes": cfg.num_classes,
         "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
@@ -368,6 +351,8 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from bench.measure.plan import plan
+
     experiment = resolve_args(args)
     size = parse_size(args.input)
     _check_args(args)
@@ -377,14 +362,15 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if experiment is not None:
-        plan = config_rows(experiment, args.all)
+        planned = plan(experiment, settings(args), all_heads=args.all)
     else:
-        plan = [(label, model_config(args, head, formulation)) for label, head, formulation in _rows(args)]
+        planned = command_line_plan(args)
     rows = []
-    for label, cfg in plan:
-        if len(plan) > 1:
-            sys.stderr.write(f"measuring {label} ...\n")
-        row = measure_one(args, label, cfg, size, device, experiment)
+    for one in planned:
+        cfg = one.model
+        if len(planned) > 1:
+            sys.stderr.write(f"measuring {one.label} ...\n")
+        row = measure_one(args, one, device, experiment)
         rows.append(row)
         if out_file is not None:
             out_file.append(flat_row(row))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -118,3 +118,14 @@ class ModelConfig(_Strict):
     backbone: BackboneConfig = BackboneConfig()
     head: HeadConfig = IFAHeadConfig()
     aux_head: AuxHeadConfig = AuxHeadConfig()
+
+
+def choices(config: type[BaseModel], field: str) -> tuple:
+    """The values a Literal field of a config model allows (e.g. choices(BackboneConfig, "name")), for a CLI."""
+    return get_args(config.model_fields[field].annotation)
+
+
+def head_names() -> tuple[str, ...]:
+    """Every head's `name`, in HeadConfig's order."""
+    union = get_args(HeadConfig)[0]
+    return tuple(name for head in get_args(union) for name in choices(head, "name"))

@@ -74,3 +74,19 @@ def effective_query_stride(cfg) -> Optional[int]:
     if cfg.eval.ifa_query_stride is not None:
         return cfg.eval.ifa_query_stride
     return 1 if cfg.eval.ifa_query == "label" else native
+
+
+def query_mode(head: str, ifa_query: str = "upsample", ifa_query_stride: Optional[int] = None
+               ) -> Optional[tuple[str, Optional[int]]]:
+    """The IFA query mode a model is run in to be measured as it is evaluated: (ifa_query, query_stride) for
+    bench.engine.evaluation.inference.ifa_query_mode when IFA is queried off its own grid (label resolution or a
+    chosen stride), with stride 1 given as None (label resolution is its own grid); None for IFA on its own grid,
+    upsampled (the default mode), and for heads that cannot be queried. The sweep's measurement key holds it."""
+    if head != "ifa" or (ifa_query_stride is None and ifa_query == "upsample"):
+        return None
+    return ifa_query, None if ifa_query_stride == 1 else ifa_query_stride
+
+
+def query_mode_of(cfg) -> Optional[tuple[str, Optional[int]]]:
+    """query_mode of an ExperimentConfig."""
+    return query_mode(cfg.model.head.name, cfg.eval.ifa_query, cfg.eval.ifa_query_stride)

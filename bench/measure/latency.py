@@ -71,6 +71,7 @@ def loadavg() -> float | None:
 
 
 def iqr(values: Sequence[float]) -> float:
+    """75th minus 25th linear-interpolation percentile: the IQR of every latency the suite reports."""
     return percentile(values, 75) - percentile(values, 25)
 
 
@@ -101,23 +102,26 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _time_cuda(model, inputs, runs: int, device: torch.device) -> list[float]:
+def time_cuda_runs(fn, inputs, runs: int, device: torch.device) -> list[float]:
+    """ms of each of `runs` calls `fn(*inputs)`: a pair of CUDA events per call on the current stream, synchronised
+    before the first call and after the last."""
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(runs)]
     torch.cuda.synchronize(device)
     for start, end in zip(starts, ends):
         start.record()
-        model(*inputs)
+        fn(*inputs)
         end.record()
     torch.cuda.synchronize(device)
     return [s.elapsed_time(e) for s, e in zip(starts, ends)]
 
 
-def time_cpu_runs(model, inputs, runs: int) -> list[float]:
+def time_cpu_runs(fn, inputs, runs: int) -> list[float]:
+    """ms of each of `runs` calls `fn(*inputs)` by perf_counter (a CPU call is synchronous)."""
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        model(*inputs)
+        fn(*inputs)
         times.append((time.perf_counter() - t0) * 1000.0)
     return times
 
@@ -169,7 +173,7 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
             while not times or time.perf_counter() - round_start < round_min_s:
                 if on_cuda:
                     with torch.cuda.device(device):
-                        times += _time_cuda(model, inputs, runs, device)
+                        times += time_cuda_runs(model, inputs, runs, device)
                 else:
                     times += time_cpu_runs(model, inputs, runs)
             previous = made_rounds[-1] if made_rounds else None

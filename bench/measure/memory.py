@@ -41,7 +41,19 @@ def _status_kib(key: str) -> int:
         return int(re.search(rf"^{key}:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
-def _reset_hwm() -> bool:
+def rss_bytes() -> int:
+    """This process's resident set size now (Linux /proc)."""
+    return _status_kib("VmRSS") * 1024
+
+
+def rss_peak_bytes() -> int:
+    """This process's RSS high-water mark since it started or since the last reset_rss_peak (Linux /proc)."""
+    return _status_kib("VmHWM") * 1024
+
+
+def reset_rss_peak() -> bool:
+    """Reset the kernel's RSS high-water mark to the current RSS (write "5" to /proc/self/clear_refs); False where
+    that is not possible, and rss_peak_bytes is then the process's lifetime peak."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -92,12 +104,12 @@ def _cpu_peak_in_this_process(model: nn.Module, inputs) -> tuple[int, int, str]:
     """(before_bytes, peak_bytes, method). Meant for a fresh process."""
     _touch(model, inputs)
     gc.collect()
-    use_hwm = _reset_hwm()
+    use_hwm = reset_rss_peak()
     if use_hwm:
-        before = _status_kib("VmRSS") * 1024
+        before = rss_bytes()
         with torch.inference_mode():
             model(*inputs)
-        return before, _status_kib("VmHWM") * 1024, "rss_hwm_clear_refs"
+        return before, rss_peak_bytes(), "rss_hwm_clear_refs"
     import psutil
 
     before = psutil.Process().memory_info().rss

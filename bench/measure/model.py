@@ -14,22 +14,15 @@ from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
+from bench.results.schema import MEASUREMENTS, SWEEP_MEASUREMENTS
 
 __all__ = [
     "LatencyStats", "MacCount", "MemoryStats", "ParamCount", "RECORD_KEYS", "count_macs", "count_params",
     "environment", "measure_latency", "measure_model", "measure_models", "measure_peak_memory", "ModelToMeasure",
 ]
 
-MEASUREMENT_KEYS = [
-    "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
-    "latency_ms_median", "latency_ms_p90", "latency_ms_mean", "latency_ms_std", "peak_mem_mb", "measure_input",
-    "unsupported_ops",
-    # noise statistics and stated conditions (docs/measurement.md)
-    "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
-    "latency_processes", "latency_se_pct", "latency_span_s",
-    "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
-    "measure_started_at", "measure_finished_at",
-]
+# what measure_model returns, in the results' order (bench/results/schema.py); the sweep adds where it measured
+MEASUREMENT_KEYS = [k for k in MEASUREMENTS if k not in SWEEP_MEASUREMENTS]
 RECORD_KEYS = MEASUREMENT_KEYS + list(environment().keys())
 
 
@@ -161,8 +154,7 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         measure_device=device.type, measure_device_name=env["device_name"],
         measure_started_at=part["started_at"], measure_finished_at=part["finished_at"],
     )
-    record.update(env)
-    return record
+    return {**{k: record[k] for k in MEASUREMENT_KEYS}, **env}
 
 
 def _now() -> str:

@@ -12,12 +12,10 @@ from bench.files.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
 from bench.results.schema import (
-    CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASURE_BOOL, MEASURE_INT, MEASURE_TEXT, MEASUREMENTS, METRICS,
+    BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
     PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
 )
-from bench.sweep.spec.trials import TrialSpec
 
-NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT - MEASURE_BOOL | {"train_time_s"}
 CFG_PREFIX = "cfg."
 
 
@@ -55,7 +53,7 @@ def _cfg_value(v: Any) -> Any:
     return v
 
 
-def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "", attempts: int = 0) -> dict:
+def base_row(trial, sweep_name: str, status: str, *, error: str = "", attempts: int = 0) -> dict:
     row = {c: None for c in RESULT_COLUMNS}
     row.update(
         trial_id=trial.trial_id, config_hash=trial.config_hash, sweep_name=sweep_name, status=status,
@@ -69,7 +67,7 @@ def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "",
     return row
 
 
-def completed_row(trial: TrialSpec, sweep_name: str, final: dict, measurement: dict, environment: dict,
+def completed_row(trial, sweep_name: str, final: dict, measurement: dict, environment: dict,
                   attempts: int) -> dict:
     row = base_row(trial, sweep_name, "completed", attempts=attempts)
     for k in METRICS + INTERVALS:
@@ -98,19 +96,19 @@ def _frame(rows: list[dict], extra: Iterable[str]) -> pd.DataFrame:
     columns = RESULT_COLUMNS + sorted(set(extra))
     df = pd.DataFrame(rows, columns=columns)
     for c in columns:
-        if c in NUMERIC:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        kind = COLUMN_TYPES.get(c)
+        if kind == FLOAT:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(FLOAT)
         elif c.startswith(CFG_PREFIX):
             values = [v for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))]
             if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
                 df[c] = pd.to_numeric(df[c], errors="coerce")
             else:
                 df[c] = df[c].map(lambda v: "" if v is None else str(v))
-        elif c in ("seed", "output_stride", "iterations", "batch_size", "num_classes", "attempts", "threads",
-                   *MEASURE_INT):
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-        elif c in ("eval_flip", "latency_noisy"):
-            df[c] = df[c].astype("boolean")
+        elif kind == INT:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(INT)
+        elif kind == BOOL:
+            df[c] = df[c].astype(BOOL)
         else:
             df[c] = df[c].map(lambda v: "" if v is None else str(v))
     return df

@@ -23,7 +23,7 @@ MEASUREMENTS = [
     "measure_key", "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
     "measure_node", "measure_started_at", "measure_finished_at",
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
-    "latency_processes", "latency_se_pct", "latency_span_s",
+    "latency_processes", "latency_se_pct", "latency_span_s", "unsupported_ops",
 ]
 # measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
 # measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
@@ -32,17 +32,32 @@ MEASUREMENTS = [
 # over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
 # bench.measure.conditions.conditions_text(row) phrases them.
 
-# Measurement columns that are not floats (bench/results/row.py writes, reports/load.py reads them so).
-MEASURE_TEXT = {"measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name", "measure_node",
-                "measure_started_at", "measure_finished_at"}
-MEASURE_INT = {"measure_batch", "measure_threads", "latency_runs", "latency_processes"}
-MEASURE_BOOL = {"latency_noisy"}
+# unsupported_ops: the operators fvcore met and did not count ("op*calls,..."; empty: none), so GMACs leave them out.
+# The sweep adds these two to a measurement; bench.measure.model.measure_model returns every other one.
+SWEEP_MEASUREMENTS = ["measure_key", "measure_node"]
 
 ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version", "hostname"]
 
 TIMING = ["train_time_s", "finished_at"]
 
 RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+
+# The type of every column: the writer (bench/results/row.py) stores it, reports/load.py reads it back. Any column not
+# named here is text ("" when absent); extra `cfg.*` axis columns are typed by their values.
+FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
+_INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
+        "measure_threads", "latency_runs", "latency_processes", "threads"]
+_BOOL = ["eval_flip", "latency_noisy"]
+_TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
+                      "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops"]
+_FLOAT = (METRICS + INTERVALS + [c for c in MEASUREMENTS if c not in _INT + _BOOL + _TEXT_MEASUREMENTS]
+          + ["train_time_s"])
+COLUMN_TYPES = {c: INT if c in _INT else BOOL if c in _BOOL else FLOAT if c in _FLOAT else TEXT
+                for c in RESULT_COLUMNS}
+
+
+def columns_of_type(kind: str) -> set[str]:
+    return {c for c, t in COLUMN_TYPES.items() if t == kind}
 
 # per_class_iou.csv beside results.csv, long format:
 PER_CLASS_COLUMNS = ["trial_id", "config_hash", "dataset", "backbone", "head", "seed", "class_index", "class_name", "iou"]

@@ -35,6 +35,7 @@ def test_defaults_and_choices_shown(capsys):
     check = " ".join(_help(["check", "--help"], capsys).split())
     assert "(default: 1.0)" in check and "{miou_ss,miou_ms_flip}" in check and "(default: miou_ss)" in check
     measure = " ".join(_help(["measure", "--help"], capsys).split())
-    assert "(default: standard)" in measure and "{resnet18,resnet34,resnet50,resnet101}" in measure
+    assert "(default: standard)" in measure and "{resnet18,resnet34,resnet50,resnet101,hrnetv2_w18_small," in measure
+    assert "{ifa,fpn,ppm,ocr,fcn}" in measure  # the config's heads and backbones (bench/config/model.py)
     train = " ".join(_help(["train", "--help"], capsys).split())
     assert "--set KEY.PATH=VALUE" in train

@@ -60,6 +60,18 @@ def ifa_query_mode(model: torch.nn.Module, ifa_query: str, query_stride: Optiona
                 delattr(model, name)
 
 
+@contextlib.contextmanager
+def planned_segmentor(planned) -> Iterator[torch.nn.Module]:
+    """The segmentor of a bench.measure.plan.PlannedModel, in the IFA query mode it is evaluated in for the
+    duration. Seeded 0: weights do not change a cost, and a fixed init keeps the work identical across runs."""
+    from bench.models import build_segmentor
+
+    torch.manual_seed(0)
+    model = build_segmentor(planned.model)
+    with ifa_query_mode(model, *planned.query) if planned.query else contextlib.nullcontext():
+        yield model
+
+
 def query_stride_of(model: torch.nn.Module) -> Optional[int]:
     """The stride a queryable head is queried at under the current mode (1 = output size), None if it cannot be."""
     model = unwrap(model)

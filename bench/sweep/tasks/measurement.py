@@ -29,6 +29,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.config.query_stride import query_mode
 from bench.errors import UserError
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.sweep.folder import records
@@ -53,23 +54,12 @@ def measure_key(payload: dict) -> str:
     cfg = payload["cfg"]
     what = {"model": cfg["model"], "measure": cfg["measure"], "device": device_kind(payload),
             "threads": measure_threads(payload)}
-    query = _query_mode(cfg)
+    query = query_mode(cfg["model"]["head"]["name"], cfg.get("eval", {}).get("ifa_query", "upsample"),
+                       cfg.get("eval", {}).get("ifa_query_stride"))
     if query is not None:  # only a query off IFA's own grid changes the cost (older keys stay as they were)
         what["ifa_query"] = list(query)
     blob = json.dumps(what, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def _query_mode(cfg_json: dict):
-    """(ifa_query, ifa_query_stride) when IFA is evaluated off its own grid (label resolution or a chosen stride),
-    so that the model is measured as it is evaluated; None otherwise."""
-    ev = cfg_json.get("eval", {})
-    if cfg_json["model"]["head"]["name"] != "ifa":
-        return None
-    if ev.get("ifa_query_stride") is None and ev.get("ifa_query", "upsample") == "upsample":
-        return None
-    stride = ev.get("ifa_query_stride")
-    return ev.get("ifa_query", "upsample"), None if stride == 1 else stride  # stride 1 is label's own grid
 
 
 def path_of(sweep_dir: Path, key: str) -> Path:
@@ -91,10 +81,10 @@ def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, c
     import torch
 
     from bench.config import ExperimentConfig
+    from bench.engine.evaluation.inference import planned_segmentor
     from bench.host.device import resolve_device
-    from bench.engine.evaluation.inference import ifa_query_mode
     from bench.measure.model import ModelToMeasure, measure_models
-    from bench.models import build_segmentor
+    from bench.measure.plan import plan
 
     if cwd and Path(cwd).is_dir():
         os.chdir(cwd)
@@ -104,15 +94,9 @@ def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, c
         for cfg_json, _ in models:
             cfg = ExperimentConfig.model_validate(cfg_json)
             device = resolve_device(cfg.train.device, "train.device") if kind == "cuda" else torch.device("cpu")
-            torch.manual_seed(0)  # weights do not change the cost; a fixed init keeps the work identical across sweeps
-            segmentor = build_segmentor(cfg.model)
-            query = _query_mode(cfg_json)
-            if query:
-                stack.enter_context(ifa_query_mode(segmentor, *query))
-            m = cfg.measure
-            specs.append(ModelToMeasure(segmentor, tuple(m.input_size), warmup=m.warmup, runs=m.runs,
-                                        latency=m.latency, processes=m.processes, max_processes=m.max_processes,
-                                        span_s=m.span_s))
+            (planned,) = plan(cfg)
+            segmentor = stack.enter_context(planned_segmentor(planned))
+            specs.append(ModelToMeasure(segmentor, **planned.measure_kwargs()))
         records = measure_models(specs, device=device)
     try:
         import ray
