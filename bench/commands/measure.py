@@ -10,17 +10,10 @@ import io
 import json
 from pathlib import Path
 
-<<<<<<< HEAD
 from bench.commands.values import add_set_argument, format_number, parse_size
-from bench.results.row_file import RowFile
-from bench.config.experiment import DEFAULT_MEASURE_SPAN_S
-=======
-from bench.commands.overrides import add_set_argument
-from bench.commands.row_file import RowFile
-from bench.commands.values import format_number, parse_size
 from bench.config.experiment import MeasureConfig
 from bench.config.model import BackboneConfig, IFAHeadConfig, choices, head_names
->>>>>>> r26-measure
+from bench.results.row_file import RowFile
 from bench.host.device import resolve_device
 from bench.errors import UserError
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
@@ -119,7 +112,7 @@ def resolve_args(args):
 
 def _trial_threads(path: Path, overrides: list[str], cfg) -> int:
     """The threads a trial of the experiment's sweep trains with, which its measurement phase times at."""
-    from bench.commands.overrides import read_config_data
+    from bench.config.experiment_file import read_config_data
     from bench.config import validate
     from bench.sweep.spec.trials import Resources
 

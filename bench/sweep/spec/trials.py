@@ -266,7 +266,7 @@ def split_experiment(raw: Any, path: Path) -> tuple[dict, dict]:
 
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     """Parse, expand and validate every trial. Raises UserError (one line) on any problem; starts nothing.
-    The file is read with its bases (`base:`), then the --set overrides apply (bench/commands/overrides.py)."""
+    The file is read with its bases (`base:`), then the --set overrides apply (bench/config/overrides.py)."""
     from bench.config.inherit import read_with_bases
     from bench.config.overrides import apply_override, parse_override
 
