@@ -15,6 +15,7 @@ from bench.results.schema import (
     CONFIG, ENVIRONMENT, IDENTITY, INTERVALS, MEASURE_BOOL, MEASURE_INT, MEASURE_TEXT, MEASUREMENTS, METRICS,
     PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
 )
+from bench.sweep.folder import layout
 from bench.sweep.spec.trials import TrialSpec
 
 NUMERIC = set(METRICS) | set(INTERVALS) | set(MEASUREMENTS) - MEASURE_TEXT - MEASURE_INT - MEASURE_BOOL | {"train_time_s"}
@@ -122,12 +123,12 @@ def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd
     sweep_dir.mkdir(parents=True, exist_ok=True)
     extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX) or k == "protocol"}  # protocol: `evaluate:`
     df = _frame(rows, extra)
-    with replacing(sweep_dir / "results.csv") as tmp:
+    with replacing(sweep_dir / layout.RESULTS_CSV) as tmp:
         df.to_csv(tmp, index=False)
-    with replacing(sweep_dir / "results.parquet") as tmp:
+    with replacing(sweep_dir / layout.RESULTS_PARQUET) as tmp:
         df.to_parquet(tmp, index=False)
     pc = pd.DataFrame(per_class, columns=PER_CLASS_COLUMNS)
-    with replacing(sweep_dir / "per_class_iou.csv") as tmp:
+    with replacing(sweep_dir / layout.PER_CLASS_CSV) as tmp:
         pc.to_csv(tmp, index=False)
     return df
 
