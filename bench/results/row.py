@@ -60,7 +60,7 @@ def base_row(trial: TrialSpec, sweep_name: str, status: str, *, error: str = "",
     row = {c: None for c in RESULT_COLUMNS}
     row.update(
         trial_id=trial.trial_id, config_hash=trial.config_hash, sweep_name=sweep_name, status=status,
-        error=error, attempts=attempts, trial_dir=f"trials/{trial.config_hash}",
+        error=error, attempts=attempts, trial_dir=layout.trial_rel(trial.config_hash),
     )
     row.update(config_columns(trial.config))
     for key, value in trial.extra_axes.items():

@@ -3,6 +3,7 @@
     <sweep_dir>/results.csv, .parquet       one row per trial (bench.results.schema)
     <sweep_dir>/per_class_iou.csv
     <sweep_dir>/tune_experiment.json        which Tune experiment ran which trials
+    <sweep_dir>/.ray_session.json           the embedded Ray's processes, while it runs
     <sweep_dir>/tune/                       Ray Tune's experiment state (Tuner.restore reads it)
     <sweep_dir>/tune/train/                 Ray Train runs of multi-worker trials
     <sweep_dir>/measurements/<key>.json     the measurement phase's records (bench.sweep.tasks.measurement)
@@ -33,6 +34,7 @@ RESULTS_CSV = "results.csv"
 RESULTS_PARQUET = "results.parquet"
 PER_CLASS_CSV = "per_class_iou.csv"
 TUNE_STATE = "tune_experiment.json"
+RAY_SESSION = ".ray_session.json"  # while an embedded Ray runs: its processes (bench.sweep.driver.cluster)
 TUNE = "tune"
 TRAIN_RUNS = "train"  # under tune/
 MEASUREMENTS = "measurements"
