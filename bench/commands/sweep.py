@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--storage-endpoint: needs --storage s3://BUCKET/PREFIX")
         storage = open_storage(args.storage, args.storage_endpoint)
     sweep = load_sweep(args.experiment, args.overrides)
-    out = args.out or Path("runs") / sweep.name
+    sweep_dir = args.out or Path("runs") / sweep.name
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
     if args.calibrate is not None and not args.dry_run:
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from bench.sweep.cost.cost_report import print_costs
 
-        print(trial_table(sweep, out))
-        print_costs(sweep, out, args.calibrate, args.max_concurrent)
+        print(trial_table(sweep, sweep_dir))
+        print_costs(sweep, sweep_dir, args.calibrate, args.max_concurrent)
         return 0
     from bench.sweep.driver.runner import run_sweep
 
@@ -92,17 +92,17 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoints is not None:
         from bench.sweep.driver.eval_only import run_eval_only
 
-        df = run_eval_only(sweep, args.checkpoints, out, address=args.address, max_concurrent=args.max_concurrent,
+        df = run_eval_only(sweep, args.checkpoints, sweep_dir, address=args.address, max_concurrent=args.max_concurrent,
                            checkpoint_format=args.checkpoint_format, stream=sys.stdout)
         return 1 if (df["status"] == "failed").any() else (130 if df["status"].isin(["running", "pending"]).any()
                                                              else 0)
 
-    df = run_sweep(sweep, out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
+    df = run_sweep(sweep, sweep_dir, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
                    stream=sys.stdout, storage=storage)
     if (df["status"] == "failed").any():
         return 1
     if df["status"].isin(["running", "pending"]).any():  # interrupted (Ctrl-C): `--resume` continues
         again = f" --storage {storage.display}" if storage is not None else ""
-        print(f"interrupted: continue with `ifa-bench sweep {args.experiment} --out {out}{again} --resume`")
+        print(f"interrupted: continue with `ifa-bench sweep {args.experiment} --out {sweep_dir}{again} --resume`")
         return 130
     return 0

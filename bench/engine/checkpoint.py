@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from bench.files.atomic import replacing
+from bench.files.links import link_or_copy
 from bench.errors import UserError
 from bench.files.unreadable import unreadable_reason
 from bench.models.finite import require_finite
@@ -76,10 +76,7 @@ def _link_last(path: Path) -> None:
     tmp = path.parent / f".{LAST}.{os.getpid()}.tmp"
     if tmp.exists():
         tmp.unlink()
-    try:
-        os.link(path, tmp)
-    except OSError:
-        shutil.copy2(path, tmp)
+    link_or_copy(path, tmp)
     os.replace(tmp, last)
 
 

@@ -13,7 +13,7 @@ from bench.config import ExperimentConfig
 from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
 from bench.results.schema import (
     BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
-    PER_CLASS_COLUMNS, RESULT_COLUMNS, TIMING,
+    PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, TIMING, trial_rel,
 )
 
 CFG_PREFIX = "cfg."
@@ -57,7 +57,7 @@ def base_row(trial, sweep_name: str, status: str, *, error: str = "", attempts: 
     row = {c: None for c in RESULT_COLUMNS}
     row.update(
         trial_id=trial.trial_id, config_hash=trial.config_hash, sweep_name=sweep_name, status=status,
-        error=error, attempts=attempts, trial_dir=f"trials/{trial.config_hash}",
+        error=error, attempts=attempts, trial_dir=trial_rel(trial.config_hash),
     )
     row.update(config_columns(trial.config))
     for key, value in trial.extra_axes.items():
@@ -120,12 +120,12 @@ def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd
     sweep_dir.mkdir(parents=True, exist_ok=True)
     extra = {k for r in rows for k in r if k.startswith(CFG_PREFIX) or k == "protocol"}  # protocol: `evaluate:`
     df = _frame(rows, extra)
-    with replacing(sweep_dir / "results.csv") as tmp:
+    with replacing(sweep_dir / RESULTS_CSV) as tmp:
         df.to_csv(tmp, index=False)
-    with replacing(sweep_dir / "results.parquet") as tmp:
+    with replacing(sweep_dir / RESULTS_PARQUET) as tmp:
         df.to_parquet(tmp, index=False)
     pc = pd.DataFrame(per_class, columns=PER_CLASS_COLUMNS)
-    with replacing(sweep_dir / "per_class_iou.csv") as tmp:
+    with replacing(sweep_dir / PER_CLASS_CSV) as tmp:
         pc.to_csv(tmp, index=False)
     return df
 

@@ -1,5 +1,17 @@
 """The sweep's results table: one row per trial. Sweeps write it; reports and the check read it."""
 
+# The table's files in a sweep folder, and where a row's trial folder is (its `trial_dir` column).
+RESULTS_CSV = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+PER_CLASS_CSV = "per_class_iou.csv"
+TRIALS = "trials"
+
+
+def trial_rel(key: str) -> str:
+    """A trial folder relative to the sweep folder (also its prefix under a --storage URI)."""
+    return f"{TRIALS}/{key}"
+
+
 IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempts", "trial_dir"]
 # status: "completed" | "failed" | "running" | "pending"; error: "" unless failed.
 

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.sweep.folder import records
 from bench.results.text_table import text_table
+from bench.sweep.folder import layout, records
 from bench.sweep.spec.trials import NAMED_AXES, Sweep
 
 
-def trial_table(sweep: Sweep, out: Path) -> str:
+def trial_table(sweep: Sweep, sweep_dir: Path) -> str:
     extra = sweep.extra_axis_keys
     headers = ["#", "trial_id", "config_hash", "dataset", "backbone", "head", "seed", *extra, "resources", "state"]
     rows = []
     for i, t in enumerate(sweep.trials):
         r = t.resources
         res = f"{r.cpus:g} CPU" + (f" {r.gpus:g} GPU" if r.gpus else "") + (f" x {r.workers} workers" if r.workers > 1 else "")
-        tdir = records.trial_dir(Path(out), t.config_hash)
-        state = "done" if records.read_done(tdir) else ("started" if records.read_attempts(tdir) else "new")
+        state = records.trial_state(layout.trial_dir(Path(sweep_dir), t.config_hash))
         cfg = t.config
         named = {
             "dataset": t.axis_values.get("dataset", cfg.data.dataset),
@@ -31,7 +30,7 @@ def trial_table(sweep: Sweep, out: Path) -> str:
     n_done = sum(r[-1] == "done" for r in rows)
     note = f"; {sweep.collapsed} identical combinations collapsed" if sweep.collapsed else ""
     lines.append(
-        f"{len(rows)} trials ({n_done} already done in {out}){note}; max_failures={sweep.section.max_failures}"
+        f"{len(rows)} trials ({n_done} already done in {sweep_dir}){note}; max_failures={sweep.section.max_failures}"
     )
     if sweep.protocols:  # `evaluate:`: each protocol a Ray task per trial it applies to
         n = sum(p.applies_to(t.config) for t in sweep.trials for p in sweep.protocols)

@@ -230,12 +230,14 @@ def _read_jsonl(path: Path) -> list[dict]:
     return out
 
 
-def cost_from_trial_dir(tdir: Path) -> Optional[ModelCost]:
+def cost_from_trial_dir(trial_dir: Path) -> Optional[ModelCost]:
     """The throughput a finished (or interrupted) trial recorded: s/iteration from its metrics.jsonl (the
     engine's training clock, the first logged interval left out as warm-up), s/image from its evaluations, and the
     rest of its training wall time (attempts.json) as setup."""
-    from bench.sweep.folder import records
-    rows = _read_jsonl(tdir / "metrics.jsonl")
+    from bench.sweep.folder import layout, records
+    from bench.results.schema import TRIALS
+
+    rows = _read_jsonl(trial_dir / layout.METRICS)
     train = [(r["iter"], r["time_s"]) for r in rows if r.get("kind") == "train"
              and isinstance(r.get("iter"), int) and isinstance(r.get("time_s"), (int, float))]
     if len(train) < 2:
@@ -248,33 +250,34 @@ def cost_from_trial_dir(tdir: Path) -> Optional[ModelCost]:
     eval_s = evals[-1]["eval_time_s"] / evals[-1]["num_images"] if evals else None
     images = int(evals[-1]["num_images"]) if evals else None
     setup_s = 0.0
-    hist = (records.read_json(tdir / records.ATTEMPTS) or {}).get("history") or []
+    hist = (records.read_json(trial_dir / layout.ATTEMPTS) or {}).get("history") or []
     if hist:
         a, b = _iso(hist[-1].get("train_started_at")), _iso(hist[-1].get("train_finished_at"))
         if a and b:
             setup_s = max(0.0, (b - a) - t1 - sum(r["eval_time_s"] for r in evals))
     return ModelCost(s_per_iter=s_per_iter, setup_s=setup_s, eval_s_per_image=eval_s, val_images=images,
-                     source=f"earlier sweep ({tdir.name})")
+                     source=f"earlier sweep ({trial_dir.name})")
 
 
-def from_records(out: Path, trials) -> dict[str, ModelCost]:
-    """{cost_key: ModelCost} from the trials of the sweep folder `out` that share a model with one of `trials`."""
+def from_records(sweep_dir: Path, trials) -> dict[str, ModelCost]:
+    """{cost_key: ModelCost} from the trials of the sweep folder that share a model with one of `trials`."""
     from bench.config import ExperimentConfig
     from bench.config import read_yaml
-    from bench.sweep.folder import records
+    from bench.sweep.folder import layout
+
     want = {cost_key(t.config) for t in trials}
     found: dict[str, ModelCost] = {}
-    root = Path(out) / records.TRIALS
+    root = Path(sweep_dir) / TRIALS
     if not root.is_dir():
         return found
-    for tdir in sorted(root.iterdir()):
+    for trial_dir in sorted(root.iterdir()):
         try:
-            cfg = ExperimentConfig.model_validate(read_yaml(tdir / "config.yaml"))
+            cfg = ExperimentConfig.model_validate(read_yaml(trial_dir / layout.CONFIG))
         except Exception:  # noqa: BLE001 - a folder that is not a readable trial is simply not a source
             continue
         key = cost_key(cfg)
         if key in want and key not in found:
-            cost = cost_from_trial_dir(tdir)
+            cost = cost_from_trial_dir(trial_dir)
             if cost is not None:
                 found[key] = cost
     return found
@@ -283,18 +286,18 @@ def from_records(out: Path, trials) -> dict[str, ModelCost]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
+def estimate(sweep, sweep_dir: Path, costs: dict[str, ModelCost], concurrency: int,
              overheads: Overheads = Overheads()) -> dict:
     """Per trial TrialCost and the sweep's totals."""
+    from bench.sweep.folder import layout, records
     from bench.sweep.tasks import measurement
-    from bench.sweep.folder import records
+
     trials, walls, measured_keys, spans = [], [], {}, []
     complete = True
     for t in sweep.trials:
         res = t.resources
         devices, unit = device_unit(res)
-        tdir = records.trial_dir(Path(out), t.config_hash)
-        state = "done" if records.read_done(tdir) else ("started" if records.read_attempts(tdir) else "new")
+        state = records.trial_state(layout.trial_dir(Path(sweep_dir), t.config_hash))
         cost = costs.get(cost_key(t.config))
         if state == "done":
             wall, source = 0.0, "done (not rerun)"
@@ -306,7 +309,7 @@ def estimate(sweep, out: Path, costs: dict[str, ModelCost], concurrency: int,
             walls.append(wall)
             payload = {"cfg": t.config.model_dump(mode="json"), "resources": res.model_dump()}
             key = measurement.measure_key(payload)
-            if t.config.measure.enabled and measurement.read(Path(out), key) is None:
+            if t.config.measure.enabled and records.read_measurement(Path(sweep_dir), key) is None:
                 device = measurement.device_kind(payload)
                 measured_keys.setdefault(key, measure_s(t.config, cost, overheads, device))
                 spans.append(measure_span_s(t.config, device))

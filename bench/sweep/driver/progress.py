@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from bench.sweep.folder import records
 from bench.sweep.driver.table import write_table
+from bench.sweep.folder import layout, records
 
 
 def fmt_duration(seconds: float) -> str:
@@ -22,7 +22,7 @@ def fmt_duration(seconds: float) -> str:
 class SweepProgress(Callback):
     """Picklable (Tune stores it with the experiment and Tuner.restore brings it back); runtime state lives in setup.
 
-    `payloads` are every trial of the spec (bench.sweep.driver.table.trial_payload), in table order."""
+    `payloads` are every trial of the spec (bench.sweep.spec.payload.trial_payload), in table order."""
 
     def __init__(self, sweep_dir: str, name: str, payloads: list[dict], max_concurrent: int,
                  estimates: dict[str, float] | None = None):
@@ -53,7 +53,7 @@ class SweepProgress(Callback):
     def _done(self) -> dict[str, dict]:
         out = {}
         for h in self.ids:
-            rec = records.read_done(records.trial_dir(Path(self.sweep_dir), h))
+            rec = records.read_done(layout.trial_dir(Path(self.sweep_dir), h))
             if rec:
                 out[h] = rec["row"]
         return out
@@ -162,13 +162,13 @@ class SweepProgress(Callback):
             self.failed[h] = last.get("error", "bad input")
             self._emit(f"FAILED {self._id(trial)}: {self.failed[h]}")
             return
-        tdir = records.trial_dir(Path(self.sweep_dir), h)
-        if records.read_done(tdir) is None and last.get("result_json"):  # storage not shared with the worker
-            records.atomic_write_json(tdir / records.RESULT, json.loads(last["result_json"]))
+        trial_dir = layout.trial_dir(Path(self.sweep_dir), h)
+        if records.read_done(trial_dir) is None and last.get("result_json"):  # storage not shared with the worker
+            records.atomic_write_json(trial_dir / layout.RESULT, json.loads(last["result_json"]))
         if h in self.started:
             self.durations.append(time.time() - self.started[h])
             self.finished_s[h] = self.durations[-1]
-        row = (records.read_done(tdir) or {}).get("row", {})
+        row = (records.read_done(trial_dir) or {}).get("row", {})
         miou = row.get("miou")
         detail = f"mIoU {miou:.2f}" if isinstance(miou, (int, float)) else "no mIoU"
         if isinstance(row.get("gmacs"), (int, float)):
@@ -188,7 +188,7 @@ class SweepProgress(Callback):
 
 def error_message(trial, sweep_dir: str) -> str:
     """The trial's own error line (failure.json), else the last line of Tune's error file."""
-    rec = records.read_failure(records.trial_dir(Path(sweep_dir), trial.config["trial"]["config_hash"]))
+    rec = records.read_failure(layout.trial_dir(Path(sweep_dir), trial.config["trial"]["config_hash"]))
     if rec and rec.get("error"):
         return rec["error"]
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from bench.config import ExperimentConfig
 from bench.results.schema import INTERVALS, METRICS
-from bench.sweep.folder import records
-from bench.sweep.tasks.eval_tasks import EVAL_DIR, protocols_of, read_eval_done, read_eval_failure
+from bench.sweep.folder import layout, records
+from bench.sweep.tasks.eval_tasks import protocols_of
 
 PROTOCOL_COLUMN = "protocol"
 EVAL_COLUMNS = ("eval_mode", "eval_scales", "eval_flip", "ifa_query")
@@ -26,9 +26,10 @@ def _eval_columns(eval_cfg) -> dict:
 
 
 def _row(payload: dict, trial_row: dict, proto, cfg) -> tuple[dict, list[dict]]:
-    tdir = Path(payload["trial_dir"])
+    trial_dir = Path(payload["trial_dir"])
+    protocol_dir = layout.eval_dir(trial_dir, proto.name)
     row = dict(trial_row)
-    folder = (tdir / EVAL_DIR / proto.name).relative_to(Path(payload["sweep_dir"]))
+    folder = protocol_dir.relative_to(Path(payload["sweep_dir"]))
     row.update(trial_id=f"{trial_row['trial_id']}{SEP}{proto.name}", trial_dir=folder.as_posix(),
                **{PROTOCOL_COLUMN: proto.name})
     row.update(_eval_columns(proto.eval_config(cfg, f"sweep.evaluate {proto.name!r}")))
@@ -36,7 +37,7 @@ def _row(payload: dict, trial_row: dict, proto, cfg) -> tuple[dict, list[dict]]:
         row[k] = None
     if trial_row["status"] != "completed":
         return row, []
-    done = read_eval_done(tdir, proto.name)
+    done = records.read_eval_done(trial_dir, proto.name)
     if done is not None:
         metrics = done["metrics"]
         for k in METRICS + INTERVALS:
@@ -50,11 +51,11 @@ def _row(payload: dict, trial_row: dict, proto, cfg) -> tuple[dict, list[dict]]:
             for i, (name, iou) in enumerate((metrics.get("per_class_iou") or {}).items())
         ]
         return row, per_class
-    failure = read_eval_failure(tdir, proto.name)
+    failure = records.read_failure(protocol_dir)
     if failure and failure.get("final"):
         row.update(status="failed", error=failure.get("error", "evaluation failed"))
     else:
-        attempts = (records.read_json(tdir / EVAL_DIR / proto.name / records.ATTEMPTS) or {}).get("count", 0)
+        attempts = (records.read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0)
         row["status"] = "running" if attempts else "pending"
     row["finished_at"] = None
     return row, []

@@ -8,39 +8,13 @@ Status of a trial (a row for every trial of the spec, never a gap):
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 
-from bench.config import ExperimentConfig
-from bench.sweep.folder import records
 from bench.results.row import CFG_PREFIX, base_row, write_tables
-from bench.sweep.spec.trials import Resources, TrialSpec
 from bench.results.schema import CONFIG, IDENTITY
-
-
-def trial_payload(trial: TrialSpec, sweep_dir: Path, sweep_name: str) -> dict:
-    """Everything a trial needs, as plain JSON-able data (Tune stores it in the experiment state)."""
-    return {
-        "trial_id": trial.trial_id,
-        "config_hash": trial.config_hash,
-        "axis_values": trial.axis_values,
-        "extra_axes": trial.extra_axes,
-        "cfg": trial.config.model_dump(mode="json"),
-        "resources": trial.resources.model_dump(),
-        "sweep_dir": str(Path(sweep_dir).resolve()),
-        "sweep_name": sweep_name,
-        "trial_dir": str(records.trial_dir(Path(sweep_dir).resolve(), trial.config_hash)),
-        "cwd": os.getcwd(),
-    }
-
-
-def spec_from_payload(p: dict) -> TrialSpec:
-    return TrialSpec(
-        trial_id=p["trial_id"], config_hash=p["config_hash"], axis_values=p["axis_values"],
-        config=ExperimentConfig.model_validate(p["cfg"]), resources=Resources(**p["resources"]),
-        extra_axes=p["extra_axes"],
-    )
+from bench.sweep.folder import layout, records
+from bench.sweep.spec.payload import spec_from_payload
 
 
 def build_rows(sweep_dir: Path, sweep_name: str, payloads: list[dict], *, running: Iterable[str] = (),
@@ -49,9 +23,9 @@ def build_rows(sweep_dir: Path, sweep_name: str, payloads: list[dict], *, runnin
     rows, per_class = [], []
     for p in payloads:
         trial = spec_from_payload(p)
-        tdir = records.trial_dir(Path(sweep_dir), trial.config_hash)
-        attempts = records.read_attempts(tdir)
-        done = records.read_done(tdir)
+        trial_dir = layout.trial_dir(Path(sweep_dir), trial.config_hash)
+        attempts = records.read_attempts(trial_dir)
+        done = records.read_done(trial_dir)
         if done is not None:
             row = dict(done["row"])
             # identity and config columns follow the current spec (a rerun may add axes); results stay as recorded

@@ -1,36 +1,18 @@
-"""A sweep's folder and the per-trial records in it, all written atomically (temp file + rename).
-
-    <sweep>/sweep.yaml                 the spec this folder was last run with (resolved)
-    <sweep>/results.csv, .parquet      one row per trial (bench.results.schema)
-    <sweep>/per_class_iou.csv
-    <sweep>/tune/                      Ray Tune's experiment state (Tuner.restore reads it)
-    <sweep>/trials/<config_hash>/      one trial, stable across retries and reruns:
-        config.yaml, config_hash.txt, metrics.jsonl, checkpoints/, final.json   (the engine's run directory)
-        measure.json                   the measurement record
-        attempts.json                  how many times the trial started, and where
-        failure.json                   the last attempt's error (removed when the trial completes)
-        result.json                    the "done" record: the trial's results row; the sweep never reruns it
-        trial.log                      the trial's log
-"""
+"""The records of a sweep folder (paths: bench.sweep.folder.layout), each written atomically (temp file + rename)."""
 from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from bench.files.atomic import write_text
-
-TRIALS = "trials"
-RESULT = "result.json"
-FAILURE = "failure.json"
-ATTEMPTS = "attempts.json"
-MEASURE = "measure.json"
-LOG = "trial.log"
+from bench.sweep.folder import layout
 
 
-def trial_dir(sweep_dir: Path, config_hash: str) -> Path:
-    return Path(sweep_dir) / TRIALS / config_hash
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -44,38 +26,70 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def read_done(tdir: Path) -> dict | None:
+def read_done(trial_dir: Path) -> dict | None:
     """The trial's results row if it completed, else None."""
-    rec = read_json(Path(tdir) / RESULT)
+    rec = read_json(Path(trial_dir) / layout.RESULT)
     return rec if isinstance(rec, dict) and rec.get("row", {}).get("status") == "completed" else None
 
 
-def read_failure(tdir: Path) -> dict | None:
-    rec = read_json(Path(tdir) / FAILURE)
+def read_failure(folder: Path) -> dict | None:
+    """failure.json of a trial folder or a protocol folder."""
+    rec = read_json(Path(folder) / layout.FAILURE)
     return rec if isinstance(rec, dict) else None
 
 
-def read_attempts(tdir: Path) -> int:
-    rec = read_json(Path(tdir) / ATTEMPTS)
+def write_failure(folder: Path, error: str, **fields: Any) -> None:
+    """failure.json of a trial folder or a protocol folder: the last attempt's one-line error and what the caller
+    knows of it (attempt, at, host, traceback; `final` for an evaluation that is not retried)."""
+    atomic_write_json(Path(folder) / layout.FAILURE, {**fields, "error": error})
+
+
+def clear_failure(folder: Path) -> None:
+    (Path(folder) / layout.FAILURE).unlink(missing_ok=True)
+
+
+def read_attempts(trial_dir: Path) -> int:
+    rec = read_json(Path(trial_dir) / layout.ATTEMPTS)
     return int(rec.get("count", 0)) if isinstance(rec, dict) else 0
 
 
-def bump_attempts(tdir: Path, info: dict) -> int:
-    rec = read_json(Path(tdir) / ATTEMPTS) or {"count": 0, "history": []}
+def bump_attempts(trial_dir: Path, info: dict) -> int:
+    rec = read_json(Path(trial_dir) / layout.ATTEMPTS) or {"count": 0, "history": []}
     rec["count"] = int(rec.get("count", 0)) + 1
     rec.setdefault("history", []).append(info)
-    atomic_write_json(Path(tdir) / ATTEMPTS, rec)
+    atomic_write_json(Path(trial_dir) / layout.ATTEMPTS, rec)
     return rec["count"]
 
 
-def clear_unfinished(tdir: Path) -> None:
+def clear_unfinished(trial_dir: Path) -> None:
     """Forget an unfinished trial's training state so that it starts over (a run without --resume)."""
-    tdir = Path(tdir)
-    if not tdir.is_dir() or read_done(tdir):
+    trial_dir = Path(trial_dir)
+    if not trial_dir.is_dir() or read_done(trial_dir):
         return
-    for name in ("checkpoints", "metrics.jsonl", "final.json", MEASURE, FAILURE):
-        p = tdir / name
+    for name in (layout.CHECKPOINTS, layout.METRICS, layout.FINAL, layout.MEASURE, layout.FAILURE):
+        p = trial_dir / name
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
+
+
+def read_measurement(sweep_dir: Path, key: str) -> dict | None:
+    """The measurement phase's record of `key` (bench.sweep.tasks.measurement.measure_key), if stored."""
+    rec = read_json(layout.measurement_path(sweep_dir, key))
+    return rec if isinstance(rec, dict) and rec.get("measure_key") == key else None
+
+
+def write_measurement(sweep_dir: Path, key: str, rec: dict) -> None:
+    atomic_write_json(layout.measurement_path(sweep_dir, key), rec)
+
+
+def read_eval_done(trial_dir: Path, protocol: str) -> dict | None:
+    """The done record of one evaluation protocol of the trial, if it finished."""
+    rec = read_json(layout.eval_dir(trial_dir, protocol) / layout.RESULT)
+    return rec if isinstance(rec, dict) and rec.get("protocol") == protocol and "metrics" in rec else None
+
+
+def trial_state(trial_dir: Path) -> str:
+    """"done" (a done record), "started" (attempted, not done) or "new", as the dry run shows it."""
+    return "done" if read_done(trial_dir) else ("started" if read_attempts(trial_dir) else "new")

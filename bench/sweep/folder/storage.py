@@ -3,7 +3,7 @@
 What lives at the URI (pyarrow file systems; Tune writes its own part through RunConfig.storage_path):
     <uri>/tune/<experiment>/...        Tune's experiment state and every trial's checkpoints (Tune uploads them)
     <uri>/tune/train/...               Ray Train runs of multi-worker trials, with their checkpoints
-    <uri>/trials/<config_hash>/        the trial's records (RECORD_FILES): attempts, metrics, done record, log
+    <uri>/trials/<config_hash>/        the trial's records (layout.RECORD_FILES): attempts, metrics, done record, log
     <uri>/measurements/<key>.json      the measurement phase's records
     <uri>/results.csv, results.parquet, per_class_iou.csv
 Local scratch stays local: the driver keeps its copy in --out, and each trial attempt trains in a fresh folder
@@ -26,13 +26,12 @@ from typing import Iterable, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bench.errors import UserError, one_line
+from bench.sweep.folder import layout
+from bench.results.schema import RESULTS_CSV, RESULTS_PARQUET, TRIALS, trial_rel
 
 SCHEMES = ("s3", "gs", "gcs")
 S3_QUERY_KEYS = ("endpoint_override", "scheme", "region", "allow_bucket_creation")  # no credential in a query
 SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_OAUTH_ACCESS_TOKEN")
-RECORD_FILES = ("attempts.json", "result.json", "failure.json", "measure.json", "trial.log", "final.json",
-                "metrics.jsonl", "config.yaml", "config_hash.txt", "per_image.npz")
-TABLE_FILES = ("results.csv", "results.parquet", "per_class_iou.csv", "tune_experiment.json")
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
 
@@ -73,20 +72,21 @@ class Storage:
         return f"{self.scheme}://{fs_path}" if self.scheme else fs_path
 
     # -- records -----------------------------------------------------------------------------------------------
-    def push(self, local_dir: Path, rel: str, names: Iterable[str]) -> None:
-        """Copy the named files that exist in local_dir to <root>/<rel>/ (each object replaced whole)."""
+    def push(self, folder: Path, rel: str, names: Iterable[str]) -> None:
+        """Copy the named files that exist in the local folder to <root>/<rel>/ (each object replaced whole)."""
         from pyarrow import fs as pafs
 
         local = pafs.LocalFileSystem()
         dest = self.path(rel)
         self.fs.create_dir(dest, recursive=True)
         for name in names:
-            src = Path(local_dir) / name
+            src = Path(folder) / name
             if src.is_file():
                 pafs.copy_files(str(src), f"{dest}/{name}", source_filesystem=local, destination_filesystem=self.fs)
 
-    def pull(self, rel: str, local_dir: Path, names: Optional[Iterable[str]] = None) -> list[str]:
-        """Copy <root>/<rel>/ files (all, or the named ones that exist) into local_dir; returns the names copied."""
+    def pull(self, rel: str, folder: Path, names: Optional[Iterable[str]] = None) -> list[str]:
+        """Copy <root>/<rel>/ files (all, or the named ones that exist) into the local folder; returns the names
+        copied."""
         from pyarrow import fs as pafs
 
         src = self.path(rel)
@@ -98,11 +98,11 @@ class Storage:
         for info in infos:
             if info.type != pafs.FileType.File:
                 continue
-            Path(local_dir).mkdir(parents=True, exist_ok=True)
-            tmp = Path(local_dir) / f".{info.base_name}.pull"
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            tmp = Path(folder) / f".{info.base_name}.pull"
             pafs.copy_files(info.path, str(tmp), source_filesystem=self.fs,
                             destination_filesystem=pafs.LocalFileSystem())
-            os.replace(tmp, Path(local_dir) / info.base_name)
+            os.replace(tmp, Path(folder) / info.base_name)
             got.append(info.base_name)
         return got
 
@@ -243,22 +243,21 @@ def check_readable(storage: Storage, option: str) -> None:
     from pyarrow import fs as pafs
 
     try:
-        infos = storage.fs.get_file_info([storage.path(n) for n in ("results.csv", "results.parquet")])
+        infos = storage.fs.get_file_info([storage.path(n) for n in (RESULTS_CSV, RESULTS_PARQUET)])
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"{option} {storage.display}: cannot read the storage ({_one_line(exc)})") from None
     if all(i.type == pafs.FileType.NotFound for i in infos):
         raise UserError(f"{option} {storage.display}: no results.csv or results.parquet there (not a sweep's storage)")
 
 
-def download_sweep(storage: Storage, dest: Path) -> Path:
-    """Copy a sweep's results table and trial records (not Tune's state or checkpoints) into dest."""
-    dest = Path(dest)
-    storage.pull("", dest, TABLE_FILES[:3])
-    for name in storage.subfolders("trials"):
-        storage.pull(f"trials/{name}", dest / "trials" / name, RECORD_FILES)
-    for sub in ("measurements",):
-        storage.pull(sub, dest / sub)
-    return dest
+def download_sweep(storage: Storage, sweep_dir: Path) -> Path:
+    """Copy a sweep's results table and trial records (not Tune's state or checkpoints) into sweep_dir."""
+    sweep_dir = Path(sweep_dir)
+    storage.pull("", sweep_dir, layout.TABLE_FILES)
+    for key in storage.subfolders(TRIALS):
+        storage.pull(trial_rel(key), layout.trial_dir(sweep_dir, key), layout.RECORD_FILES)
+    storage.pull(layout.MEASUREMENTS, sweep_dir / layout.MEASUREMENTS)
+    return sweep_dir
 
 
 def materialize(value, option: str, endpoint: Optional[str], holder: list) -> Path:
@@ -273,19 +272,15 @@ def materialize(value, option: str, endpoint: Optional[str], holder: list) -> Pa
     return download_sweep(storage, Path(tmp.name) / name)
 
 
-SCRATCH = "ifa-bench-scratch"
-_SCRATCH_NAME = re.compile(r"[0-9a-f]+-(\d+)-[0-9a-f]{8}")  # <config hash>-<owner PID>-<random>
-
-
 def scratch_dir(config_hash: str) -> Path:
     """A new local folder for one trial attempt on this node (never shared with another attempt), named after the
     process that owns it. The folders of attempts whose process is gone are removed first (remove_orphaned_scratch)."""
-    base = Path(tempfile.gettempdir()) / SCRATCH
+    base = Path(tempfile.gettempdir()) / layout.SCRATCH
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_orphaned_scratch(base)
-    path = base / f"{config_hash}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(mode=0o700)
-    return path
+    trial_dir = base / layout.scratch_name(config_hash, os.getpid(), uuid.uuid4().hex[:8])
+    trial_dir.mkdir(mode=0o700)
+    return trial_dir
 
 
 def remove_orphaned_scratch(base: Path) -> list[Path]:
@@ -305,7 +300,7 @@ def remove_orphaned_scratch(base: Path) -> list[Path]:
 
     removed = []
     for child in sorted(base.iterdir()):
-        match = _SCRATCH_NAME.fullmatch(child.name)
+        match = layout.SCRATCH_NAME.fullmatch(child.name)
         if match is None or not child.is_dir() or running(int(match.group(1))):
             continue
         remove_scratch(child)
@@ -313,22 +308,21 @@ def remove_orphaned_scratch(base: Path) -> list[Path]:
     return removed
 
 
-def remove_scratch(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def remove_scratch(trial_dir: Path) -> None:
+    shutil.rmtree(trial_dir, ignore_errors=True)
 
 
 # -- the driver's side: its local --out folder mirrors what the sweep needs from the URI -------------------------
-def pull_sweep(storage: Storage, out: Path, hashes: Iterable[str]) -> None:
+def pull_sweep(storage: Storage, sweep_dir: Path, hashes: Iterable[str]) -> None:
     """Bring every trial's records and the measurements from the URI into the local sweep folder."""
-    from bench.sweep.folder import records
     for h in hashes:
-        storage.pull(f"trials/{h}", records.trial_dir(out, h), RECORD_FILES)
-    storage.pull("measurements", Path(out) / "measurements")
+        storage.pull(trial_rel(h), layout.trial_dir(sweep_dir, h), layout.RECORD_FILES)
+    storage.pull(layout.MEASUREMENTS, Path(sweep_dir) / layout.MEASUREMENTS)
 
 
-def push_sweep(storage: Storage, out: Path) -> None:
+def push_sweep(storage: Storage, sweep_dir: Path) -> None:
     """The results table, the experiment state file and the measurements, from the local sweep folder to the URI."""
-    storage.push(out, "", TABLE_FILES)
-    meas = Path(out) / "measurements"
+    storage.push(sweep_dir, "", layout.TABLE_FILES + (layout.TUNE_STATE,))
+    meas = Path(sweep_dir) / layout.MEASUREMENTS
     if meas.is_dir():
-        storage.push(meas, "measurements", sorted(p.name for p in meas.glob("*.json")))
+        storage.push(meas, layout.MEASUREMENTS, sorted(p.name for p in meas.glob("*.json")))

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import UserError
-from bench.sweep.folder import records
+from bench.sweep.folder import layout, records
+from bench.results.schema import TRIALS
 _GLOB_CHARS = set("*?[")
 
 
@@ -68,34 +69,34 @@ def _datasets(sweep) -> list[tuple[str, dict]]:
     return list(seen.items())
 
 
-def _sweep_folder(folder: Path, sweep) -> list[Target]:
+def _sweep_folder(sweep_dir: Path, sweep) -> list[Target]:
     from bench.config import ExperimentConfig, load_config, validate
 
-    if not (folder / records.TRIALS).is_dir():
-        raise UserError(f"--checkpoints: {folder}: not a sweep folder (no {records.TRIALS}/ in it)")
+    if not (sweep_dir / TRIALS).is_dir():
+        raise UserError(f"--checkpoints: {sweep_dir}: not a sweep folder (no {TRIALS}/ in it)")
     datasets = _datasets(sweep)
     out: list[Target] = []
-    for tdir in sorted((folder / records.TRIALS).iterdir()):
-        done = records.read_done(tdir)
-        ckpt = tdir / "checkpoints" / "last.pt"
+    for trial_dir in sorted((sweep_dir / TRIALS).iterdir()):
+        done = records.read_done(trial_dir)
+        ckpt = layout.checkpoint_dir(trial_dir) / layout.LAST_CHECKPOINT
         if done is None or not ckpt.is_file():
             continue
-        cfg = load_config(ExperimentConfig, tdir / "config.yaml")
-        trial_id = str(done["row"].get("trial_id") or tdir.name)
+        cfg = load_config(ExperimentConfig, trial_dir / layout.CONFIG)
+        trial_id = str(done["row"].get("trial_id") or trial_dir.name)
         if not datasets:
-            out.append(Target(ckpt, trial_id, cfg, {"dataset": cfg.data.dataset}, str(tdir / "config.yaml")))
+            out.append(Target(ckpt, trial_id, cfg, {"dataset": cfg.data.dataset}, str(trial_dir / layout.CONFIG)))
             continue
         for label, over in datasets:
             data = cfg.model_dump(mode="json")
             data["data"], data["eval"] = over["data"], over["eval"]
             if over["num_classes"] != cfg.model.num_classes:
-                raise UserError(f"--checkpoints: {tdir.name} ({trial_id}) has {cfg.model.num_classes} classes, "
+                raise UserError(f"--checkpoints: {trial_dir.name} ({trial_id}) has {cfg.model.num_classes} classes, "
                                 f"dataset {label!r} of {sweep.path} has {over['num_classes']}")
-            where = f"{tdir / 'config.yaml'} on dataset {label}"
+            where = f"{trial_dir / layout.CONFIG} on dataset {label}"
             tid = trial_id if label == cfg.data.dataset else f"{trial_id}-on-{label}"
             out.append(Target(ckpt, tid, validate(ExperimentConfig, data, where), {"dataset": label}, where))
     if not out:
-        raise UserError(f"--checkpoints: {folder}: no completed trial with a final checkpoint (checkpoints/last.pt)")
+        raise UserError(f"--checkpoints: {sweep_dir}: no completed trial with a final checkpoint (checkpoints/last.pt)")
     return out
 
 

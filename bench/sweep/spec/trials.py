@@ -195,7 +195,7 @@ def _label(value: Any, name_key: str = "name") -> str:
 # axis application
 
 
-def _apply_dataset(cfg: dict, value: Any, presets: dict, where: str, sweep_dir: Path) -> str:
+def _apply_dataset(cfg: dict, value: Any, presets: dict, where: str, experiment_dir: Path) -> str:
     if isinstance(value, dict):  # inline data section
         cfg["data"] = copy.deepcopy(value)
         return _label(value.get("dataset", "data"))
@@ -203,7 +203,7 @@ def _apply_dataset(cfg: dict, value: Any, presets: dict, where: str, sweep_dir: 
     if name in presets:
         preset = presets[name]
         if isinstance(preset, str):  # another experiment file: take its data, classes and evaluation protocol
-            path = (sweep_dir / preset) if not Path(preset).is_absolute() else Path(preset)
+            path = (experiment_dir / preset) if not Path(preset).is_absolute() else Path(preset)
             other = read_yaml(path)
             if not isinstance(other, dict) or "data" not in other:
                 raise UserError(f"{where}: dataset preset {name!r}: {path} has no `data` section")

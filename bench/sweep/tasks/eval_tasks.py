@@ -22,26 +22,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench.errors import UserError
-from bench.sweep.folder import records
-from bench.sweep.spec.trials import Resources
+from bench.sweep.folder import layout, records
 from bench.sweep.spec.protocols import from_dict
-
-EVAL_DIR = "eval"
-LAST = "last.pt"
-
-
-def eval_dir(tdir: Path, protocol: str) -> Path:
-    return Path(tdir) / EVAL_DIR / protocol
-
-
-def read_eval_done(tdir: Path, protocol: str) -> Optional[dict]:
-    rec = records.read_json(eval_dir(tdir, protocol) / records.RESULT)
-    return rec if isinstance(rec, dict) and rec.get("protocol") == protocol and "metrics" in rec else None
-
-
-def read_eval_failure(tdir: Path, protocol: str) -> Optional[dict]:
-    rec = records.read_json(eval_dir(tdir, protocol) / records.FAILURE)
-    return rec if isinstance(rec, dict) else None
+from bench.sweep.spec.trials import Resources
 
 
 def protocols_of(payload: dict) -> list:
@@ -59,7 +42,7 @@ def checkpoint_of(payload: dict) -> Path:
     """The checkpoint a protocol evaluates: the eval-only target's file, else the trial's final one."""
     if payload.get("checkpoint"):
         return Path(payload["checkpoint"])
-    return Path(payload["trial_dir"]) / "checkpoints" / LAST
+    return layout.checkpoint_dir(Path(payload["trial_dir"])) / layout.LAST_CHECKPOINT
 
 
 def trial_ready(payload: dict) -> bool:
@@ -73,7 +56,7 @@ def eval_counts(payloads: list[dict]) -> tuple[int, int]:
     for p in payloads:
         for proto in protocols_of(p):
             total += 1
-            done += read_eval_done(Path(p["trial_dir"]), proto.name) is not None
+            done += records.read_eval_done(Path(p["trial_dir"]), proto.name) is not None
     return done, total
 
 
@@ -81,17 +64,13 @@ def jobs_of(payload: dict) -> list[dict]:
     """The unfinished evaluations of one ready trial, as task inputs."""
     if not trial_ready(payload):
         return []
-    tdir = Path(payload["trial_dir"])
+    trial_dir = Path(payload["trial_dir"])
     return [{"payload": payload, "protocol": proto.as_dict()} for proto in protocols_of(payload)
-            if read_eval_done(tdir, proto.name) is None]
+            if records.read_eval_done(trial_dir, proto.name) is None]
 
 
 # -------------------------------------------------------------------------------------------------------------
 # the task
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _threads(payload: dict) -> int:
@@ -112,10 +91,10 @@ def evaluate_protocol(job: dict) -> dict:
     payload, proto = job["payload"], from_dict(job["protocol"])
     if payload.get("cwd") and Path(payload["cwd"]).is_dir():
         os.chdir(payload["cwd"])  # relative data.root means what it meant to the driver
-    out = eval_dir(Path(payload["trial_dir"]), proto.name)
-    out.mkdir(parents=True, exist_ok=True)
-    attempts = (records.read_json(out / records.ATTEMPTS) or {}).get("count", 0) + 1
-    records.atomic_write_json(out / records.ATTEMPTS, {"count": attempts, "last_started_at": _now()})
+    protocol_dir = layout.eval_dir(Path(payload["trial_dir"]), proto.name)
+    protocol_dir.mkdir(parents=True, exist_ok=True)
+    attempts = (records.read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0) + 1
+    records.atomic_write_json(protocol_dir / layout.ATTEMPTS, {"count": attempts, "last_started_at": records.now()})
     ckpt = checkpoint_of(payload)
     where = payload.get("config_label") or f"trial {payload['trial_id']}"
     try:
@@ -128,26 +107,25 @@ def evaluate_protocol(job: dict) -> dict:
         dataset = open_split(cfg, None, where)
         t0 = time.time()
         metrics, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset)
-        save_per_image(out / "per_image.npz", inter, union)  # before the done record: a done record has its data
+        save_per_image(protocol_dir / layout.PER_IMAGE, inter, union)  # before the done record: a done record has its data
         record = {
             "protocol": proto.name, "overrides": proto.overrides, "checkpoint": str(ckpt),
             "checkpoint_iter": meta.get("iter"), "config_hash": payload["config_hash"], "device": str(device),
             "threads": torch.get_num_threads(), "torch_version": torch.__version__, "attempts": attempts,
             "started_at": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
-            "finished_at": _now(), "metrics": metrics,
+            "finished_at": records.now(), "metrics": metrics,
         }
-        records.atomic_write_json(out / records.RESULT, record)
-        (out / records.FAILURE).unlink(missing_ok=True)
+        records.atomic_write_json(protocol_dir / layout.RESULT, record)
+        records.clear_failure(protocol_dir)
         return {"ok": True, "metrics": {k: metrics.get(k) for k in ("miou", "miou_ci_low", "miou_ci_high")}}
     except UserError as exc:  # the same every time: no retry
         line = str(exc).splitlines()[0][:500]
-        records.atomic_write_json(out / records.FAILURE, {"error": line, "final": True, "attempt": attempts,
-                                                          "at": _now()})
+        records.write_failure(protocol_dir, line, final=True, attempt=attempts, at=records.now())
         return {"ok": False, "error": line}
     except BaseException as exc:
         line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:500]
-        records.atomic_write_json(out / records.FAILURE, {"error": line, "final": False, "attempt": attempts,
-                                                          "at": _now(), "traceback": traceback.format_exc()})
+        records.write_failure(protocol_dir, line, final=False, attempt=attempts, at=records.now(),
+                              traceback=traceback.format_exc())
         raise
 
 
@@ -178,8 +156,7 @@ class EvalQueue:
         for job in jobs:
             if self.key(job) not in self._known:
                 self._known.add(self.key(job))
-                tdir = Path(job["payload"]["trial_dir"])
-                (eval_dir(tdir, job["protocol"]["name"]) / records.FAILURE).unlink(missing_ok=True)
+                records.clear_failure(layout.eval_dir(Path(job["payload"]["trial_dir"]), job["protocol"]["name"]))
                 self.waiting.append(job)
 
     @property
@@ -217,10 +194,11 @@ class EvalQueue:
         try:
             res = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - retries exhausted; failure.json has the attempt's line
-            rec = read_eval_failure(Path(payload["trial_dir"]), name) or {}
+            protocol_dir = layout.eval_dir(Path(payload["trial_dir"]), name)
+            rec = records.read_failure(protocol_dir) or {}
             res = {"ok": False, "error": rec.get("error") or str(exc).strip().splitlines()[-1][:500]}
-            records.atomic_write_json(eval_dir(Path(payload["trial_dir"]), name) / records.FAILURE,
-                                      {**rec, "error": res["error"], "final": True})
+            earlier = {k: v for k, v in rec.items() if k not in ("error", "final")}
+            records.write_failure(protocol_dir, res["error"], **earlier, final=True)
         if res.get("ok"):
             miou = (res.get("metrics") or {}).get("miou")
             self.on_change(f"evaluated {payload['trial_id']} {name}"

@@ -34,7 +34,6 @@ from bench.errors import UserError
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.sweep.folder import records
 from bench.sweep.spec.trials import Resources
-DIRNAME = "measurements"
 RESERVE_TIMEOUT_S = 600.0  # waiting for the node to be free of other Ray work
 RUN_TIMEOUT_S = 3600.0  # one model's measurement (1024x2048 on CPU, 3 rounds of 10 runs, fits with room)
 
@@ -62,13 +61,6 @@ def measure_key(payload: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def path_of(sweep_dir: Path, key: str) -> Path:
-    return Path(sweep_dir) / DIRNAME / f"{key}.json"
-
-
-def read(sweep_dir: Path, key: str) -> dict | None:
-    rec = records.read_json(path_of(sweep_dir, key))
-    return rec if isinstance(rec, dict) and rec.get("measure_key") == key else None
 
 
 def _run_measurements(models: list[tuple[dict, str]], kind: str, threads: int, cwd: str | None) -> list[dict]:
@@ -213,7 +205,7 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
             first.setdefault(measure_key(p), p)
     todo = []
     for key, p in first.items():
-        rec = read(sweep_dir, key)
+        rec = records.read_measurement(sweep_dir, key)
         if rec is not None:
             out[key] = rec
         else:
@@ -232,7 +224,7 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
     with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
         measured = measure_in(pg, bundle, todo, run_timeout_s=run_timeout_s)
     for (key, p), rec in zip(todo, measured):
-        records.atomic_write_json(path_of(sweep_dir, key), rec)
+        records.write_measurement(sweep_dir, key, rec)
         out[key] = rec
         print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
               file=stream, flush=True)

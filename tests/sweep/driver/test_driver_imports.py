@@ -13,10 +13,11 @@ from bench.config.model import ModelConfig
 
 DRIVER = """
 import pickle, sys
-import bench.sweep.driver.runner as runner
+import bench.sweep.driver.runner  # noqa: F401 - the driver's imports are what this checks
+from bench.sweep.driver import ray_run
 from bench.sweep.tasks.measurement import describe
 from bench.sweep.spec.trials import Resources
-cpus, gpus = runner.local_capacity(Resources(cpus=1))
+cpus, gpus = ray_run.local_capacity(Resources(cpus=1))
 assert gpus == 0.0, gpus
 record = pickle.loads(sys.stdin.buffer.read())
 line = describe(record)
@@ -37,7 +38,7 @@ def test_driver_reads_a_measurement_without_importing_torch():
 
 
 def test_a_gpu_sweep_counts_gpus():
-    from bench.sweep.driver.runner import local_capacity
+    from bench.sweep.driver.ray_run import local_capacity
     from bench.sweep.spec.trials import Resources
 
     cpus, gpus = local_capacity(Resources(cpus=1, gpus=1))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.results.schema import RESULT_COLUMNS
-from bench.sweep.folder import records
+from bench.sweep.folder import layout, records
 from bench.sweep.driver.runner import run_sweep
 from bench.sweep.spec.trials import load_sweep
 from tests.sweep.conftest import TINY_HEADS, attempts, read_results, tiny_experiment, train_iters, write_spec
@@ -53,7 +53,7 @@ def test_killed_driver_then_resume_gives_one_row_per_trial(tmp_path, data_root):
     try:
         deadline = time.time() + 200
         while time.time() < deadline and proc.poll() is None:
-            dirs = [records.trial_dir(out, h) for h in hashes]
+            dirs = [layout.trial_dir(out, h) for h in hashes]
             done = [d for d in dirs if records.read_done(d)]
             midway = [d for d in dirs if d.name in long_ones and not records.read_done(d) and _checkpointed(d)]
             if done and midway:
@@ -66,11 +66,11 @@ def test_killed_driver_then_resume_gives_one_row_per_trial(tmp_path, data_root):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    before = {h: records.read_done(records.trial_dir(out, h)) for h in hashes}
+    before = {h: records.read_done(layout.trial_dir(out, h)) for h in hashes}
     finished = [h for h in hashes if before[h]]
-    interrupted = [h for h in hashes if not before[h] and _checkpointed(records.trial_dir(out, h))]
+    interrupted = [h for h in hashes if not before[h] and _checkpointed(layout.trial_dir(out, h))]
     assert finished and interrupted
-    stamps = {h: (records.trial_dir(out, h) / "final.json").stat().st_mtime_ns for h in finished}
+    stamps = {h: (layout.trial_dir(out, h) / "final.json").stat().st_mtime_ns for h in finished}
     df = read_results(out)  # the table written before the kill: a row for every trial, none completed twice
     assert sorted(df["config_hash"]) == sorted(hashes)
 
@@ -81,7 +81,7 @@ def test_killed_driver_then_resume_gives_one_row_per_trial(tmp_path, data_root):
     assert list(df["config_hash"]) == hashes and df["config_hash"].is_unique
     assert set(df["status"]) == {"completed"}, df[["trial_id", "status", "error"]]
     for h in finished:  # not retrained
-        assert (records.trial_dir(out, h) / "final.json").stat().st_mtime_ns == stamps[h]
+        assert (layout.trial_dir(out, h) / "final.json").stat().st_mtime_ns == stamps[h]
         assert attempts(out, h)["count"] == 1
     for h in interrupted:  # continued from its checkpoint
         assert attempts(out, h)["count"] == 2
@@ -111,10 +111,10 @@ def test_lost_node_retries_trial_on_the_other_node(tmp_path, data_root, ray_down
         killed = {}
 
         def kill_victims_node():
-            tdir = records.trial_dir(out, victim)
+            tdir = layout.trial_dir(out, victim)
             deadline = time.time() + 150
             while time.time() < deadline:
-                rec = records.read_json(tdir / records.ATTEMPTS)
+                rec = records.read_json(tdir / layout.ATTEMPTS)
                 if rec and _checkpointed(tdir):
                     node_id = rec["history"][0]["node_id"]
                     node = next(n for n in workers if n.node_id == node_id)

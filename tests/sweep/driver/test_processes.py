@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.sweep.driver.cluster.ray_session import RECORD, end_leftovers, temp_dir_for
+from bench.sweep.driver.cluster.ray_session import end_leftovers, temp_dir_for
+from bench.sweep.folder.layout import RAY_SESSION as RECORD
 from tests.sweep.conftest import tiny_experiment, write_spec
 
 BIN = Path(sys.executable).parent / "ifa-bench"

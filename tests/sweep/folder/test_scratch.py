@@ -8,7 +8,8 @@ import time
 
 import psutil
 
-from bench.sweep.folder.storage import SCRATCH, remove_orphaned_scratch, scratch_dir
+from bench.sweep.folder.layout import SCRATCH
+from bench.sweep.folder.storage import remove_orphaned_scratch, scratch_dir
 
 
 def _dead_pid() -> int:

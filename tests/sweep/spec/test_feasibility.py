@@ -92,7 +92,7 @@ def test_sweep_exits_2_before_any_trial(tmp_path, data_root, capsys, ray_down):
 def test_progress_line_shows_device_hours(tmp_path, data_root, capsys):
     from bench.sweep.driver.progress import SweepProgress
     from bench.sweep.spec.trials import load_sweep
-    from bench.sweep.driver.table import trial_payload
+    from bench.sweep.spec.payload import trial_payload
 
     spec = write_spec(tmp_path / "p.yaml", tiny_experiment(data_root),
                       {"name": "p", "axes": {"seed": [0, 1, 2]}, "resources": {"cpus": 2}})
@@ -113,10 +113,10 @@ def test_progress_line_shows_device_hours(tmp_path, data_root, capsys):
 
 
 def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data_root, capsys):
-    from bench.sweep.folder import records
+    from bench.sweep.folder import layout, records
     from bench.sweep.driver.progress import SweepProgress
     from bench.sweep.spec.trials import load_sweep
-    from bench.sweep.driver.table import trial_payload
+    from bench.sweep.spec.payload import trial_payload
 
     spec = write_spec(tmp_path / "p.yaml", tiny_experiment(data_root),
                       {"name": "p", "axes": {"seed": [0, 1]}, "resources": {"cpus": 2}})
@@ -125,7 +125,7 @@ def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data
     prog = SweepProgress(str(tmp_path / "out"), "p", payloads, 2)
     capsys.readouterr()
     # a has written its result, Tune has not yet called on_trial_complete; b is running
-    records.atomic_write_json(records.trial_dir(tmp_path / "out", a) / records.RESULT,
+    records.atomic_write_json(layout.trial_dir(tmp_path / "out", a) / layout.RESULT,
                               {"row": {"status": "completed", "trial_id": "a", "miou": 1.0}})
     prog.running = {a, b}
     prog._emit("tick", rewrite=False)
@@ -142,7 +142,7 @@ def test_progress_says_whether_a_retry_resumes_or_starts_over(tmp_path, data_roo
 
     from bench.sweep.driver.progress import SweepProgress
     from bench.sweep.spec.trials import load_sweep
-    from bench.sweep.driver.table import trial_payload
+    from bench.sweep.spec.payload import trial_payload
 
     spec = write_spec(tmp_path / "p.yaml", tiny_experiment(data_root),
                       {"name": "p", "axes": {"seed": [0]}, "resources": {"cpus": 2}})

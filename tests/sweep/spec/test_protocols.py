@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.sweep.tasks.eval_tasks import evaluate_protocol, protocols_of, read_eval_failure
+from bench.sweep.folder import layout, records
+from bench.sweep.tasks.eval_tasks import evaluate_protocol, protocols_of
 from bench.sweep.spec.protocols import RELEASED_MS_SCALES, parse_protocols
 from bench.sweep.spec.trials import load_sweep
-from bench.sweep.driver.table import trial_payload
+from bench.sweep.spec.payload import trial_payload
 from tests.sweep.conftest import TINY_HEADS, tiny_experiment, write_spec
 
 
@@ -93,5 +94,5 @@ def test_an_evaluation_with_bad_input_fails_for_good_and_says_why(tmp_path, data
     payload["checkpoint"] = str(tmp_path / "gone.pt")
     res = evaluate_protocol({"payload": payload, "protocol": {"name": "ss", "overrides": {}}})
     assert res["ok"] is False and "gone.pt: no such file" in res["error"]
-    rec = read_eval_failure(payload["trial_dir"], "ss")
+    rec = records.read_failure(layout.eval_dir(payload["trial_dir"], "ss"))
     assert rec["final"] is True and rec["error"] == res["error"]  # not retried: bad input fails the same way

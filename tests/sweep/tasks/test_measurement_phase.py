@@ -11,10 +11,11 @@ import pytest
 
 from bench.errors import UserError
 from bench.measure.conditions import conditions_text
+from bench.sweep.folder import layout
 from bench.sweep.tasks import measurement
 from bench.sweep.driver.runner import run_sweep
 from bench.sweep.spec.trials import load_sweep
-from bench.sweep.driver.table import trial_payload
+from bench.sweep.spec.payload import trial_payload
 from tests.sweep.conftest import ID_DTYPES, read_results, tiny_experiment, write_spec
 
 
@@ -74,7 +75,7 @@ def test_measurement_waits_for_the_whole_node_and_holds_it(tmp_path, data_root, 
     ray.get(trial.ping.remote(), timeout=60)
     with pytest.raises(UserError, match=r"could not reserve all 2 CPUs of node .* within 2 s"):
         measurement.run_phase(payloads, out, sweep.name, reserve_timeout_s=2)
-    assert not list((out / measurement.DIRNAME).glob("*.json")) if (out / measurement.DIRNAME).exists() else True
+    assert not list((out / layout.MEASUREMENTS).glob("*.json")) if (out / layout.MEASUREMENTS).exists() else True
     ray.kill(trial)
 
     # While the reservation is held, a 1-CPU task (a trial) cannot start; it starts once the reservation is released.
@@ -86,14 +87,14 @@ def test_measurement_waits_for_the_whole_node_and_holds_it(tmp_path, data_root, 
     assert ray.get(waiting, timeout=60) == "ran"
 
     measured = measurement.run_phase(payloads, out, sweep.name, reserve_timeout_s=60)
-    assert len(measured) == 2 and len(list((out / measurement.DIRNAME).glob("*.json"))) == 2
-    stamps = {k: measurement.path_of(out, k).stat().st_mtime_ns for k in measured}
+    assert len(measured) == 2 and len(list((out / layout.MEASUREMENTS).glob("*.json"))) == 2
+    stamps = {k: layout.measurement_path(out, k).stat().st_mtime_ns for k in measured}
     for key, rec in measured.items():
         assert rec["measure_key"] == key and rec["measure_threads"] == 1 and rec["measure_device"] == "cpu"
         assert rec["latency_ms_median"] > 0 and rec["gmacs"] > 0 and rec["measure_node"]
     again = measurement.run_phase(payloads, out, sweep.name)
     assert again == measured
-    assert {k: measurement.path_of(out, k).stat().st_mtime_ns for k in measured} == stamps
+    assert {k: layout.measurement_path(out, k).stat().st_mtime_ns for k in measured} == stamps
     assert "2 model measurement(s) already stored (kept)" in capsys.readouterr().out
 
 
@@ -109,7 +110,7 @@ def test_two_models_three_seeds_one_measurement_each_never_beside_training(tmp_p
     assert len(df) == 6 and set(df["status"]) == {"completed"}, df[["trial_id", "status", "error"]]
 
     # exactly one measurement per model, shared by its seeds
-    files = sorted((out / measurement.DIRNAME).glob("*.json"))
+    files = sorted((out / layout.MEASUREMENTS).glob("*.json"))
     assert len(files) == 2
     assert df.groupby("backbone")["measure_key"].nunique().to_dict() == {"resnet18": 1, "resnet50": 1}
     assert df["measure_key"].nunique() == 2 and set(df["measure_key"]) == {f.stem for f in files}
@@ -172,6 +173,6 @@ def test_sweep_with_address_measures_on_a_worker_node_never_the_cpu_less_head(tm
         cluster.shutdown()
     df = read_results(out)
     assert list(df["status"]) == ["completed"], df[["status", "error"]]
-    rec = json.loads(next((out / measurement.DIRNAME).glob("*.json")).read_text())
+    rec = json.loads(next((out / layout.MEASUREMENTS).glob("*.json")).read_text())
     assert rec["measure_node_id"] == worker.node_id and rec["measure_key"] == df.loc[0, "measure_key"]
     assert df.loc[0, "latency_ms_median"] == pytest.approx(rec["latency_ms_median"])

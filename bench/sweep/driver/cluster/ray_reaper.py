@@ -3,7 +3,7 @@
 Ray 2.60 ties its GCS and raylet to the driver (PR_SET_PDEATHSIG), but the agents the raylet starts
 (ray::DashboardAgent, ray::RuntimeEnvAgent) and idle workers outlive a SIGKILLed driver, re-parented to PID 1.
 This process (its own session, so a Ctrl-C or a kill of the driver's process group does not reach it) samples the
-driver's descendants every POLL_S seconds into the sweep folder's record (ray_session.RECORD), and when the driver
+driver's descendants every POLL_S seconds into the sweep folder's record (layout.RAY_SESSION), and when the driver
 is gone, or says `stop` on stdin (or closes it), kills every recorded process still alive and removes Ray's temp
 folder. The record lets a later start of the same sweep end what is left if this watchdog was killed too.
 
@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+from bench.sweep.folder import records
 
 POLL_S = 0.5
 TERM_GRACE_S = 1.0
@@ -55,12 +57,6 @@ def end_processes(procs: list[dict], grace_s: float = TERM_GRACE_S) -> list[int]
     return [p.pid for p in alive]
 
 
-def _write(record_path: Path, record: dict) -> None:
-    tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, record_path)
-
-
 def watch(driver_pid: int, record_path: Path) -> None:
     record = json.loads(record_path.read_text())
     driver = psutil.Process(driver_pid)
@@ -83,7 +79,7 @@ def watch(driver_pid: int, record_path: Path) -> None:
                 seen[pid], new = ct, True
         if new:
             record["processes"] = [{"pid": p, "create_time": c} for p, c in sorted(seen.items())]
-            _write(record_path, record)
+            records.atomic_write_json(record_path, record)
         if stdin_open:
             ready, _, _ = select.select([sys.stdin], [], [], POLL_S)
             if ready:

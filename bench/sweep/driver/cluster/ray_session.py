@@ -3,13 +3,12 @@
 Embedded (no --address): a single-node Ray bound to 127.0.0.1 wherever Ray 2.60 allows, with its temp/session
 folder in a private folder named after the sweep folder (temp_dir_for), a watchdog (bench/sweep/driver/cluster/ray_reaper.py)
 that ends Ray's processes when the driver ends however it ends, and a record of those processes in the sweep
-folder (RECORD) so the next start or --resume of the same sweep ends what an earlier one left.
+folder (layout.RAY_SESSION) so the next start or --resume of the same sweep ends what an earlier one left.
 Cluster (--address): the address is checked and probed (bench/sweep/driver/cluster/ray_address.py) before anything is written.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -19,16 +18,15 @@ from pathlib import Path
 from typing import Optional
 
 from bench.sweep.driver.cluster.ray_reaper import end_processes
-
-RECORD = ".ray_session.json"  # in the sweep folder while an embedded Ray runs
+from bench.sweep.folder import layout, records
 REAPER_STOP_S = 15.0
 
 
-def temp_dir_for(out: Path) -> Path:
-    """Ray's temp folder for the sweep at `out`: ${RAY_TMPDIR:-/tmp}/ifa-ray-<12 hex of the sweep folder's path>.
+def temp_dir_for(sweep_dir: Path) -> Path:
+    """Ray's temp folder for the sweep at `sweep_dir`: ${RAY_TMPDIR:-/tmp}/ifa-ray-<12 hex of the sweep folder's path>.
     Not inside the sweep folder: Ray puts unix sockets under it and a socket path has at most 107 bytes."""
     base = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
-    return base / f"ifa-ray-{hashlib.sha256(str(Path(out).resolve()).encode()).hexdigest()[:12]}"
+    return base / f"ifa-ray-{hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:12]}"
 
 
 _LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -61,13 +59,12 @@ def restore_env(previous: tuple) -> None:
         constants.ENABLE_RAY_CLUSTER = flag if flag is not None else (value != "0" if value is not None else True)
 
 
-def end_leftovers(out: Path) -> list[int]:
+def end_leftovers(sweep_dir: Path) -> list[int]:
     """End the processes and remove the temp folder that an earlier embedded Ray of this sweep left (its driver and
     watchdog were killed). Call it only while holding the sweep folder's lock. Returns the PIDs it ended."""
-    path = Path(out) / RECORD
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
+    path = Path(sweep_dir) / layout.RAY_SESSION
+    record = records.read_json(path)
+    if record is None:
         return []
     ended = end_processes(record.get("processes", []) if isinstance(record, dict) else [])
     temp_dir = record.get("temp_dir") if isinstance(record, dict) else None
@@ -80,9 +77,9 @@ def end_leftovers(out: Path) -> list[int]:
 class EmbeddedRay:
     """ray.init of a local single-node Ray with its watchdog; stop() shuts both down and removes the temp folder."""
 
-    def __init__(self, out: Path):
-        self.out = Path(out)
-        self.temp_dir = temp_dir_for(self.out)
+    def __init__(self, sweep_dir: Path):
+        self.sweep_dir = Path(sweep_dir)
+        self.temp_dir = temp_dir_for(self.sweep_dir)
         self._reaper: Optional[subprocess.Popen] = None
         self._env: Optional[tuple] = None
 
@@ -92,9 +89,9 @@ class EmbeddedRay:
 
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         self.temp_dir.mkdir(mode=0o700, parents=True)
-        record = self.out / RECORD
-        record.write_text(json.dumps({"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
-                                      "processes": []}) + "\n")
+        record = self.sweep_dir / layout.RAY_SESSION
+        records.atomic_write_json(record, {"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
+                                           "processes": []})
         self._reaper = subprocess.Popen(
             [sys.executable, "-m", "bench.sweep.driver.cluster.ray_reaper", str(os.getpid()), str(record)],
             stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[4]),
@@ -126,7 +123,7 @@ class EmbeddedRay:
                 self._reaper.kill()
                 self._reaper.wait()
             self._reaper = None
-        end_leftovers(self.out)  # what the watchdog did not get to
+        end_leftovers(self.sweep_dir)  # what the watchdog did not get to
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         if self._env is not None:
             restore_env(self._env)
