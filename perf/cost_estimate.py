@@ -32,11 +32,12 @@ def _load() -> list[float]:
 
 def _actual_trials(sweep_dir: Path, sweep) -> dict[str, float]:
     """config hash -> seconds from the (last) attempt's start to its done record."""
-    from bench.sweep.folder import layout, records
+    from bench.sweep.folder import layout
+    from bench.files.json_records import read_json
     out = {}
     for t in sweep.trials:
         tdir = layout.trial_dir(sweep_dir, t.config_hash)
-        hist = (records.read_json(tdir / layout.ATTEMPTS) or {}).get("history") or []
+        hist = (read_json(tdir / layout.ATTEMPTS) or {}).get("history") or []
         done = tdir / layout.RESULT
         if hist and done.is_file():
             start = datetime.fromisoformat(hist[-1]["started_at"]).timestamp()

@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from bench.config import ExperimentConfig, read_yaml
-from bench.measure.fresh_processes import TurnTimer
-from bench.measure.isolated import FreshProcess
+from bench.measure.processes.fresh_processes import TurnTimer
+from bench.measure.processes.isolated import FreshProcess
 from bench.models import build_segmentor
 
 ROOT = Path(__file__).resolve().parents[1]

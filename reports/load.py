@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 
 from bench.errors import UserError, one_line
-from bench.results.schema import BOOL, CONFIG, FLOAT, INT, PER_CLASS_COLUMNS, RESULT_COLUMNS, columns_of_type
+from bench.results.schema import (
+    BOOL, CONFIG, FLOAT, INT, PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET,
+    columns_of_type,
+)
 
 # Without these a report means nothing; every other schema column is optional (absent -> NaN / "").
 REPORT_REQUIRED = ["status", "dataset", "backbone", "head", "seed", "miou"]
@@ -40,7 +43,7 @@ def resolve_results_file(path: Path) -> Path:
     if not path.exists():
         raise UserError(f"{path}: no such file or directory")
     if path.is_dir():
-        for name in ("results.csv", "results.parquet"):
+        for name in (RESULTS_CSV, RESULTS_PARQUET):
             if (path / name).is_file():
                 return path / name
         raise UserError(f"{path}: no results.csv or results.parquet in this directory")
@@ -90,7 +93,7 @@ def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
             raw = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise UserError(f"{source}: cannot be read as a results table ({one_line(exc)})") from None
-    return results_from_frame(raw, source, source.parent, _read_per_class(source.parent / "per_class_iou.csv"),
+    return results_from_frame(raw, source, source.parent, _read_per_class(source.parent / PER_CLASS_CSV),
                               required)
 
 

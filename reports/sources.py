@@ -8,20 +8,20 @@ from typing import Sequence
 import pandas as pd
 
 from bench.errors import UserError
-from bench.results.schema import ENVIRONMENT, RESULT_COLUMNS
+from bench.results.schema import ENVIRONMENT, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET
 from reports.load import Results, read_results, resolve_results_file, results_from_frame
 
 
 def is_run_dir(path: Path) -> bool:
     """A `train` run folder: final.json, and no results table of a sweep."""
     return path.is_dir() and (path / "final.json").is_file() and not any(
-        (path / n).is_file() for n in ("results.csv", "results.parquet"))
+        (path / n).is_file() for n in (RESULTS_CSV, RESULTS_PARQUET))
 
 
 def read_run_dir(path: Path) -> Results:
     """One completed trial from a train run folder (its metrics; it has no cost measurements)."""
     from bench.config import ExperimentConfig, read_yaml, validate
-    from bench.engine.run_dir import read_json
+    from bench.files.json_records import read_json
     from bench.results.row import config_columns
 
     final = read_json(path / "final.json")
@@ -113,7 +113,7 @@ def add_model_options(results: Results) -> Results:
 
 
 def _read_sweep(path: Path) -> Results:
-    if path.is_dir() and not any((path / n).is_file() for n in ("results.csv", "results.parquet")):
+    if path.is_dir() and not any((path / n).is_file() for n in (RESULTS_CSV, RESULTS_PARQUET)):
         raise UserError(f"{path}: neither a sweep folder (no results.csv) nor a train run folder (no final.json)")
     resolve_results_file(path)
     return read_results(path)

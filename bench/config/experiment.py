@@ -111,7 +111,7 @@ class MeasureConfig(_Strict):
     runs: PositiveInt = 10
     latency: bool = True
     processes: int = Field(DEFAULT_MEASURE_PROCESSES, ge=0)  # fresh processes whose timed runs are pooled; 0: time in the measuring process
-    # the pool's limit while it is imprecise (bench/measure/fresh_processes.py); None: 4 x processes
+    # the pool's limit while it is imprecise (bench/measure/processes/fresh_processes.py); None: 4 x processes
     max_processes: Optional[PositiveInt] = None
     # the least time the pool of fresh processes spans (the host's speed drifts over tens of seconds); 0: one turn each
     span_s: float = Field(DEFAULT_MEASURE_SPAN_S, ge=0, le=3600)

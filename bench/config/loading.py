@@ -118,7 +118,7 @@ def _decode(raw: bytes, path: Path) -> str:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Every YAML file the suite reads comes through here (tests/cli/test_one_yaml_loader.py enforces it)."""
+    """Every YAML file the suite reads comes through here (tests/config/test_one_yaml_loader.py enforces it)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")

@@ -7,20 +7,12 @@ from typing import Optional
 
 import yaml
 
-from bench.files.atomic import json_safe, named, write_json, write_text
+from bench.files.atomic import json_safe, named, write_text
 from bench.errors import UserError
 
-__all__ = ["write_json"]  # re-exported for the trainer
 
 CONFIG, HASH, METRICS = "config.yaml", "config_hash.txt", "metrics.jsonl"
 FINAL, CHECKPOINTS = "final.json", "checkpoints"
-
-
-def read_json(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def existing_hash(out_dir: Path) -> Optional[str]:

@@ -19,8 +19,9 @@ from bench.engine import distributed as ddp
 from bench.engine.checks import check_dataset, check_static, resolve_device_type
 from bench.engine.losses import build_loss, segmentation_loss
 from bench.engine.optim import BACKBONE, HEADS, PolyWarmupSchedule, build_optimizer
-from bench.engine.run_dir import (CHECKPOINTS, FINAL, METRICS, MetricsLog, check_run_dir, read_json, write_config,
-                                  write_json)
+from bench.engine.run_dir import CHECKPOINTS, FINAL, METRICS, MetricsLog, check_run_dir, write_config
+from bench.files.atomic import write_json
+from bench.files.json_records import read_json
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
 from bench.files.locking import DirLock

@@ -98,4 +98,4 @@ def json_safe(value):
 
 
 def write_json(path: str | Path, payload) -> Path:
-    return write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
+    return write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False, default=str) + "\n")

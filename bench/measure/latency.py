@@ -48,9 +48,9 @@ class LatencyStats:
     rounds: int = 1  # rounds of `runs` timed runs made (the kept one is reported)
     loadavg_before: float | None = None  # host 1-minute load average; None where the OS has none
     loadavg_after: float | None = None
-    processes: int = 0  # fresh processes pooled (bench.measure.fresh_processes); 0: timed in the calling process
+    processes: int = 0  # fresh processes pooled (bench.measure.processes.fresh_processes); 0: timed in the calling process
     process_medians_ms: list[float] = field(repr=False, default_factory=list)
-    rel_se: float | None = None  # the pool's relative standard error (bench.measure.fresh_processes)
+    rel_se: float | None = None  # the pool's relative standard error (bench.measure.processes.fresh_processes)
     span_s: float | None = None  # seconds from the pool's first timed run to its last
     blocks: int = 0  # time blocks behind rel_se (0: it is over the processes' medians)
 

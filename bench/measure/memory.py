@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.measure.isolated import run_in_fresh_process
+from bench.measure.processes.isolated import run_in_fresh_process
 from bench.measure.latency import device_of
 
 MIB = 2**20

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from bench.measure.environment import environment
-from bench.measure.fresh_processes import LatencyJob, pooled_latencies
+from bench.measure.processes.fresh_processes import LatencyJob, pooled_latencies
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
 from bench.measure.memory import MemoryStats, measure_peak_memory
@@ -75,7 +75,7 @@ def measure_model(
     Keys that were not measured (latency=False, memory=False) are None. Pass `macs` to reuse a count.
     A noisy latency round is repeated up to `rounds` rounds (bench.measure.latency's noise rule).
     With `processes` > 0, CPU latency is timed in at least that many fresh processes over at least `span_s` seconds
-    instead, and pooled (bench.measure.fresh_processes: why, and its noise rule), up to `max_processes` processes
+    instead, and pooled (bench.measure.processes.fresh_processes: why, and its noise rule), up to `max_processes` processes
     (None: 4x) while the pool is imprecise; `rounds` does not apply there. CUDA latency is always timed in this
     process.
     """
@@ -87,7 +87,7 @@ def measure_model(
 def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
     """measure_model for several models, one record each, in order. GMACs, parameters and memory are taken model by
     model; the CPU latency pools (processes > 0) are then one pool whose models take turns
-    (bench.measure.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model."""
+    (bench.measure.processes.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model."""
     sizes = [_validate_size(spec.input_size) for spec in specs]
     device = torch.device(device)
     was_training = [spec.segmentor.training for spec in specs]

@@ -1,13 +1,13 @@
 """The latency noise rule's limits and its one-line explanation, without torch: the sweep's driver prints the
 explanation and should not import torch only for that (it costs the driver about 2 s on 2 cores, part of the
 sweep's Ray overhead, docs/performance.md). The rule itself: bench/measure/latency.py (one process's rounds) and
-bench/measure/fresh_processes.py (the pool of processes)."""
+bench/measure/processes/fresh_processes.py (the pool of processes)."""
 from __future__ import annotations
 
 import math
 
 NOISE_THRESHOLD = 0.10  # a round is noisy when its IQR exceeds this fraction of its median
-SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/measure/fresh_processes.py) exceeds this
+SE_THRESHOLD = 0.035  # the pool grows while its relative standard error (bench/measure/processes/fresh_processes.py) exceeds this
 BLOCK_S = 20.0  # the pool's standard error is over blocks of its time this long: nearly independent draws of the host's speed
 # In-process timing (bench/measure/latency.py) is settled when two consecutive steady rounds' medians are within this
 # fraction of each other: half the 10% that two sweeps must agree within.

@@ -14,7 +14,6 @@ import torch
 
 from bench.files import atomic
 from bench.engine.checkpoint import LAST, load_checkpoint, save_checkpoint
-from bench.sweep.folder import records
 from bench.results.row import write_tables
 from reports.build import build_report
 from reports.tables import write_table
@@ -58,8 +57,8 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-@pytest.mark.parametrize("writer", [atomic.write_json, records.atomic_write_json], ids=["write_json", "sweep_json"])
-def test_json_write_failing_partway_keeps_the_old_file(tmp_path, monkeypatch, fault, writer):
+def test_json_write_failing_partway_keeps_the_old_file(tmp_path, monkeypatch, fault):
+    writer = atomic.write_json
     target = tmp_path / "result.json"
     writer(target, {"miou": 1.0, "note": "old"})
     old = target.read_bytes()

@@ -1,4 +1,4 @@
-"""CPU latency pooled over fresh processes (bench.measure.fresh_processes): the process count, the pooling, the span
+"""CPU latency pooled over fresh processes (bench.measure.processes.fresh_processes): the process count, the pooling, the span
 and the turns, the standard-error rule (over blocks of time) that adds processes and marks a row noisy, and that every
 child is gone afterwards."""
 import math
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from bench.measure.model import ModelToMeasure, measure_model, measure_models
-from bench.measure.fresh_processes import LatencyJob, pooled_latencies, pooled_latency, relative_se
-from bench.measure.isolated import FreshProcess
+from bench.measure.processes.fresh_processes import LatencyJob, pooled_latencies, pooled_latency, relative_se
+from bench.measure.processes.isolated import FreshProcess
 from bench.measure.noise_rule import noise_reason
 from tests.measure.tiny_models import ExitsOnSecondCall, TinySegmentor
 

@@ -122,9 +122,9 @@ def test_all_measures_every_head_on_the_configs_backbone_and_appends_rows(capsys
 
 
 def _is_spawned_worker(p: psutil.Process) -> bool:
-    """A fresh measurement process (bench.measure.isolated starts `python -m bench.measure.child FD`)."""
+    """A fresh measurement process (bench.measure.processes.isolated starts `python -m bench.measure.processes.child FD`)."""
     try:
-        return "bench.measure.child" in p.cmdline()
+        return "bench.measure.processes.child" in p.cmdline()
     except psutil.Error:
         return False
 

@@ -31,7 +31,7 @@ class TinySegmentor(nn.Module):
 
 
 class ExitsOnSecondCall:
-    """A serving handler (bench.measure.isolated.FreshProcess) whose process dies with exit code 3 on its 2nd call."""
+    """A serving handler (bench.measure.processes.isolated.FreshProcess) whose process dies with exit code 3 on its 2nd call."""
 
     def __init__(self):
         self.calls = 0

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from bench.cli import main
 from bench.config.experiment_file import load_experiment
-from reports.zoo import count, how_matched, render
+from tools.model_zoo.generate import count, how_matched, render
 
 SYNTHETIC = Path(__file__).resolve().parents[2] / "experiments" / "synthetic.yaml"
 
@@ -37,7 +37,7 @@ def test_render_has_one_row_per_published_row_and_says_why_not():
 
 def test_each_published_row_says_how_check_matches_it():
     from reports.regression.published import load_published
-    from reports.recipes import recipe_for, recipe_trials
+    from tools.model_zoo.recipes import recipe_for, recipe_trials
 
     published, trials = load_published(), recipe_trials()
     lines = [how_matched(r, recipe_for(r, trials), trials) for r in published]

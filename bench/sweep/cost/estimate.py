@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from bench.files.json_records import read_json
+from bench.results.schema import TRIALS
 from bench.measure.noise_rule import BLOCK_S, CUDA_ROUND_MIN_S, CUDA_WARMUP_S, SETTLE_ROUNDS
 
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
@@ -35,7 +37,7 @@ TRIAL_STARTUPS = 2.0  # a trial: its worker's start, the engine's imports, Tune 
 SWEEP_STARTUPS = 4.0  # the embedded Ray and Tune starting and stopping, the results tables
 MEASURE_STARTUPS = 1.0  # per measured model: the measurement task, the isolated peak-memory process
 DEFAULT_STARTUP_S = 5.0  # without --calibrate: an assumed start-up (idle 2-core machine)
-# The latency pool grows past measure.processes while it is imprecise (up to 4x: bench/measure/fresh_processes.py).
+# The latency pool grows past measure.processes while it is imprecise (up to 4x: bench/measure/processes/fresh_processes.py).
 # On the idle 2-core machine six pooled measurements took 4-12 processes at the default 3, 8.5 on average
 # (docs/performance.md, round 4), and six in round 6 (models taking turns over measure.span_s) 3-11, 6.3 on average:
 # the estimate plans for 2.8x for a pool without a span.
@@ -183,13 +185,13 @@ def _expected_slots(m) -> float:
 
 
 def _pool_can_grow(m) -> bool:
-    """Whether the pool has a standard error to grow on (bench/measure/fresh_processes.py, LatencyJob.rel_se): over
+    """Whether the pool has a standard error to grow on (bench/measure/processes/fresh_processes.py, LatencyJob.rel_se): over
     two or more blocks of its span, else over two or more processes. A single process over a short span has none."""
     return m.processes > 1 or m.span_s >= 2 * BLOCK_S
 
 
 def _pool_limit(m) -> int:
-    """The most processes a latency pool may grow to (bench/measure/fresh_processes.py: LatencyJob.limit)."""
+    """The most processes a latency pool may grow to (bench/measure/processes/fresh_processes.py: LatencyJob.limit)."""
     from bench.config.experiment import MAX_PROCESSES_FACTOR
 
     return m.max_processes or MAX_PROCESSES_FACTOR * m.processes
@@ -234,8 +236,7 @@ def cost_from_trial_dir(trial_dir: Path) -> Optional[ModelCost]:
     """The throughput a finished (or interrupted) trial recorded: s/iteration from its metrics.jsonl (the
     engine's training clock, the first logged interval left out as warm-up), s/image from its evaluations, and the
     rest of its training wall time (attempts.json) as setup."""
-    from bench.sweep.folder import layout, records
-    from bench.results.schema import TRIALS
+    from bench.sweep.folder import layout
 
     rows = _read_jsonl(trial_dir / layout.METRICS)
     train = [(r["iter"], r["time_s"]) for r in rows if r.get("kind") == "train"
@@ -250,7 +251,7 @@ def cost_from_trial_dir(trial_dir: Path) -> Optional[ModelCost]:
     eval_s = evals[-1]["eval_time_s"] / evals[-1]["num_images"] if evals else None
     images = int(evals[-1]["num_images"]) if evals else None
     setup_s = 0.0
-    hist = (records.read_json(trial_dir / layout.ATTEMPTS) or {}).get("history") or []
+    hist = (read_json(trial_dir / layout.ATTEMPTS) or {}).get("history") or []
     if hist:
         a, b = _iso(hist[-1].get("train_started_at")), _iso(hist[-1].get("train_finished_at"))
         if a and b:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from bench.files.atomic import write_json
 from bench.sweep.driver.table import write_table
 from bench.sweep.folder import layout, records
 
@@ -164,7 +165,7 @@ class SweepProgress(Callback):
             return
         trial_dir = layout.trial_dir(Path(self.sweep_dir), h)
         if records.read_done(trial_dir) is None and last.get("result_json"):  # storage not shared with the worker
-            records.atomic_write_json(trial_dir / layout.RESULT, json.loads(last["result_json"]))
+            write_json(trial_dir / layout.RESULT, json.loads(last["result_json"]))
         if h in self.started:
             self.durations.append(time.time() - self.started[h])
             self.finished_s[h] = self.durations[-1]

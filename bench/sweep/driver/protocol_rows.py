@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.files.json_records import read_json
 from bench.config import ExperimentConfig
 from bench.results.schema import INTERVALS, METRICS
 from bench.sweep.folder import layout, records
@@ -55,7 +56,7 @@ def _row(payload: dict, trial_row: dict, proto, cfg) -> tuple[dict, list[dict]]:
     if failure and failure.get("final"):
         row.update(status="failed", error=failure.get("error", "evaluation failed"))
     else:
-        attempts = (records.read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0)
+        attempts = (read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0)
         row["status"] = "running" if attempts else "pending"
     row["finished_at"] = None
     return row, []

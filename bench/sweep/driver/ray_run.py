@@ -9,7 +9,6 @@ from pathlib import Path
 
 from bench.sweep.driver.cluster import ray_session
 from bench.sweep.driver.table import write_table
-from bench.sweep.folder import layout
 from bench.results.schema import PER_CLASS_CSV, RESULTS_CSV, RESULTS_PARQUET
 from bench.sweep.spec.trials import Resources, Sweep
 

@@ -12,6 +12,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.files.json_records import read_json
+from bench.files.atomic import write_json
 from bench.files.locking import DirLock
 from bench.sweep.driver import ray_run
 from bench.sweep.driver.cluster import ray_session
@@ -39,7 +41,7 @@ def _experiment(sweep_dir: Path, payloads: list[dict], todo: list[dict], resume:
     """(name, restore?) of the Tune experiment: restore the last one when it ran exactly these trials."""
     from ray import tune
 
-    state = records.read_json(sweep_dir / layout.TUNE_STATE) or {}
+    state = read_json(sweep_dir / layout.TUNE_STATE) or {}
     name = state.get("name")
     all_hashes = sorted(p["config_hash"] for p in payloads)
     if resume and name and state.get("all") == all_hashes and {p["config_hash"] for p in todo} <= set(
@@ -48,7 +50,7 @@ def _experiment(sweep_dir: Path, payloads: list[dict], todo: list[dict], resume:
         if tune.Tuner.can_restore(path, storage_filesystem=storage.fs if storage else None):
             return name, True
     name = "run-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    records.atomic_write_json(sweep_dir / layout.TUNE_STATE,
+    write_json(sweep_dir / layout.TUNE_STATE,
                               {"name": name, "all": all_hashes, "todo": [p["config_hash"] for p in todo]})
     return name, False
 

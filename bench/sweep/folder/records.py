@@ -1,29 +1,18 @@
 """The records of a sweep folder (paths: bench.sweep.folder.layout), each written atomically (temp file + rename)."""
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.files.atomic import write_text
+from bench.files.atomic import write_json
+from bench.files.json_records import read_json
 from bench.sweep.folder import layout
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: Path) -> Any | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def read_done(trial_dir: Path) -> dict | None:
@@ -41,7 +30,7 @@ def read_failure(folder: Path) -> dict | None:
 def write_failure(folder: Path, error: str, **fields: Any) -> None:
     """failure.json of a trial folder or a protocol folder: the last attempt's one-line error and what the caller
     knows of it (attempt, at, host, traceback; `final` for an evaluation that is not retried)."""
-    atomic_write_json(Path(folder) / layout.FAILURE, {**fields, "error": error})
+    write_json(Path(folder) / layout.FAILURE, {**fields, "error": error})
 
 
 def clear_failure(folder: Path) -> None:
@@ -57,7 +46,7 @@ def bump_attempts(trial_dir: Path, info: dict) -> int:
     rec = read_json(Path(trial_dir) / layout.ATTEMPTS) or {"count": 0, "history": []}
     rec["count"] = int(rec.get("count", 0)) + 1
     rec.setdefault("history", []).append(info)
-    atomic_write_json(Path(trial_dir) / layout.ATTEMPTS, rec)
+    write_json(Path(trial_dir) / layout.ATTEMPTS, rec)
     return rec["count"]
 
 
@@ -81,7 +70,7 @@ def read_measurement(sweep_dir: Path, key: str) -> dict | None:
 
 
 def write_measurement(sweep_dir: Path, key: str, rec: dict) -> None:
-    atomic_write_json(layout.measurement_path(sweep_dir, key), rec)
+    write_json(layout.measurement_path(sweep_dir, key), rec)
 
 
 def read_eval_done(trial_dir: Path, protocol: str) -> dict | None:

@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
+from bench.files.json_records import read_json
+from bench.files.atomic import write_json
 from bench.errors import UserError
 from bench.sweep.folder import layout, records
 from bench.sweep.spec.protocols import from_dict
@@ -93,8 +95,8 @@ def evaluate_protocol(job: dict) -> dict:
         os.chdir(payload["cwd"])  # relative data.root means what it meant to the driver
     protocol_dir = layout.eval_dir(Path(payload["trial_dir"]), proto.name)
     protocol_dir.mkdir(parents=True, exist_ok=True)
-    attempts = (records.read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0) + 1
-    records.atomic_write_json(protocol_dir / layout.ATTEMPTS, {"count": attempts, "last_started_at": records.now()})
+    attempts = (read_json(protocol_dir / layout.ATTEMPTS) or {}).get("count", 0) + 1
+    write_json(protocol_dir / layout.ATTEMPTS, {"count": attempts, "last_started_at": records.now()})
     ckpt = checkpoint_of(payload)
     where = payload.get("config_label") or f"trial {payload['trial_id']}"
     try:
@@ -115,7 +117,7 @@ def evaluate_protocol(job: dict) -> dict:
             "started_at": datetime.fromtimestamp(t0, timezone.utc).isoformat(timespec="seconds"),
             "finished_at": records.now(), "metrics": metrics,
         }
-        records.atomic_write_json(protocol_dir / layout.RESULT, record)
+        write_json(protocol_dir / layout.RESULT, record)
         records.clear_failure(protocol_dir)
         return {"ok": True, "metrics": {k: metrics.get(k) for k in ("miou", "miou_ci_low", "miou_ci_high")}}
     except UserError as exc:  # the same every time: no retry

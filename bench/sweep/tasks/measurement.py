@@ -12,7 +12,7 @@ seed or the training settings, so the seeds of a model share one measurement. It
 <sweep>/measurements/<key>.json, so a rerun or --resume never measures that model again.
 
 One task measures every model still to measure, the models taking turns in one CPU latency pool (A B C, A B C, ...;
-bench.measure.fresh_processes.pooled_latencies): the host's speed drifts in stretches of about ten seconds, and
+bench.measure.processes.fresh_processes.pooled_latencies): the host's speed drifts in stretches of about ten seconds, and
 models measured one after the other would each see a different stretch of it, which can invert a ranking of similar
 models. The records are stored when that task ends; a phase that is interrupted measures all its models again on
 the next run.

@@ -26,6 +26,8 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.files.json_records import read_json
+from bench.files.atomic import write_json
 from bench.errors import UserError
 from bench.sweep.folder import layout, records
 from bench.results.schema import trial_rel
@@ -102,10 +104,10 @@ def _newest_checkpoint(trial_dir: Path) -> int:
 
 
 def _note_attempt(trial_dir: Path, **info) -> None:
-    rec = records.read_json(trial_dir / layout.ATTEMPTS)
+    rec = read_json(trial_dir / layout.ATTEMPTS)
     if rec and rec.get("history"):
         rec["history"][-1].update(info)
-        records.atomic_write_json(trial_dir / layout.ATTEMPTS, rec)
+        write_json(trial_dir / layout.ATTEMPTS, rec)
 
 
 def _train_single(cfg, trial_dir: Path, store=None, config_hash: str = "") -> dict:
@@ -177,7 +179,7 @@ def _worker_loop(config: dict) -> None:
 
     train_experiment(cfg, trial_dir, resume=True, on_report=on_report, progress=False)
     if rank == 0:
-        records.atomic_write_json(trial_dir / layout.TRAIN_RESTORE, restored)
+        write_json(trial_dir / layout.TRAIN_RESTORE, restored)
         if store is not None:
             store.push(trial_dir, trial_rel(config_hash), layout.ENGINE_FILES + (layout.TRAIN_RESTORE,))
 
@@ -253,10 +255,10 @@ def _train_workers(cfg, trial_dir: Path, trial: dict, store=None) -> dict:
         tail.join(timeout=5)
     if store is not None:  # rank 0 may have run on another node
         store.pull(trial_rel(trial["config_hash"]), trial_dir, layout.ENGINE_FILES + (layout.TRAIN_RESTORE,))
-    restored = records.read_json(trial_dir / layout.TRAIN_RESTORE)
+    restored = read_json(trial_dir / layout.TRAIN_RESTORE)
     if restored:  # resume_from was noted before the workers restored (0 in a fresh scratch folder)
         _note_attempt(trial_dir, **restored, resume_from=restored.get("restored_iter"))
-    final = records.read_json(trial_dir / layout.FINAL)
+    final = read_json(trial_dir / layout.FINAL)
     if not isinstance(final, dict):
         raise RuntimeError(f"{trial_dir}: the workers finished without writing {layout.FINAL}")
     return final
@@ -337,13 +339,13 @@ def _run_attempt(trial: dict, trial_dir: Path, store) -> None:
 
         device = resolve_device(cfg.train.device, "train.device")
         measurement = _measurement(trial, cfg, device)
-        records.atomic_write_json(trial_dir / layout.MEASURE, measurement)
+        write_json(trial_dir / layout.MEASURE, measurement)
         spec = spec_from_payload(trial)
         env = {"ray_version": ray.__version__}
         row = completed_row(spec, trial["sweep_name"], final, measurement, env, attempts=attempt)
         row["ray_version"] = ray.__version__
         done = {"row": row, "per_class_iou": per_class_rows(row, final.get("per_class_iou") or {})}
-        records.atomic_write_json(trial_dir / layout.RESULT, done)
+        write_json(trial_dir / layout.RESULT, done)
         records.clear_failure(trial_dir)
         log.info("done: %s", json.dumps({k: row[k] for k in ("miou", "gmacs", "params_m", "latency_ms_median")}))
     except BaseException as exc:

@@ -2,7 +2,6 @@
 every model keeps one colour across plots; every figure is written as PNG (300 dpi), PDF and SVG."""
 import itertools
 
-import matplotlib
 import matplotlib.pyplot as plt
 import pytest
 from matplotlib.text import Text

@@ -2,7 +2,7 @@
 from reports.regression.check import run_check
 from reports.load import CHECK_REQUIRED, read_results
 from reports.regression.published import load_published
-from reports.recipes import recipe_for, recipe_trials, why_no_recipe
+from tools.model_zoo.recipes import recipe_for, recipe_trials, why_no_recipe
 from tests.reports.fixture import trial, write_sweep
 
 KEYS = ("dataset", "head", "backbone", "stem", "output_stride", "iterations", "crop", "batch_size")

@@ -133,7 +133,7 @@ def test_trial_and_sweep_arithmetic():
 def test_an_in_process_or_cuda_measurement_is_estimated_at_two_rounds_at_least(tmp_path, data_root):
     """processes 0 (and CUDA) settle only after two agreeing rounds (bench.measure.latency), so the estimate counts
     warm-up + 2 x runs forwards; a pool counts warm-up and one turn per process, grown as the pool is expected to
-    grow where it can (bench/measure/fresh_processes.py)."""
+    grow where it can (bench/measure/processes/fresh_processes.py)."""
     from bench.config.experiment_file import load_experiment
 
     experiment = tiny_experiment(data_root, iterations=6, checkpoint_every=3)

@@ -13,6 +13,7 @@ import pytest
 
 from bench.results.schema import RESULT_COLUMNS
 from bench.sweep.folder import layout, records
+from bench.files.json_records import read_json
 from bench.sweep.driver.runner import run_sweep
 from bench.sweep.spec.trials import load_sweep
 from tests.sweep.conftest import TINY_HEADS, attempts, read_results, tiny_experiment, train_iters, write_spec
@@ -114,7 +115,7 @@ def test_lost_node_retries_trial_on_the_other_node(tmp_path, data_root, ray_down
             tdir = layout.trial_dir(out, victim)
             deadline = time.time() + 150
             while time.time() < deadline:
-                rec = records.read_json(tdir / layout.ATTEMPTS)
+                rec = read_json(tdir / layout.ATTEMPTS)
                 if rec and _checkpointed(tdir):
                     node_id = rec["history"][0]["node_id"]
                     node = next(n for n in workers if n.node_id == node_id)

@@ -113,7 +113,8 @@ def test_progress_line_shows_device_hours(tmp_path, data_root, capsys):
 
 
 def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data_root, capsys):
-    from bench.sweep.folder import layout, records
+    from bench.sweep.folder import layout
+    from bench.files.atomic import write_json
     from bench.sweep.driver.progress import SweepProgress
     from bench.sweep.spec.trials import load_sweep
     from bench.sweep.spec.payload import trial_payload
@@ -125,7 +126,7 @@ def test_progress_counts_a_trial_done_before_tune_reports_it_once(tmp_path, data
     prog = SweepProgress(str(tmp_path / "out"), "p", payloads, 2)
     capsys.readouterr()
     # a has written its result, Tune has not yet called on_trial_complete; b is running
-    records.atomic_write_json(layout.trial_dir(tmp_path / "out", a) / layout.RESULT,
+    write_json(layout.trial_dir(tmp_path / "out", a) / layout.RESULT,
                               {"row": {"status": "completed", "trial_id": "a", "miou": 1.0}})
     prog.running = {a, b}
     prog._emit("tick", rewrite=False)

@@ -6,7 +6,7 @@ import torch
 from bench.cli import main
 from bench.sweep.folder import layout, records
 from bench.sweep.tasks.eval_tasks import evaluate_protocol, protocols_of
-from bench.sweep.spec.protocols import RELEASED_MS_SCALES, parse_protocols
+from bench.sweep.spec.protocols import RELEASED_MS_SCALES
 from bench.sweep.spec.trials import load_sweep
 from bench.sweep.spec.payload import trial_payload
 from tests.sweep.conftest import TINY_HEADS, tiny_experiment, write_spec

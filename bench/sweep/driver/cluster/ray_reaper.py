@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.sweep.folder import records
+from bench.files.atomic import write_json
 
 POLL_S = 0.5
 TERM_GRACE_S = 1.0
@@ -79,7 +79,7 @@ def watch(driver_pid: int, record_path: Path) -> None:
                 seen[pid], new = ct, True
         if new:
             record["processes"] = [{"pid": p, "create_time": c} for p, c in sorted(seen.items())]
-            records.atomic_write_json(record_path, record)
+            write_json(record_path, record)
         if stdin_open:
             ready, _, _ = select.select([sys.stdin], [], [], POLL_S)
             if ready:

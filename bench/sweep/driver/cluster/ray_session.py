@@ -17,8 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from bench.files.json_records import read_json
+from bench.files.atomic import write_json
 from bench.sweep.driver.cluster.ray_reaper import end_processes
-from bench.sweep.folder import layout, records
+from bench.sweep.folder import layout
 REAPER_STOP_S = 15.0
 
 
@@ -63,7 +65,7 @@ def end_leftovers(sweep_dir: Path) -> list[int]:
     """End the processes and remove the temp folder that an earlier embedded Ray of this sweep left (its driver and
     watchdog were killed). Call it only while holding the sweep folder's lock. Returns the PIDs it ended."""
     path = Path(sweep_dir) / layout.RAY_SESSION
-    record = records.read_json(path)
+    record = read_json(path)
     if record is None:
         return []
     ended = end_processes(record.get("processes", []) if isinstance(record, dict) else [])
@@ -90,7 +92,7 @@ class EmbeddedRay:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
         self.temp_dir.mkdir(mode=0o700, parents=True)
         record = self.sweep_dir / layout.RAY_SESSION
-        records.atomic_write_json(record, {"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
+        write_json(record, {"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
                                            "processes": []})
         self._reaper = subprocess.Popen(
             [sys.executable, "-m", "bench.sweep.driver.cluster.ray_reaper", str(os.getpid()), str(record)],

@@ -9,7 +9,7 @@ blocks 20 s or more apart were not correlated. A latency taken in a few seconds 
 speed, however small its IQR, and two sweeps agree only as far as each pool spans enough independent stretches.
 
 Rule: the pool runs in slots. In each slot every model gets one fresh process (a new interpreter,
-bench.measure.isolated, given a pickled copy of the model, trained weights included, and the input), started and
+bench.measure.processes.isolated, given a pickled copy of the model, trained weights included, and the input), started and
 warmed up one after another; then the models take turns, `runs` timed runs each, until the slot has lasted
 `span_s / processes` seconds (at least one turn). A pool spans at least `processes` slots and `span_s` seconds. Its
 precision is the relative standard error of the mean over BLOCK_S-second blocks of the pool's time (the median of
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from bench.config.experiment import MAX_PROCESSES_FACTOR
-from bench.measure.isolated import FreshProcess
+from bench.measure.processes.isolated import FreshProcess
 from bench.measure.latency import LatencyStats, iqr, loadavg, percentile, spread_of, time_cpu_runs
 from bench.measure.noise_rule import BLOCK_S, NOISE_THRESHOLD, SE_THRESHOLD
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from reports.regression.check import MODEL_COLUMNS, _same
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def recipe_trials(directory: Path = EXPERIMENTS) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The fresh process of bench.measure.isolated: `python -m bench.measure.child FD`. Reads (threads, func, args, serve)
+"""The fresh process of bench.measure.processes.isolated: `python -m bench.measure.processes.child FD`. Reads (threads, func, args, serve)
 pickled by the parent from stdin and sends its answers on the pipe FD.
 - serve false: sends ("ok", func(*args)) and exits.
 - serve true: keeps handler = func(*args), sends ("ready", None), then answers each pickled request tuple read from

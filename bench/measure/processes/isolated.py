@@ -1,8 +1,8 @@
 """Measurement code run in a fresh process on a pickled copy of the model and its input.
 
 Memory (ru_maxrss is a lifetime peak) needs a process that has done nothing else, and CPU latency is timed in fresh
-processes that take turns (bench/measure/fresh_processes.py). The child is a new interpreter running
-bench.measure.child, started with subprocess rather than multiprocessing's "spawn": spawn makes the child import the
+processes that take turns (bench/measure/processes/fresh_processes.py). The child is a new interpreter running
+bench.measure.processes.child, started with subprocess rather than multiprocessing's "spawn": spawn makes the child import the
 parent's main module first, which fails outright in a script without an `if __name__ == "__main__"` guard or read
 from stdin, and in a Ray worker imports Ray's worker module again (about 0.2 s per child measured here). The child
 gets the parent's sys.path (as PYTHONPATH), the function by reference and the arguments as our own pickle bytes made
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import torch
 
-CHILD = "bench.measure.child"
+CHILD = "bench.measure.processes.child"
 
 
 def _child_env() -> dict:
