@@ -11,7 +11,7 @@ import torch
 
 from bench.config.query_stride import query_mode
 from bench.measure.plan import plan
-from bench.sweep.driver.table import trial_payload
+from bench.sweep.spec.payload import trial_payload
 from bench.sweep.spec.trials import load_sweep
 from bench.sweep.tasks import measurement
 from tests.measure.test_measure_command import _run
