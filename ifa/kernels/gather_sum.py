@@ -14,12 +14,17 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._launch import Launch
 
-BLOCK_Q = 64  # queries per forward program
+
+# From sm_90 ahead-of-time builds (no spills, about 100 registers: several blocks per SM for a memory-bound
+# gather); not timed on a GPU.
+BLOCK_Q = 32  # queries per forward program
 BLOCK_W = 128  # columns per program (forward and backward)
 BLOCK_C = 32  # contributions loaded at once in backward
 SEGMENT = 2048  # most contributions one backward program sums; longer rows are cut and their pieces added after
 NUM_WARPS = 4
+NUM_STAGES = 3
 
 
 @triton.jit
@@ -158,16 +163,18 @@ def gather_sum_triton(table: Tensor, index: Tensor, weight: Optional[Tensor] = N
         return out
     if s == 0:
         return out.copy_((bias if bias is not None else out.new_zeros(width)).expand(q, width))
-    if bias is not None:
-        bias = bias.contiguous()
-    wt = weight if weight is not None else index
-    grid = (triton.cdiv(q, BLOCK_Q), triton.cdiv(width, BLOCK_W))
-    _gather_sum_fwd[grid](
-        table, index, wt, bias if bias is not None else table, out, q, s, width,
-        table.stride(0), index.stride(0), index.stride(1), wt.stride(0), wt.stride(1), out.stride(0),
-        HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, RELU=relu, ACC=acc_type(table.dtype),
-        BLOCK_Q=BLOCK_Q, BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
+    _forward_launch(table, index, weight, bias.contiguous() if bias is not None else None, relu, out).run()
     return out
+
+
+def _forward_launch(table, index, weight, bias, relu, out) -> Launch:
+    (q, s), width = index.shape, table.shape[1]
+    wt = weight if weight is not None else index
+    return Launch(_gather_sum_fwd, (triton.cdiv(q, BLOCK_Q), triton.cdiv(width, BLOCK_W)), (
+        table, index, wt, bias if bias is not None else table, out, q, s, width,
+        table.stride(0), index.stride(0), index.stride(1), wt.stride(0), wt.stride(1), out.stride(0)),
+        dict(HAS_WEIGHT=weight is not None, HAS_BIAS=bias is not None, RELU=relu, ACC=acc_type(table.dtype),
+             BLOCK_Q=BLOCK_Q, BLOCK_W=BLOCK_W), dict(num_warps=NUM_WARPS, num_stages=NUM_STAGES))
 
 
 def gather_sum_backward_triton(grad_out: Tensor, inverse: InverseIndex, weight: Optional[Tensor] = None,
@@ -188,18 +195,25 @@ def gather_sum_backward_triton(grad_out: Tensor, inverse: InverseIndex, weight: 
     if inverse.num_rows == 0 or width == 0:
         return grad_table
     partial = grad_out.new_empty(max(inverse.num_partials, 1), width, dtype=acc)
+    for launch in _backward_launches(grad_out, inverse, weight, grad_table, partial):
+        launch.run()
+    return grad_table
+
+
+def _backward_launches(grad_out, inverse, weight, grad_table, partial) -> list[Launch]:
+    width = grad_out.shape[1]
     wblocks = triton.cdiv(width, BLOCK_W)
-    _gather_sum_bwd_pieces[(inverse.item_start.numel(), wblocks)](
+    acc, opts = acc_type(grad_out.dtype), dict(num_warps=NUM_WARPS, num_stages=NUM_STAGES)
+    out = [Launch(_gather_sum_bwd_pieces, (inverse.item_start.numel(), wblocks), (
         grad_out, inverse.positions, weight if weight is not None else grad_out, inverse.item_start,
         inverse.item_end, inverse.item_dest, grad_table, partial, inverse.slots, width,
-        grad_out.stride(0), grad_table.stride(0), partial.stride(0),
-        HAS_WEIGHT=weight is not None, ACC=acc_type(grad_out.dtype), BLOCK_C=BLOCK_C, BLOCK_W=BLOCK_W,
-        num_warps=NUM_WARPS)
+        grad_out.stride(0), grad_table.stride(0), partial.stride(0)),
+        dict(HAS_WEIGHT=weight is not None, ACC=acc, BLOCK_C=BLOCK_C, BLOCK_W=BLOCK_W), opts)]
     if inverse.split_rows.numel():
-        _gather_sum_bwd_join[(inverse.split_rows.numel(), wblocks)](
+        out.append(Launch(_gather_sum_bwd_join, (inverse.split_rows.numel(), wblocks), (
             partial, inverse.split_rows, inverse.split_offsets, grad_table, width, partial.stride(0),
-            grad_table.stride(0), ACC=acc_type(grad_out.dtype), BLOCK_W=BLOCK_W, num_warps=NUM_WARPS)
-    return grad_table
+            grad_table.stride(0)), dict(ACC=acc, BLOCK_W=BLOCK_W), opts))
+    return out
 
 
 class GatherSum(torch.autograd.Function):

@@ -19,6 +19,8 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ._launch import Launch
+
 
 @triton.jit
 def _tail3(x, wa, ba, wb, bb, wc, bc, out, M, K, NA, NB, NC,
@@ -111,14 +113,14 @@ def blocks(dims: Sequence[int], dtype: torch.dtype, precision: str) -> Blocks:
 
     Chosen from sm_90 ahead-of-time builds (tests/ifa/kernels/test_aot_sm90.py: registers, spills, shared memory
     at the released widths), not timed on a GPU. The budgets bound the accumulators one block holds in registers
-    (8 warps): 128 x 256 bf16-fed or 64 x 256 tf32-fed fit without spilling. A float32 tail without TF32 uses
-    FMA `tl.dot`s, whose operand copies spill at 64 x 256; there the first layer (the widest GEMM) stays a
-    cuBLAS linear and the kernel fuses the other two."""
+    (8 warps): 128 x (256 + 32) bf16-fed or 64 x (256 + 32) tf32-fed fit without spilling. A float32 tail
+    without TF32 uses FMA `tl.dot`s, which spill KBs in one kernel even at 32 x 256; there the first layer (the
+    widest GEMM) stays a cuBLAS linear and the kernel fuses the other two."""
     nc = _pad(dims[-1])
     small = dtype.itemsize <= 2
     if len(dims) == 4 and not (dtype == torch.float32 and precision == "ieee"):
         na = _pad(dims[1])
-        bm = _fit(128 if small else 64, na + nc, 32768 if small else 16384)
+        bm = _fit(128 if small else 64, na + nc, 40960 if small else 20480)
         if bm:
             bk = bn = 64 if small else 32
             return Blocks("tail3", bm, min(bk, _pad(dims[0])), min(bn, _pad(dims[2])), na, nc, 8, 2)
@@ -162,19 +164,24 @@ def tail_mlp_triton(x: Tensor, layers: list[tuple[Tensor, Tensor]], allow_tf32: 
         return out
     prec = _precision(x.dtype, allow_tf32)
     cfg = blocks(dims, x.dtype, prec)
-    common = dict(PREC=prec, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, BLOCK_M=cfg.block_m,
-                  BLOCK_K=cfg.block_k, BLOCK_N=cfg.block_n, NC_PAD=cfg.nc_pad, num_warps=cfg.num_warps,
-                  num_stages=cfg.num_stages)
-    grid = (triton.cdiv(m, cfg.block_m),)
-    if cfg.kernel == "tail3":
-        _tail3[grid](x, ws[0], bs[0], ws[1], bs[1], ws[2], bs[2], out, m, *dims,
-                     x.stride(0), ws[0].stride(0), ws[1].stride(0), ws[2].stride(0), out.stride(0),
-                     NA_PAD=cfg.na_pad, **common)
-        return out
     if cfg.kernel == "split":
         # cuBLAS, so TF32 here follows torch.backends.cuda.matmul.allow_tf32 (the default allow_tf32=None agrees)
         x = F.relu(F.linear(x, ws[0].to(x.dtype), bs[0].to(x.dtype)))
-        ws, bs, dims = ws[1:], bs[1:], dims[1:]
-    _tail2[grid](x, ws[0], bs[0], ws[1], bs[1], out, m, *dims,
-                 x.stride(0), ws[0].stride(0), ws[1].stride(0), out.stride(0), **common)
+        ws, bs = ws[1:], bs[1:]
+    _launch(cfg, x, ws, bs, prec, out).run()
     return out
+
+
+def _launch(cfg: Blocks, x: Tensor, ws: list[Tensor], bs: list[Tensor], prec: str, out: Tensor) -> Launch:
+    m = x.shape[0]
+    dims = (x.shape[1], *[w.shape[0] for w in ws])
+    common = dict(PREC=prec, ACC=tl.float64 if x.dtype == torch.float64 else tl.float32, BLOCK_M=cfg.block_m,
+                  BLOCK_K=cfg.block_k, BLOCK_N=cfg.block_n, NC_PAD=cfg.nc_pad)
+    options = dict(num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    grid = (triton.cdiv(m, cfg.block_m),)
+    if cfg.kernel == "tail3":
+        return Launch(_tail3, grid, (x, ws[0], bs[0], ws[1], bs[1], ws[2], bs[2], out, m, *dims, x.stride(0),
+                                     ws[0].stride(0), ws[1].stride(0), ws[2].stride(0), out.stride(0)),
+                      dict(common, NA_PAD=cfg.na_pad), options)
+    return Launch(_tail2, grid, (x, ws[0], bs[0], ws[1], bs[1], out, m, *dims, x.stride(0), ws[0].stride(0),
+                                 ws[1].stride(0), out.stride(0)), common, options)
