@@ -162,7 +162,8 @@ def gather_sum_triton(table: Tensor, index: Tensor, weight: Optional[Tensor] = N
     if q == 0 or width == 0:
         return out
     if s == 0:
-        return out.copy_((bias if bias is not None else out.new_zeros(width)).expand(q, width))
+        out.copy_((bias if bias is not None else out.new_zeros(width)).expand(q, width))
+        return out.relu_() if relu else out
     _forward_launch(table, index, weight, bias.contiguous() if bias is not None else None, relu, out).run()
     return out
 
@@ -222,6 +223,10 @@ class GatherSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, table, index, weight, bias, relu, inverse):
+        expected = (*index.shape, table.shape[0])
+        if inverse is not None and (inverse.queries, inverse.slots, inverse.num_rows) != expected:
+            raise ValueError(f"the inverse index is for {inverse.queries} x {inverse.slots} pairs over "
+                             f"{inverse.num_rows} rows, not {tuple(index.shape)} over {table.shape[0]}")
         out = gather_sum_triton(table, index, weight, bias, relu)
         ctx.relu, ctx.inverse, ctx.num_rows = relu, inverse, table.shape[0]
         ctx.save_for_backward(index, weight, out if relu else None, table if ctx.needs_input_grad[2] else None)

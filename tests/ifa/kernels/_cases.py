@@ -86,6 +86,22 @@ def gather_bit_equal_twice(q, width, rows, slots) -> bool:
     return all(torch.equal(a, b) for a, b in zip(*runs))
 
 
+def gather_edge_cases() -> bool:
+    """No queries, no slots (bias then ReLU only), and an inverse index for another shape (refused)."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum, gather_sum_triton
+
+    table, bias = torch.randn(5, 20, dtype=torch.float64), torch.randn(20, dtype=torch.float64)
+    empty = gather_sum_triton(table, torch.zeros(0, 3, dtype=torch.int64), None, bias, True)
+    no_slots = gather_sum_triton(table, torch.zeros(4, 0, dtype=torch.int64), None, bias, True)
+    index = torch.randint(0, 5, (6, 2))
+    try:
+        gather_sum(table, index, None, None, False, build_inverse_index(index[:5], 5))
+        refused = False
+    except ValueError:
+        refused = True
+    return empty.shape == (0, 20) and torch.equal(no_slots, bias.relu().expand(4, 20)) and refused
+
+
 def gather_low_precision_error(dtype_name: str) -> float:
     """bf16/fp16 table: output in that dtype, sums in float32: error against float64 within one output rounding."""
     from ifa.kernels.gather_sum import gather_sum_triton
@@ -133,9 +149,11 @@ def tail_kernel_for(dims, dtype_name, allow_tf32) -> str:
 RELEASED_TAIL = (512, 256, 256, 19)
 RELEASED_QUERIES = 2 * 256 * 512  # batch 2 at 1024x2048, output stride 4
 RELEASED_SLOTS = 7
+# tail3/bf16+fp32w: bf16 activations with float32 weights (autocast, weights not cast beforehand)
 SM90_VARIANTS = [
-    "gather_fwd/fp32", "gather_fwd/bf16", "gather_bwd_pieces/fp32", "gather_bwd_pieces/bf16",
-    "gather_bwd_join/fp32", "tail3/tf32", "tail3/bf16", "tail2_after_split/fp32", "tail2/tf32", "tail2/bf16",
+    "gather_fwd/fp32", "gather_fwd/bf16", "gather_bwd_pieces/fp32", "gather_bwd_pieces/bf16", "gather_bwd_join/fp32",
+    "gather_bwd_join/bf16", "tail3/tf32", "tail3/bf16", "tail3/bf16+fp32w", "tail2_after_split/fp32", "tail2/fp32",
+    "tail2/tf32", "tail2/bf16",
 ]
 
 
@@ -146,7 +164,9 @@ def _sm90_launch(name: str):
     from ifa.kernels import tail_mlp as T
 
     kernel, dt = name.split("/")
+    dt, _, weights = dt.partition("+")
     dtype = torch.bfloat16 if dt == "bf16" else torch.float32
+    wdtype = torch.float32 if weights == "fp32w" else dtype
     meta = dict(device="meta")
     q, s, width = RELEASED_QUERIES, RELEASED_SLOTS, RELEASED_TAIL[0]
     rows = 3 * q // 4  # projected cells of the coarser levels of both images, plus PE tiles
@@ -171,8 +191,8 @@ def _sm90_launch(name: str):
     cfg = T.blocks(full, dtype, prec)
     assert cfg.kernel == {"tail3": "tail3", "tail2_after_split": "split", "tail2": "tail2"}[kernel], cfg
     x = torch.empty(q, dims[0], dtype=dtype, **meta)
-    ws = [torch.empty(o, i, dtype=dtype, **meta) for i, o in zip(dims, dims[1:])]
-    bs = [torch.empty(o, dtype=dtype, **meta) for o in dims[1:]]
+    ws = [torch.empty(o, i, dtype=wdtype, **meta) for i, o in zip(dims, dims[1:])]
+    bs = [torch.empty(o, dtype=wdtype, **meta) for o in dims[1:]]
     return T._launch(cfg, x, ws, bs, prec, torch.empty(q, dims[-1], dtype=dtype, **meta))
 
 

@@ -30,6 +30,10 @@ def test_gradients_match_autograd(interpreter, slots, weighted, relu, segment):
     assert max(errors.values()) <= 1e-12, errors
 
 
+def test_edge_cases(interpreter):
+    assert interpreter(_cases.gather_edge_cases)
+
+
 def test_two_runs_bit_equal(interpreter):
     # the interpreter runs programs one after another, so this checks the fixed summation order of forward and
     # backward (pieces, then their join), not the absence of races; that is by construction (no atomics)
