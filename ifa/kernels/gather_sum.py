@@ -22,7 +22,9 @@ from ._launch import Launch
 BLOCK_Q = 32  # queries per forward program
 BLOCK_W = 128  # columns per program (forward and backward)
 BLOCK_C = 32  # contributions loaded at once in backward
-SEGMENT = 2048  # most contributions one backward program sums; longer rows are cut and their pieces added after
+# Most contributions one backward program sums. A PE-tile row is read by about Q / s^2 pairs: one program per row
+# would serialise it, so longer rows are cut into pieces, summed in parallel, then joined in a fixed order.
+SEGMENT = 2048
 NUM_WARPS = 4
 NUM_STAGES = 3
 

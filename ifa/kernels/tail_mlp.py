@@ -6,8 +6,9 @@ queries in full (BLOCK_M x 256, in registers), then walks the second hidden laye
 of BLOCK_N: each chunk goes through bias + ReLU and straight into the last layer's accumulator, so the second
 hidden activation is never whole anywhere. `_tail2` is the same walk for a tail of two layers, reading x in
 chunks of BLOCK_K; it also runs the last two layers of a float32 tail without TF32, whose first layer stays a
-cuBLAS linear (see `blocks`). Matmuls are `tl.dot` accumulating in float32 (float64 for float64 inputs: the interpreter
-tests); each hidden activation is rounded to x's dtype before the next layer, as torch's linear layers do.
+cuBLAS linear (see `blocks`). Matmuls are `tl.dot` accumulating in float32 (float64 for float64 inputs: the
+interpreter tests); each hidden activation is rounded to x's dtype before the next layer, as torch's linear
+layers do.
 """
 from __future__ import annotations
 
@@ -111,10 +112,11 @@ def _fit(block_m: int, width: int, budget: int) -> int:
 def blocks(dims: Sequence[int], dtype: torch.dtype, precision: str) -> Blocks:
     """Tiles for a tail with layer widths dims = [in, hidden..., classes] (2 or 3 layers).
 
-    Chosen from sm_90 ahead-of-time builds (tests/ifa/kernels/test_aot_sm90.py: registers, spills, shared memory
-    at the released widths), not timed on a GPU. The budgets bound the accumulators one block holds in registers
-    (8 warps): 128 x (256 + 32) bf16-fed or 64 x (256 + 32) tf32-fed fit without spilling. A float32 tail
-    without TF32 uses FMA `tl.dot`s, which spill KBs in one kernel even at 32 x 256; there the first layer (the
+    Chosen from sm_90 ahead-of-time builds (tests/ifa/kernels/test_sm90_compile.py: registers, spills, shared
+    memory at the released widths), not timed on a GPU. The budgets bound the accumulators one block holds in
+    registers (8 warps): 128 x (256 + 32) bf16-fed or 64 x (256 + 32) tf32-fed fit without spilling. A float32
+    tail without TF32 uses FMA `tl.dot`s: in one kernel they spill 2.6-4.7 KB at 64 rows per block and fit only
+    at 16-32 rows, which would re-read all the tail's weights every 16-32 queries. There the first layer (the
     widest GEMM) stays a cuBLAS linear and the kernel fuses the other two."""
     nc = _pad(dims[-1])
     small = dtype.itemsize <= 2
