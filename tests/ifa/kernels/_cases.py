@@ -1,0 +1,236 @@
+"""What the kernel tests run inside their worker processes (see conftest.py): each function builds its inputs,
+runs a kernel and its torch reference, and returns plain numbers. Nothing here imports triton at module level,
+so that `init_worker` sets the environment before triton's first import."""
+from __future__ import annotations
+
+import os
+import re
+
+import torch
+import torch.nn.functional as F
+
+
+def init_worker(env: dict) -> None:
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    torch.set_num_threads(1)
+
+
+# ---- gather-sum ----------------------------------------------------------------------------------------------------
+
+def _gather_inputs(q, width, rows, slots, weighted, biased, dtype, seed, index_dtype=torch.int64):
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(rows, width, generator=g, dtype=torch.float64).to(dtype)
+    # skewed: a third of the pairs read row 0 (a long segment); the last rows are never read (zero gradient)
+    index = torch.randint(0, max(1, rows - 3), (q, slots), generator=g)
+    index[torch.rand(q, slots, generator=g) < 1 / 3] = 0
+    weight = torch.rand(q, slots, generator=g, dtype=torch.float64).to(dtype) if weighted else None
+    bias = torch.randn(width, generator=g, dtype=torch.float64).to(dtype) if biased else None
+    return table, index.to(index_dtype), weight, bias
+
+
+def _gather_reference(table, index, weight, bias, relu):
+    rows = table.index_select(0, index.reshape(-1).long()).view(*index.shape, -1)
+    if weight is not None:
+        rows = rows * weight[..., None]
+    out = rows.sum(1)
+    if bias is not None:
+        out = out + bias
+    return out.relu() if relu else out
+
+
+def gather_forward_error(q, width, rows, slots, weighted, biased, relu, index_dtype=torch.int64) -> float:
+    from ifa.kernels.gather_sum import gather_sum_triton
+
+    args = _gather_inputs(q, width, rows, slots, weighted, biased, torch.float64, seed=slots, index_dtype=index_dtype)
+    out = gather_sum_triton(*args, relu=relu)
+    assert out.dtype == torch.float64 and out.shape == (q, width)
+    return (out - _gather_reference(*args, relu)).abs().max().item()
+
+
+def gather_grad_errors(q, width, rows, slots, weighted, relu, segment) -> dict:
+    """Max abs error of the table, weight and bias gradients against torch autograd (float64); segment None:
+    the inverse index is built inside backward with the default segment length."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum
+
+    table, index, weight, bias = _gather_inputs(q, width, rows, slots, weighted, True, torch.float64, seed=q)
+    grad = torch.randn(q, width, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (table, bias) + ((weight,) if weighted else ())]
+    ref = _gather_reference(leaves[0], index, leaves[2] if weighted else None, leaves[1], relu)
+    expected = torch.autograd.grad(ref, leaves, grad)
+    mine = [t.clone().requires_grad_() for t in (table, bias) + ((weight,) if weighted else ())]
+    inverse = build_inverse_index(index, rows, segment) if segment else None
+    out = gather_sum(mine[0], index, mine[2] if weighted else None, mine[1], relu, inverse)
+    got = torch.autograd.grad(out, mine, grad)
+    names = ["table", "bias", "weight"]
+    errors = {n: (a - b).abs().max().item() for n, a, b in zip(names, got, expected)}
+    errors["split_rows"] = int(inverse.split_rows.numel()) if inverse is not None else -1
+    return errors
+
+
+def gather_bit_equal_twice(q, width, rows, slots) -> bool:
+    """float32 forward and table gradient, twice: bit-equal (no atomics, fixed summation order)."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum
+
+    table, index, weight, bias = _gather_inputs(q, width, rows, slots, True, True, torch.float32, seed=3)
+    inverse = build_inverse_index(index, rows, segment=8)
+    grad = torch.randn(q, width, generator=torch.Generator().manual_seed(2))
+    runs = []
+    for _ in range(2):
+        t = table.clone().requires_grad_()
+        out = gather_sum(t, index, weight, bias, True, inverse)
+        runs.append((out.detach(), torch.autograd.grad(out, t, grad)[0]))
+    return all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def gather_edge_cases() -> bool:
+    """No queries, no slots (bias then ReLU only), and an inverse index for another shape (refused)."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum, gather_sum_triton
+
+    table, bias = torch.randn(5, 20, dtype=torch.float64), torch.randn(20, dtype=torch.float64)
+    empty = gather_sum_triton(table, torch.zeros(0, 3, dtype=torch.int64), None, bias, True)
+    no_slots = gather_sum_triton(table, torch.zeros(4, 0, dtype=torch.int64), None, bias, True)
+    index = torch.randint(0, 5, (6, 2))
+    try:
+        gather_sum(table, index, None, None, False, build_inverse_index(index[:5], 5))
+        refused = False
+    except ValueError:
+        refused = True
+    return empty.shape == (0, 20) and torch.equal(no_slots, bias.relu().expand(4, 20)) and refused
+
+
+def gather_low_precision_error(dtype_name: str) -> float:
+    """bf16/fp16 table: output in that dtype, sums in float32: error against float64 within one output rounding."""
+    from ifa.kernels.gather_sum import gather_sum_triton
+
+    dtype = getattr(torch, dtype_name)
+    table, index, weight, bias = _gather_inputs(45, 150, 20, 7, True, True, dtype, seed=5)
+    out = gather_sum_triton(table, index, weight, bias, relu=False)
+    assert out.dtype == dtype
+    ref = _gather_reference(table.double(), index, weight.double(), bias.double(), False)
+    return ((out.double() - ref).abs() / ref.abs().clamp(min=1)).max().item()
+
+
+# ---- tail MLP ------------------------------------------------------------------------------------------------------
+
+def _tail_reference(x, layers):
+    for w, b in layers[:-1]:
+        x = F.relu(F.linear(x, w, b))
+    return F.linear(x, *layers[-1])
+
+
+def tail_relative_error(dims, q, dtype_name, allow_tf32=None) -> float:
+    """max |kernel - float64 torch| / max |float64 torch|, same inputs (rounded to the dtype) for both."""
+    from ifa.kernels.tail_mlp import tail_mlp_triton
+
+    dtype = getattr(torch, dtype_name)
+    g = torch.Generator().manual_seed(len(dims) * 100 + dims[0])
+    layers = [((torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5).to(dtype),
+               (0.5 * torch.randn(o, generator=g, dtype=torch.float64)).to(dtype)) for i, o in zip(dims, dims[1:])]
+    x = torch.randn(q, dims[0], generator=g, dtype=torch.float64).relu().to(dtype)
+    out = tail_mlp_triton(x, layers, allow_tf32=allow_tf32)
+    assert out.dtype == dtype and out.shape == (q, dims[-1])
+    ref = _tail_reference(x.double(), [(w.double(), b.double()) for w, b in layers])
+    return ((out.double() - ref).abs().max() / ref.abs().max()).item()
+
+
+def tail_kernel_for(dims, dtype_name, allow_tf32) -> str:
+    from ifa.kernels.tail_mlp import _precision, blocks
+
+    dtype = getattr(torch, dtype_name)
+    return blocks(dims, dtype, _precision(dtype, allow_tf32)).kernel
+
+
+# ---- sm_90 ahead-of-time builds --------------------------------------------------------------------------------------
+
+RELEASED_TAIL = (512, 256, 256, 19)
+RELEASED_QUERIES = 2 * 256 * 512  # batch 2 at 1024x2048, output stride 4
+RELEASED_SLOTS = 7
+# tail3/bf16+fp32w: bf16 activations with float32 weights (autocast, weights not cast beforehand)
+SM90_VARIANTS = [
+    "gather_fwd/fp32", "gather_fwd/bf16", "gather_bwd_pieces/fp32", "gather_bwd_pieces/bf16", "gather_bwd_join/fp32",
+    "gather_bwd_join/bf16", "tail3/tf32", "tail3/bf16", "tail3/bf16+fp32w", "tail2_after_split/fp32", "tail2/fp32",
+    "tail2/tf32", "tail2/bf16",
+]
+
+
+def _sm90_launch(name: str):
+    """The launch the released head would make, built by the kernels' own launch code on meta tensors (real
+    shapes and strides, no memory; their null data pointers count as 16-byte aligned, as CUDA allocations are)."""
+    from ifa.kernels import gather_sum as G
+    from ifa.kernels import tail_mlp as T
+
+    kernel, dt = name.split("/")
+    dt, _, weights = dt.partition("+")
+    dtype = torch.bfloat16 if dt == "bf16" else torch.float32
+    wdtype = torch.float32 if weights == "fp32w" else dtype
+    meta = dict(device="meta")
+    q, s, width = RELEASED_QUERIES, RELEASED_SLOTS, RELEASED_TAIL[0]
+    rows = 3 * q // 4  # projected cells of the coarser levels of both images, plus PE tiles
+    if kernel == "gather_fwd":
+        table = torch.empty(rows, width, dtype=dtype, **meta)
+        return G._forward_launch(table, torch.empty(q, s, dtype=torch.int64, **meta),
+                                 torch.empty(q, s, dtype=dtype, **meta), torch.empty(width, dtype=dtype, **meta),
+                                 True, torch.empty(q, width, dtype=dtype, **meta))
+    if kernel.startswith("gather_bwd"):
+        items, split = rows + q * s // G.SEGMENT, 64
+        i64 = lambda n: torch.empty(n, dtype=torch.int64, **meta)  # noqa: E731
+        inverse = G.InverseIndex(torch.empty(q * s, dtype=torch.int32, **meta), i64(rows + 1), i64(items),
+                                 i64(items), i64(items), i64(split), i64(split + 1), rows, q, s, 2 * split)
+        launches = G._backward_launches(
+            torch.empty(q, width, dtype=dtype, **meta), inverse, torch.empty(q, s, dtype=dtype, **meta),
+            torch.empty(rows, width, dtype=dtype, **meta), torch.empty(2 * split, width, **meta))
+        return launches[0] if kernel == "gather_bwd_pieces" else launches[1]
+    dims = RELEASED_TAIL if kernel == "tail3" else RELEASED_TAIL[1:] if kernel == "tail2_after_split" \
+        else (512, 256, 19)
+    prec = "tf32" if dt == "tf32" else "ieee"
+    full = RELEASED_TAIL if kernel == "tail2_after_split" else dims
+    cfg = T.blocks(full, dtype, prec)
+    assert cfg.kernel == {"tail3": "tail3", "tail2_after_split": "split", "tail2": "tail2"}[kernel], cfg
+    x = torch.empty(q, dims[0], dtype=dtype, **meta)
+    ws = [torch.empty(o, i, dtype=wdtype, **meta) for i, o in zip(dims, dims[1:])]
+    bs = [torch.empty(o, dtype=wdtype, **meta) for o in dims[1:]]
+    return T._launch(cfg, x, ws, bs, prec, torch.empty(q, dims[-1], dtype=dtype, **meta))
+
+
+def sm90_build(name: str) -> dict:
+    """Compile one variant for sm_90 with triton's bundled ptxas; registers and spills from ptxas' report (a
+    kernel's n_regs/n_spills are read only when it is loaded on a GPU), shared memory from the metadata."""
+    import contextlib
+    import io
+
+    import triton
+    from triton.backends.compiler import BaseBackend, GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import native_specialize_impl
+
+    launch = _sm90_launch(name)
+    signature, constexprs, attrs = {}, dict(launch.constexprs), {}
+    for i, arg_name in enumerate(launch.kernel.arg_names):
+        if arg_name in launch.constexprs:
+            signature[arg_name] = "constexpr"
+            continue
+        # the specialisation a launch gets: ints equal to 1 become constants, multiples of 16 (and aligned
+        # pointers) are marked divisible by 16
+        ty, spec = native_specialize_impl(BaseBackend, launch.args[i], False, True, True)
+        signature[arg_name] = ty
+        if ty == "constexpr":
+            constexprs[arg_name] = spec
+        else:
+            attrs[(i,)] = BaseBackend.parse_attr(spec)
+    triton.knobs.nvidia.dump_ptxas_log = True
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        compiled = triton.compile(ASTSource(launch.kernel, signature, constexprs, attrs),
+                                  target=GPUTarget("cuda", 90, 32), options=dict(launch.options))
+    report = log.getvalue()
+    used = re.findall(r"Used (\d+) registers", report)
+    if not used:
+        raise RuntimeError(f"no ptxas report for {name}:\n{report}")
+    spills = [int(n) for n in re.findall(r"(\d+) bytes spill (?:stores|loads)", report)]
+    return dict(registers=int(used[-1]), spills=max(spills or [0]), shared=compiled.metadata.shared,
+                num_warps=launch.options["num_warps"], num_stages=launch.options["num_stages"],
+                blocks={k: v for k, v in launch.constexprs.items() if k.startswith(("BLOCK", "NA_", "NC_"))})
