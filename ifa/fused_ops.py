@@ -37,8 +37,10 @@ def tail_mlp(x: Tensor, layers: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
 
 def addmm_relu(bias: Tensor, x: Tensor, mat: Tensor) -> Tensor:
     """relu(bias + x @ mat) as one op where torch has it (`_addmm_activation`), else addmm then relu_. Under a
-    jit trace (fvcore's MAC count) always the latter: fvcore has no handle for `_addmm_activation`."""
-    if _HAS_ADDMM_ACTIVATION and not torch.jit.is_tracing():
+    jit trace (fvcore's MAC count) and under autograd always the latter: fvcore has no handle for
+    `_addmm_activation`, and autograd no derivative."""
+    grad = torch.is_grad_enabled() and (bias.requires_grad or x.requires_grad or mat.requires_grad)
+    if _HAS_ADDMM_ACTIVATION and not grad and not torch.jit.is_tracing():
         return torch._addmm_activation(bias, x, mat)
     return torch.addmm(bias, x, mat).relu_()
 

@@ -294,14 +294,16 @@ class IFAHead(nn.Module):
             self._weights.signature = None  # BatchNorm buffers change in training mode: refold at the next eval
             return self._forward_fused_train(feats, size)
         device = feats[0].device
-        autocast = torch.is_autocast_enabled(device.type)
+        autocast = _autocast_enabled(device.type)
         dtype = torch.get_autocast_dtype(device.type) if autocast else feats[0].dtype
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         cached = not grad and not torch.jit.is_tracing()
-        gather, tail, self.last_kernels = select_kernels(self.kernels, device)
+        # kernels other than torch's have no backward: a differentiable call runs torch's
+        gather, tail, self.last_kernels = select_kernels("torch" if grad else self.kernels, device)
         with torch.autocast(device.type, enabled=False) if autocast else contextlib.nullcontext():
             if not cached:  # differentiable, or traced (fvcore counts every MAC of a call): nothing cached
                 plan = self._plan(feats, size, "tiles", dtype)
+                feats = [x if x.dtype == dtype else x.to(dtype) for x in feats]
                 return self._fused_eval_bands(feats, plan, fold_weights(self, dtype), None, gather, tail)
             plan = self._plan(feats, size, "joint", dtype)
             weights = self._weights.get(self, dtype, device, param_signature(self))
@@ -419,6 +421,13 @@ class IFAHead(nn.Module):
         if g.bias and bias is not None:
             table = table + bias.to(table.dtype)
         return table.view(-1, table.shape[-1])
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta)
+        return False
 
 
 def _project_level(f: Tensor, rows: tuple[int, int], red_t: Tensor, red_b: Tensor, proj_t: Tensor,
