@@ -4,15 +4,17 @@ One set of parameters, two formulations (switch `head.formulation` at run time; 
 - "reference": per query, gather the nearest cell of every reduced level, concatenate [PE_l, feat_l] over
   levels (4 x (26 + 256) = 1128 channels in the release), run the MLP. What hzhupku/IFA computes.
 - "fused": the first MLP layer is linear, so W x = sum_l gather_l(W_f_l F_l) + sum_l W_pe_l PE_l. The feature
-  term is a 1x1 projection at each level's own resolution followed by an integer-index gather (all levels and
-  PE tiles in one embedding_bag sum); the PE term is a table over the distinct relative coordinates (an s x s
-  tile for an integer scale s, per query otherwise, then once for the whole batch). The 1128-channel tensor is
-  never built. Training uses an autograd function per BatchNorm-ReLU-linear triple that stores only the
-  BatchNorm input. See docs/ifa.md for the arithmetic.
+  term is a 1x1 projection at each level's own resolution followed by an integer-index gather; the PE term is a
+  table over the distinct relative coordinates (an s x s tile for an integer scale s, about one row per query
+  otherwise). Projected cells and PE rows form one table, and one gather-sum (ifa.fused_ops.gather_sum) adds, per
+  query, its rows. The 1128-channel tensor is never built. Everything that depends only on shapes is a cached
+  plan (ifa.plan); in eval mode folded weights and PE rows are cached too (ifa.eval_cache), so a call after the
+  first at a shape does no host work. Training uses an autograd function per BatchNorm-ReLU-linear triple that
+  stores only the BatchNorm input. See docs/ifa.md for the arithmetic.
 
-Memory: in eval mode both formulations run over bands of query rows; the fused one also reduces and projects
-each level only for the rows a band needs. In training mode both run unchunked: BatchNorm needs statistics
-over all queries, and autograd keeps every band's activations until backward anyway.
+Memory: in eval mode the fused formulation runs on whole maps unless `memory_budget_mb` / `chunk_queries` ask for
+bands of query rows (it then projects each level only for the rows a band needs); the reference always runs in
+bands. In training mode both run unchunked: BatchNorm needs statistics over all queries.
 """
 from __future__ import annotations
 
