@@ -4,18 +4,21 @@ One set of parameters, two formulations (switch `head.formulation` at run time; 
 - "reference": per query, gather the nearest cell of every reduced level, concatenate [PE_l, feat_l] over
   levels (4 x (26 + 256) = 1128 channels in the release), run the MLP. What hzhupku/IFA computes.
 - "fused": the first MLP layer is linear, so W x = sum_l gather_l(W_f_l F_l) + sum_l W_pe_l PE_l. The feature
-  term is a 1x1 projection at each level's own resolution followed by an integer-index gather (all levels and
-  PE tiles in one embedding_bag sum); the PE term is a table over the distinct relative coordinates (an s x s
-  tile for an integer scale s, per query otherwise, then once for the whole batch). The 1128-channel tensor is
-  never built. Training uses an autograd function per BatchNorm-ReLU-linear triple that stores only the
-  BatchNorm input. See docs/ifa.md for the arithmetic.
+  term is a 1x1 projection at each level's own resolution followed by an integer-index gather; the PE term is a
+  table over the distinct relative coordinates (an s x s tile for an integer scale s, about one row per query
+  otherwise). Projected cells and PE rows form one table, and one gather-sum (ifa.fused_ops.gather_sum) adds, per
+  query, its rows. The 1128-channel tensor is never built. Everything that depends only on shapes is a cached
+  plan (ifa.plan); in eval mode folded weights and PE rows are cached too (ifa.eval_cache), so a call after the
+  first at a shape does no host work. Training uses an autograd function per BatchNorm-ReLU-linear triple that
+  stores only the BatchNorm input. See docs/ifa.md for the arithmetic.
 
-Memory: in eval mode both formulations run over bands of query rows; the fused one also reduces and projects
-each level only for the rows a band needs. In training mode both run unchunked: BatchNorm needs statistics
-over all queries, and autograd keeps every band's activations until backward anyway.
+Memory: in eval mode the fused formulation runs on whole maps unless `memory_budget_mb` / `chunk_queries` ask for
+bands of query rows (it then projects each level only for the rows a band needs); the reference always runs in
+bands. In training mode both run unchunked: BatchNorm needs statistics over all queries.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from functools import lru_cache
 from typing import Mapping, Optional, Sequence
@@ -25,13 +28,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .coords import SAMPLINGS, axis_sampling, neighbour_slots, pair_weight
-from .mlp import QueryMLP, bn_relu_linear, fold_batchnorm
+from .cuda_graph import GraphedForward, unavailable_reason
+from .eval_cache import FoldedWeights, WeightCache, fold_weights, param_signature
+from .fused_ops import KERNELS, addmm_relu, select_kernels
+from .mlp import QueryMLP, bn_relu_linear
+from .plan import FusedPlan, PEGroup, PlanCache, build_plan
 from .positional import build_positional
 from .shape_spec import ShapeSpec
 
 FORMULATIONS = ("reference", "fused")
-# The fused path's GEMMs reach full speed at a few thousand rows; bigger bands only cost memory.
-FUSED_MAX_BAND_QUERIES = 16384
 
 
 @lru_cache(maxsize=128)
@@ -120,6 +125,9 @@ class IFAHead(nn.Module):
         chunk_queries: Optional[int] = None,
         memory_budget_mb: int = 1024,
         align_corners: bool = True,
+        kernels: str = "auto",
+        cuda_graph: bool = False,
+        plan_cache_size: int = 8,
     ):
         super().__init__()
         missing = [f for f in in_features if f not in input_shape]
@@ -148,9 +156,19 @@ class IFAHead(nn.Module):
         self.chunk_queries = chunk_queries
         self.memory_budget_mb = memory_budget_mb
         self.align_corners = align_corners
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {kernels!r}")
+        self.kernels = kernels  # fused eval: "auto" (Triton on CUDA when it imports), "torch", "triton"
+        self.last_kernels: Optional[str] = None  # which kernels the last fused forward ran ("torch" / "triton")
+        self.cuda_graph = cuda_graph  # fused eval on CUDA: capture per shape and replay (ifa.cuda_graph)
+        self.cuda_graph_status = "off" if not cuda_graph else "not run yet"
+        self.plans = PlanCache(plan_cache_size)  # fused: per-shape plans, LRU, `self.plans.maxsize` bounds it
+        self._weights = WeightCache()  # fused eval: folded weights per dtype
         strides = [input_shape[f].stride for f in self.in_features]
         self.query_feature = self.in_features[strides.index(min(strides))]
         self.output_stride = min(strides)
+        # level cells per query at the default query grid (1 + 1/4 + 1/16 + 1/64 for strides 4..32)
+        self._cells_per_query = sum((min(strides) / st) ** 2 for st in strides)
         self.extra_loss_weights: dict[str, float] = {}
 
         self.reduce = nn.ModuleList(
@@ -183,14 +201,14 @@ class IFAHead(nn.Module):
         size = (int(size[0]), int(size[1]))
         if size[0] < 1 or size[1] < 1:
             raise ValueError(f"query size must be positive, got {size}")
+        if self.formulation == "fused":
+            return self._forward_fused(feats, size)
         plans = [
             _LevelPlan(size, tuple(f.shape[-2:]), self.local_ensemble, self.absolute_pe,
                        self.released_ensemble_defect, self.sampling, f.device, f.dtype)
             for f in feats
         ]
-        if self.formulation == "reference":
-            return self._forward_reference(feats, plans, size)
-        return self._forward_fused(feats, plans, size)
+        return self._forward_reference(feats, plans, size)
 
     def bytes_per_query(self, formulation: Optional[str] = None, element_size: int = 4) -> int:
         """Rough peak bytes per query and image of the working set of one eval band."""
@@ -199,7 +217,8 @@ class IFAHead(nn.Module):
         if (formulation or self.formulation) == "reference":
             per = 2 * self.in_dim + (k2 - 1) * (self.in_dim // len(self.in_features)) + 2 * widths[0] + widths[-1]
         else:
-            per = 3 * widths[0] + self.channels + 2 * max(widths[1:] or [0]) + widths[-1]
+            # table rows (level cells + at most one PE row per query), the gather's output, one hidden layer, logits
+            per = int(math.ceil((self._cells_per_query + 1) * widths[0])) + widths[0] + max(widths[1:-1] or [0]) + widths[-1]
         return element_size * per
 
     def band_rows(self, size: tuple[int, int], batch: int, element_size: int = 4) -> int:
@@ -209,8 +228,6 @@ class IFAHead(nn.Module):
             queries = self.chunk_queries
         else:
             queries = self.memory_budget_mb * 2**20 // (batch * self.bytes_per_query(element_size=element_size))
-            if self.formulation == "fused":
-                queries = min(queries, FUSED_MAX_BAND_QUERIES)
         return max(1, min(h, queries // w))
 
     # -- reference ------------------------------------------------------------------------------------
@@ -250,42 +267,135 @@ class IFAHead(nn.Module):
             for l in range(len(self.in_features))
         ]
 
-    def _forward_fused(self, feats: list[Tensor], plans: list[_LevelPlan], size) -> Tensor:
+    def clear_caches(self) -> None:
+        """Drop every plan, folded weight, PE table and CUDA graph (rebuilt on the next call)."""
+        self.plans.clear()
+        self._weights.clear()
+
+    def _plan(self, feats: list[Tensor], size: tuple[int, int], grouping: str, weight_dtype) -> FusedPlan:
+        n = feats[0].shape[0]
+        level_sizes = [tuple(f.shape[-2:]) for f in feats]
+        rows = size[0] if grouping == "train" else self.band_rows(size, n, torch.finfo(weight_dtype).bits // 8)
+        f = feats[0]
+        key = (size, tuple(level_sizes), n, self.sampling, self.local_ensemble, self.released_ensemble_defect,
+               self.absolute_pe, grouping, rows, f.device, f.dtype, weight_dtype)
+
+        def build() -> FusedPlan:
+            factors = [axis_sampling(size[0], hl, self.local_ensemble, sampling=self.sampling).factor
+                       for hl, _ in level_sizes]
+            align = math.lcm(*[s for s in factors if s is not None] or [1])
+            return build_plan(key, size, level_sizes, n, ensemble=self.local_ensemble,
+                              defect=self.released_ensemble_defect, absolute=self.absolute_pe, sampling=self.sampling,
+                              training=grouping != "joint", whole_levels=grouping == "train", bands=_bands(size[0], rows, align), device=f.device,
+                              dtype=f.dtype, weight_dtype=weight_dtype)
+
+        return self.plans.get(key, build)
+
+    def _forward_fused(self, feats: list[Tensor], size) -> Tensor:
+        if self.training:
+            self._weights.signature = None  # BatchNorm buffers change in training mode: refold at the next eval
+            return self._forward_fused_train(feats, size)
+        device = feats[0].device
+        autocast = _autocast_enabled(device.type)
+        dtype = torch.get_autocast_dtype(device.type) if autocast else feats[0].dtype
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        cached = not grad and not torch.jit.is_tracing()
+        # kernels other than torch's have no backward: a differentiable call runs torch's
+        gather, tail, self.last_kernels = select_kernels("torch" if grad else self.kernels, device)
+        with torch.autocast(device.type, enabled=False) if autocast else contextlib.nullcontext():
+            if not cached:  # differentiable, or traced (fvcore counts every MAC of a call): nothing cached
+                plan = self._plan(feats, size, "tiles", dtype)
+                feats = [x if x.dtype == dtype else x.to(dtype) for x in feats]
+                return self._fused_eval_bands(feats, plan, fold_weights(self, dtype), None, gather, tail)
+            plan = self._plan(feats, size, "joint", dtype)
+            weights = self._weights.get(self, dtype, device, param_signature(self))
+            table, slots = self._eval_table(plan, weights, dtype)
+
+            def run(xs: list[Tensor]) -> Tensor:
+                xs = [x if x.dtype == dtype else x.to(dtype) for x in xs]
+                return self._fused_eval_bands(xs, plan, weights, (table, slots), gather, tail)
+
+            if not self.cuda_graph:
+                return run(feats)
+            reason = unavailable_reason(self.training, grad, feats)
+            if reason is not None:
+                self.cuda_graph_status = f"off: {reason}"
+                return run(feats)
+            graphed = plan.state.get(("graph", self.last_kernels))
+            if graphed is None or not graphed.matches(feats):
+                graphed = plan.state[("graph", self.last_kernels)] = GraphedForward(run, feats)
+                self.cuda_graph_status = "captured"
+            else:
+                self.cuda_graph_status = "replayed"
+            return graphed(feats)
+
+    def _eval_table(self, plan: FusedPlan, weights: FoldedWeights, dtype) -> tuple[Tensor, list[list[Tensor]]]:
+        """The plan's eval table: PE rows of every band (refreshed when the weights were), then scratch rows for
+        one band's projected level cells; and per band and level the row slice its projections are written to."""
+        entry = plan.state.get(("table", dtype))
+        if entry is None:
+            width = weights.bias.shape[0]
+            scratch = max(b.level_block for b in plan.bands)
+            table = weights.bias.new_empty(plan.pe_rows + scratch, width, dtype=dtype)
+            slots = []
+            for band in plan.bands:
+                o = plan.pe_rows
+                starts = band.level_offsets + [band.level_block]
+                slots.append([table[o + a: o + b] for a, b in zip(starts[:-1], starts[1:])])
+            entry = plan.state[("table", dtype)] = [None, table, slots]
+        if entry[0] != self._weights.generation:
+            with torch.no_grad():
+                for band in plan.bands:
+                    for g in band.groups:
+                        entry[1][g.offset: g.offset + g.size].copy_(self._pe_group_table(g, weights.pe_w, weights.bias))
+            entry[0] = self._weights.generation
+        return entry[1], entry[2]
+
+    def _fused_eval_bands(self, feats: list[Tensor], plan: FusedPlan, weights: FoldedWeights, cached, gather, tail):
+        """Eval forward over the plan's bands (usually one: the whole map). `cached`: (table, slots) from
+        `_eval_table`, or None to build each band's table by concatenation (differentiable, traceable)."""
+        h, w = plan.size
+        n = plan.batch
+        out = None
+        for bi, band in enumerate(plan.bands):
+            if cached is not None:
+                table, slots = cached
+                for l, f in enumerate(feats):
+                    _project_level(f, band.level_rows[l], weights.red_t[l], weights.red_b[l], weights.proj_t[l],
+                                   slots[bi][l])
+            else:
+                blocks = [self._pe_group_table(g, weights.pe_w, weights.bias).to(weights.proj_t[0].dtype)
+                          for g in band.groups]
+                blocks += [_project_level(f, band.level_rows[l], weights.red_t[l], weights.red_b[l],
+                                          weights.proj_t[l]) for l, f in enumerate(feats)]
+                table = torch.cat(blocks)
+            y = tail(gather(table, band.index, band.weight, None, True), weights.tail)
+            if len(plan.bands) == 1:
+                return y.view(n, h, w, -1).permute(0, 3, 1, 2).contiguous()
+            if out is None:
+                out = y.new_empty(n, h, w, y.shape[-1])
+            out[:, band.i0:band.i1] = y.view(n, band.i1 - band.i0, w, -1)
+        return out.permute(0, 3, 1, 2).contiguous()
+
+    def _forward_fused_train(self, feats: list[Tensor], size) -> Tensor:
+        """Training: one band (BatchNorm statistics over every query), PE tables recomputed (differentiable)."""
         h, w = size
         n = feats[0].shape[0]
-        if self.training:
-            w1, b1 = self.mlp.linears[0].weight, self.mlp.linears[0].bias
-
-            def level_rows(l: int, lo: int, hi: int, wf: Tensor) -> Tensor:
-                rows = self._reduce_project_train(l, feats[l], wf)
-                # (slice only when needed: a slice's backward allocates a zero-filled full-size gradient)
-                return rows if (lo, hi) == (0, rows.shape[1]) else rows[:, lo:hi]
-
-            z = self._fused_preactivation(plans, level_rows, w1, b1, 0, h, n)
-            logits = self.mlp.from_preactivation_lean(z.view(-1, w1.shape[0]))
-            return logits.view(n, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()
-
-        layers = self.mlp.folded()
-        (w1, b1), tail = layers[0], layers[1:]
-        red = []
-        for seq in self.reduce:
-            conv, bn = seq[0], seq[1]
-            red.append(fold_batchnorm(conv.weight.flatten(1), conv.bias, bn))
-
-        def level_rows(l: int, lo: int, hi: int, wf: Tensor) -> Tensor:
-            x = feats[l][:, :, lo:hi].permute(0, 2, 3, 1)
-            r = F.linear(x, *red[l]).relu_()
-            return F.linear(r, wf)
-
-        align = math.lcm(*[p.factor_y for p in plans if p.factor_y is not None] or [1])
-        out = feats[0].new_empty(n, h, w, self.num_classes)
-        for i0, i1 in _bands(h, self.band_rows(size, n, feats[0].element_size()), align):
-            z = self._fused_preactivation(plans, level_rows, w1, b1, i0, i1, n).relu_()
-            x = z.view(-1, z.shape[-1])
-            for wt, bs in tail[:-1]:
-                x = F.linear(x, wt, bs).relu_()
-            out[:, i0:i1] = F.linear(x, *tail[-1]).view(n, i1 - i0, w, self.num_classes)
-        return out.permute(0, 3, 1, 2).contiguous()
+        self.last_kernels = "torch"
+        plan = self._plan(feats, size, "train", feats[0].dtype)
+        band = plan.bands[0]
+        w1, b1 = self.mlp.linears[0].weight, self.mlp.linears[0].bias
+        slices = self._first_layer_slices(w1)
+        blocks = [self._pe_group_table(g, [wpe for wpe, _ in slices], b1) for g in band.groups]
+        for l, f in enumerate(feats):
+            blocks.append(self._reduce_project_train(l, f, slices[l][1]).reshape(-1, w1.shape[0]))
+        table = torch.cat(blocks)
+        weight = band.weight
+        if weight is not None and weight.dtype != table.dtype:
+            weight = weight.to(table.dtype)
+        z = F.embedding_bag(band.index, table, mode="sum", per_sample_weights=weight)
+        logits = self.mlp.from_preactivation_lean(z)
+        return logits.view(n, h, w, self.num_classes).permute(0, 3, 1, 2).contiguous()
 
     def _reduce_project_train(self, l: int, f: Tensor, wf: Tensor) -> Tensor:
         """Training: W_f_l relu(BN(conv(f))) for a whole level, in rows (N, H_l, W_l, width).
@@ -298,85 +408,41 @@ class IFAHead(nn.Module):
         c = torch.bmm(f.flatten(2).transpose(1, 2), conv.weight.flatten(1).t().expand(n, cin, -1))
         return bn_relu_linear(c.reshape(n * hl * wl, -1), bn, wf).view(n, hl, wl, -1)
 
-    def _fused_preactivation(self, plans, level_rows, w1: Tensor, b1: Tensor, i0: int, i1: int, n: int) -> Tensor:
-        """First-layer output (before its BatchNorm) for query rows [i0, i1): (N, b, w, width).
-
-        A level whose cells are the queries (same grid) is added as is. Every other level's projected cells
-        and the small PE tables (integer scales: an s x s tile; bias folded into the first) go into one
-        table; a single `embedding_bag(mode="sum")` sums, per query, its rows of that table (ensemble
-        weights as per-sample weights), so no per-level gathered tensor is materialised. Levels whose PE
-        takes about one value per query (non-integer scales) are encoded per query instead, all such levels
-        through one linear map, once for all images of the batch."""
-        b, w = i1 - i0, plans[0].w
-        identity, blocks, entries, per_query = None, [], [], []
-        offset = 0
-        for l, ((wpe, wf), p) in enumerate(zip(self._first_layer_slices(w1), plans)):
-            bias = b1 if l == 0 else None
-            lo, hi = p.rows_needed(i0, i1)
-            proj = level_rows(l, lo, hi, wf)  # (N, hi - lo, W_l, width)
-            if identity is None and p.k == 1 and p.factor_y == 1 and p.factor_x == 1:
-                identity = proj
-            else:
-                per_image = (hi - lo) * p.wl
-                blocks.append(proj.reshape(n * per_image, -1))
-                image = torch.arange(n)[:, None, None] * per_image
-                for ky, kx in p.pairs:
-                    cell = (p.sy_cpu.index[ky, i0:i1] - lo)[:, None] * p.wl + p.sx_cpu.index[kx][None, :]
-                    weight = pair_weight(p.sy_cpu.weight[:, i0:i1], p.sx_cpu.weight, ky, kx, p.defect) if p.k > 1 else None
-                    entries.append((offset + image + cell, weight))
-                offset += n * per_image
-            band_types, inv_b = torch.unique(p.inv_y[i0:i1], return_inverse=True)
-            if 8 * band_types.numel() * p.types_x.shape[0] > b * w:
-                per_query.append((self._pe_per_query(l, p, i0, i1), wpe, bias))
-                continue
-            table = self._pe_table(l, p, wpe, bias, band_types)
-            blocks.append(table.reshape(-1, table.shape[-1]))
-            entries.append((offset + inv_b[:, None] * table.shape[1] + p.inv_x_cpu[None, :], None))
-            offset += table.shape[0] * table.shape[1]
-        z = None
-        if entries:
-            index = torch.stack([e.expand(n, b, w) for e, _ in entries], -1).reshape(-1, len(entries))
-            weights = None
-            if any(wt is not None for _, wt in entries):
-                ones = torch.ones(b, w, dtype=torch.float64)
-                weights = torch.stack([(wt if wt is not None else ones).expand(n, b, w) for _, wt in entries], -1)
-                weights = to_device(weights.reshape(-1, len(entries)), w1.device, w1.dtype)
-            z = F.embedding_bag(to_device(index, w1.device), torch.cat(blocks), mode="sum", per_sample_weights=weights)
-            z = z.view(n, b, w, -1)
-        if identity is not None:
-            z = identity.clone() if z is None else z.add_(identity)
-        if per_query:
-            biases = [bias for _, _, bias in per_query if bias is not None]
-            pe = F.linear(torch.cat([x for x, _, _ in per_query], -1), torch.cat([wt for _, wt, _ in per_query], 1),
-                          biases[0] if biases else None)
-            z = z.add_(pe)
-        return z
-
-    def _pe_per_query(self, l: int, p: _LevelPlan, i0: int, i1: int) -> Tensor:
-        """PE_l of every query of rows [i0, i1) (ensemble-weighted over neighbours): (b, w, pe_out)."""
-        b = i1 - i0
-        total = None
-        for ky, kx in p.pairs:
-            coord = torch.stack([p.cy[ky, i0:i1][:, None].expand(b, p.w), p.cx[kx][None, :].expand(b, p.w)], -1)
-            pe = self.pe[l](coord)
-            if p.k > 1:
-                pe = pe * pair_weight(p.wy[:, i0:i1], p.wx, ky, kx, p.defect)[..., None]
-            total = pe if total is None else total + pe
-        return total
-
-    def _pe_table(self, l: int, p: _LevelPlan, wpe: Tensor, bias: Optional[Tensor], band_types: Tensor) -> Tensor:
-        """W_pe_l PE_l (+ bias) once per distinct (row type, column type): (Ub, Ux, width).
-        For an integer scale s that is an s x s tile."""
-        ty = to_device(p.types_y[band_types], p.device, p.dtype)
-        tx = p.types_x_dev
-        k = p.k
+    def _pe_group_table(self, g: PEGroup, pe_w: Sequence[Tensor], bias: Optional[Tensor]) -> Tensor:
+        """sum over the group's levels of W_pe_l PE_l (+ bias) at every (row type, column type): (rows * cols, width).
+        For one level at an integer scale s that is an s x s tile."""
         table = None
-        for ky, kx in p.pairs:
-            coord = torch.stack([ty[:, ky][:, None].expand(-1, tx.shape[0]), tx[:, kx][None, :].expand(ty.shape[0], -1)], -1)
-            term = F.linear(self.pe[l](coord), wpe)
-            if k > 1:
-                term = term * pair_weight(ty[:, k:].t(), tx[:, k:].t(), ky, kx, p.defect)[..., None]
-            table = term if table is None else table + term
-        if bias is not None:
-            table = table + bias
-        return table
+        for l, (cy, wy, cx, wx) in zip(g.levels, g.coords):
+            k = cy.shape[0]
+            for ky, kx in neighbour_slots(k, self.released_ensemble_defect):
+                coord = torch.stack([cy[ky][:, None].expand(-1, g.cols), cx[kx][None, :].expand(g.rows, -1)], -1)
+                term = F.linear(self.pe[l](coord), pe_w[l].to(coord.dtype))
+                if k > 1:
+                    term = term * pair_weight(wy, wx, ky, kx, self.released_ensemble_defect)[..., None]
+                table = term if table is None else table + term
+        if g.bias and bias is not None:
+            table = table + bias.to(table.dtype)
+        return table.view(-1, table.shape[-1])
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except RuntimeError:  # a device type autocast does not know (meta)
+        return False
+
+
+def _project_level(f: Tensor, rows: tuple[int, int], red_t: Tensor, red_b: Tensor, proj_t: Tensor,
+                   out: Optional[Tensor] = None) -> Tensor:
+    """Eval: rows (N * (hi - lo) * W_l, width) of W_f relu(W_r f + b_r) over level rows [lo, hi) (folded weights),
+    written into `out` when given. Batch 1 reads the NCHW map as a transposed (HW, C_in) matrix, no copy."""
+    n, cin, hl, _ = f.shape
+    lo, hi = rows
+    whole = (lo, hi) == (0, hl)
+    if n == 1:
+        x = (f.view(cin, -1) if whole else f[0, :, lo:hi].flatten(1)).t()
+        r = addmm_relu(red_b, x, red_t)
+    else:
+        x = (f if whole else f[:, :, lo:hi]).flatten(2).transpose(1, 2)
+        r = torch.baddbmm(red_b, x, red_t.expand(n, -1, -1)).relu_().view(-1, red_t.shape[1])
+    return torch.mm(r, proj_t) if out is None else torch.mm(r, proj_t, out=out)
