@@ -301,25 +301,6 @@ def test_kernels_fall_back_to_torch_when_absent(monkeypatch):
     assert head.last_kernels == "torch"
 
 
-def test_triton_kernels_under_the_interpreter_if_present(monkeypatch):
-    """The real ifa.kernels under TRITON_INTERPRET=1 (when that module and triton are installed) against the
-    reference formulation in float64."""
-    pytest.importorskip("triton", reason="triton is not installed: the Triton kernels cannot run")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(fused_ops, "_triton_cache", {})
-    try:
-        import ifa.kernels
-    except ImportError as e:
-        pytest.skip(f"ifa.kernels is not in this tree ({e}): nothing to run")
-    if Path(ifa.kernels.__file__).resolve().parents[1] != Path(ifa.__file__).resolve().parent:
-        # an editable install of another checkout can resolve the submodule from there
-        pytest.skip(f"ifa.kernels resolves outside this tree ({ifa.kernels.__file__}): not this tree's kernels")
-    head = _head(local_ensemble=True, kernels="triton").double().eval()
-    ref, fused = _both(head, _features(2, dtype=torch.float64), (14, 20))
-    assert head.last_kernels == "triton"
-    assert (fused - ref).abs().max() <= 1e-12 * max(1.0, float(ref.abs().max()))
-
-
 def test_cuda_graph_option_falls_back_off_cuda():
     head = _head(cuda_graph=True).eval()
     feats = _features(1)

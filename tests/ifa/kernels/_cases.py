@@ -234,3 +234,31 @@ def sm90_build(name: str) -> dict:
     return dict(registers=int(used[-1]), spills=max(spills or [0]), shared=compiled.metadata.shared,
                 num_warps=launch.options["num_warps"], num_stages=launch.options["num_stages"],
                 blocks={k: v for k, v in launch.constexprs.items() if k.startswith(("BLOCK", "NA_", "NC_"))})
+
+
+# ---- the whole head with its Triton kernels ------------------------------------------------------------------------
+
+def head_with_kernels_error(variant: dict, size, batch: int) -> dict:
+    """The fused IFA head forced onto its Triton kernels (`kernels="triton"`), in float64, against the reference
+    formulation of the same head: max relative error, and which kernels ran."""
+    from ifa.head import IFAHead
+    from ifa.shape_spec import ShapeSpec
+
+    shapes = {"c2": ShapeSpec(16, 4), "c3": ShapeSpec(24, 8), "c4": ShapeSpec(32, 16), "c5": ShapeSpec(40, 32)}
+    torch.manual_seed(0)
+    head = IFAHead(shapes, 5, channels=8, mlp=(32, 16, 16), kernels="triton", **variant).double().eval()
+    for m in head.modules():  # non-trivial BatchNorm statistics, so that folding them matters
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    g = torch.Generator().manual_seed(1)
+    image = (61, 97)  # odd: non-integer scales between the levels' grids
+    feats = {k: torch.randn(batch, s.channels, -(-image[0] // s.stride), -(-image[1] // s.stride), generator=g,
+                            dtype=torch.float64) for k, s in shapes.items()}
+    with torch.no_grad():
+        head.formulation = "reference"
+        ref = head(feats, size)
+        head.formulation = "fused"
+        fused = head(feats, size)
+    return {"error": ((fused - ref).abs().max() / ref.abs().max().clamp_min(1.0)).item(),
+            "kernels": head.last_kernels}
