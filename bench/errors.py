@@ -28,3 +28,12 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     when the message is empty; at most `limit` characters."""
     first = next((line.strip() for line in plain(str(exc)).splitlines() if line.strip()), type(exc).__name__)
     return first[:limit]
+
+
+def typed_line(exc: BaseException, limit: int = 500) -> str:
+    """`Type: first line` of an exception; when its message wraps another traceback (Ray Train, Ray tasks), the
+    root cause's line is added after ` ... `. At most `limit` characters."""
+    lines = [ln.strip() for ln in plain(f"{type(exc).__name__}: {exc}").splitlines() if ln.strip()]
+    tail = [ln for ln in lines[1:] if not ln.startswith(("...", "File ", "^", "[", "Traceback"))]
+    text = lines[0] + (f" ... {tail[-1]}" if tail and tail[-1] != lines[0] else "")
+    return text[:limit]

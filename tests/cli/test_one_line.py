@@ -19,3 +19,13 @@ def test_the_line_is_cut_at_the_limit():
     exc = OSError("x" * 1000)
     assert one_line(exc) == "x" * 300
     assert one_line(exc, 200) == "x" * 200
+
+
+def test_typed_line_names_the_type_and_the_wrapped_root_cause():
+    from bench.errors import typed_line
+
+    wrapped = RuntimeError("Training worker failed\nTraceback (most recent call last):\n  File \"x.py\", line 1\n"
+                           "ValueError: loss is NaN at iteration 3")
+    assert typed_line(wrapped) == "RuntimeError: Training worker failed ... ValueError: loss is NaN at iteration 3"
+    assert typed_line(KeyError("k")) == "KeyError: 'k'"
+    assert len(typed_line(ValueError("x" * 900))) == 500

@@ -3,14 +3,12 @@ option: no host work after the first call at a shape, no stale cache after a par
 the reference formulation (float64, <= 1e-12)."""
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-import ifa
 from ifa import IFAHead, ShapeSpec
 from ifa import fused_ops
 

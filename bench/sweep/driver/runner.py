@@ -12,6 +12,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench.errors import typed_line
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
 from bench.files.locking import DirLock
@@ -201,7 +202,7 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
                 h = result.config["trial"]["config_hash"]
                 if records.read_done(layout.trial_dir(sweep_dir, h)) is None:
                     rec = records.read_failure(layout.trial_dir(sweep_dir, h))
-                    failed[h] = (rec or {}).get("error") or str(result.error).strip().splitlines()[-1][:500]
+                    failed[h] = (rec or {}).get("error") or typed_line(result.error)
         if queue is not None:
             for p in payloads:  # a trial whose completion Tune reported before a restore
                 queue.add(jobs_of(p))

@@ -49,7 +49,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _one_line(exc: BaseException) -> str:
+def _redacted_line(exc: BaseException) -> str:
     return redact(one_line(exc))
 
 
@@ -183,7 +183,7 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow built without GCS, bad bucket name, ...
-        raise UserError(f"{option} {safe}: {_one_line(exc)}") from None
+        raise UserError(f"{option} {safe}: {_redacted_line(exc)}") from None
     return Storage(uri=f"gs://{root}", fs=fs, root=root, scheme="gs")
 
 
@@ -235,7 +235,7 @@ def check_storage(storage: Storage, option: str = "--storage") -> None:
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError subclasses with the SDK's message
-        raise UserError(f"{where}: cannot use the storage ({_one_line(exc)})") from None
+        raise UserError(f"{where}: cannot use the storage ({_redacted_line(exc)})") from None
 
 
 def check_readable(storage: Storage, option: str) -> None:
@@ -245,7 +245,7 @@ def check_readable(storage: Storage, option: str) -> None:
     try:
         infos = storage.fs.get_file_info([storage.path(n) for n in (RESULTS_CSV, RESULTS_PARQUET)])
     except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{option} {storage.display}: cannot read the storage ({_one_line(exc)})") from None
+        raise UserError(f"{option} {storage.display}: cannot read the storage ({_redacted_line(exc)})") from None
     if all(i.type == pafs.FileType.NotFound for i in infos):
         raise UserError(f"{option} {storage.display}: no results.csv or results.parquet there (not a sweep's storage)")
 

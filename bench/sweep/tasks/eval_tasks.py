@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
-from bench.errors import UserError
+from bench.errors import UserError, one_line, typed_line
 from bench.sweep.folder import layout, records
 from bench.sweep.spec.protocols import from_dict
 from bench.sweep.spec.trials import Resources
@@ -121,11 +121,11 @@ def evaluate_protocol(job: dict) -> dict:
         records.clear_failure(protocol_dir)
         return {"ok": True, "metrics": {k: metrics.get(k) for k in ("miou", "miou_ci_low", "miou_ci_high")}}
     except UserError as exc:  # the same every time: no retry
-        line = str(exc).splitlines()[0][:500]
+        line = one_line(exc, 500)
         records.write_failure(protocol_dir, line, final=True, attempt=attempts, at=records.now())
         return {"ok": False, "error": line}
     except BaseException as exc:
-        line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"[:500]
+        line = typed_line(exc)
         records.write_failure(protocol_dir, line, final=False, attempt=attempts, at=records.now(),
                               traceback=traceback.format_exc())
         raise
@@ -198,7 +198,7 @@ class EvalQueue:
         except Exception as exc:  # noqa: BLE001 - retries exhausted; failure.json has the attempt's line
             protocol_dir = layout.eval_dir(Path(payload["trial_dir"]), name)
             rec = records.read_failure(protocol_dir) or {}
-            res = {"ok": False, "error": rec.get("error") or str(exc).strip().splitlines()[-1][:500]}
+            res = {"ok": False, "error": rec.get("error") or typed_line(exc)}
             earlier = {k: v for k, v in rec.items() if k not in ("error", "final")}
             records.write_failure(protocol_dir, res["error"], **earlier, final=True)
         if res.get("ok"):

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.config.query_stride import query_mode
-from bench.errors import UserError
+from bench.errors import UserError, typed_line
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.sweep.folder import records
 from bench.sweep.spec.trials import Resources
@@ -164,8 +164,7 @@ def measure_in(pg, bundle: dict, todo: list[tuple[str, dict]], *, run_timeout_s:
                         f"no trial was started") from None
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        raise UserError(f"measurement of {what} failed: {type(cause).__name__}: {first}"[:500]) from None
+        raise UserError(f"measurement of {what} failed: {typed_line(cause)}"[:500]) from None
 
 
 def describe(rec: dict) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
-from bench.errors import UserError
+from bench.errors import UserError, typed_line
 from bench.sweep.folder import layout, records
 from bench.results.schema import trial_rel
 from bench.sweep.spec.payload import spec_from_payload
@@ -264,14 +264,6 @@ def _train_workers(cfg, trial_dir: Path, trial: dict, store=None) -> dict:
     return final
 
 
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line`, plus the root cause's line when the message wraps another traceback (Ray Train)."""
-    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
-    tail = [ln for ln in lines[1:] if not ln.startswith(("...", "File ", "^", "[", "Traceback"))]
-    text = lines[0] + (f" ... {tail[-1]}" if tail and tail[-1] != lines[0] else "")
-    return text[:500]
-
-
 def run_trial(config: dict) -> None:
     """The Tune function. `config["trial"]` is the payload made by bench.sweep.spec.payload.trial_payload."""
     trial = config["trial"]
@@ -349,11 +341,11 @@ def _run_attempt(trial: dict, trial_dir: Path, store) -> None:
         records.clear_failure(trial_dir)
         log.info("done: %s", json.dumps({k: row[k] for k in ("miou", "gmacs", "params_m", "latency_ms_median")}))
     except BaseException as exc:
-        records.write_failure(trial_dir, _one_line(exc), attempt=attempt, at=records.now(), host=node,
+        records.write_failure(trial_dir, typed_line(exc), attempt=attempt, at=records.now(), host=node,
                               traceback=traceback.format_exc())
         log.exception("attempt %d failed", attempt)
         if isinstance(exc, UserError):  # bad input fails the same way every time: no retry
-            tune.report({"kind": "user_error", "error": _one_line(exc)})
+            tune.report({"kind": "user_error", "error": typed_line(exc)})
             return
         raise
     finally:
