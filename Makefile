@@ -78,9 +78,10 @@ $(MMSEG_STAMP): constraints.txt
 check-mmseg: $(MMSEG_STAMP)
 	PYTHONPATH=$(CURDIR) $(MMSEG_VENV)/bin/python -W ignore tools/mmseg_parity/check_mmseg.py --size $(MMSEG_SIZE)
 
-# deploy/slurm-sweep.sbatch on a real one-host Slurm (tests/deploy/test_slurm.py; docs/cluster.md "Under Slurm"):
-# one job, a resubmission, two jobs on one node at once, nothing left behind. As root; installs Debian's slurm-wlm
-# and munge when missing. Takes minutes, so `make test` does not run it.
+# deploy/slurm-sweep.sbatch on a real Slurm on this machine (tests/deploy/test_slurm.py; docs/cluster.md "Under
+# Slurm"): one job, a resubmission, two jobs on one node at once, a cancelled job, a 2-node job (the second node in a
+# network namespace), nothing left behind. As root; installs Debian's slurm-wlm and munge when missing. Takes about
+# 7 minutes on 2 cores, so `make test` does not run it.
 check-slurm: $(STAMP)
 	@if ! command -v slurmctld > /dev/null || ! command -v munged > /dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; fi

@@ -1,7 +1,8 @@
-"""deploy/slurm-sweep.sbatch on a real Slurm (issue 30): a one-host cluster (tests/deploy/slurm_cluster.py) runs the
+"""deploy/slurm-sweep.sbatch on a real Slurm (issue 30): a one-node cluster (tests/deploy/slurm_cluster.py) runs the
 shipped script, unchanged, with a tiny synthetic sweep: one job; the same job resubmitted (the finished trials are
-kept); two jobs on the one node at once (both complete with every row, neither disturbs the other); and afterwards
-no process of any job's Ray is left. `make check-slurm` installs Slurm if needed and runs this (it takes minutes);
+kept); two jobs on the one node at once (both complete with every row, neither disturbs the other); a job cancelled
+mid-sweep; and afterwards no process of any job's Ray is left. A second test runs a 2-node job, the second node a
+slurmd in a network namespace. `make check-slurm` installs Slurm if needed and runs this (it takes minutes);
 elsewhere it is skipped with the reason."""
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def _job_processes(markers: list[str]) -> list[str]:
             cmd = " ".join(p.info["cmdline"] or [])
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if any(env.get("IFA_RAY_JOB", "").startswith(m + ".") or f"/ifa-ray-{m}" in cmd for m in markers):
+        if any(env.get("IFA_RAY_JOB", "").startswith(m + ".") or re.search(f"/ifa-ray-{m}-", cmd) for m in markers):
             found.append(f"{p.pid} {p.info['name']} {cmd[:120]}")
     return found
 
@@ -130,7 +131,7 @@ def test_one_job_resubmission_and_two_concurrent_jobs(slurm, tmp_path_factory):
         log = sweeps.log("a", a)
         assert re.search(r"slurm-sweep: 1 of 1 Ray nodes joined", log), log[-3000:]
         assert not _job_processes([a]), _job_processes([a])
-        assert not (work / "rt" / f"ifa-ray-{a}").exists(), "the job's Ray temp dir outlived it"
+        assert not list((work / "rt").glob(f"ifa-ray-{a}-*")), "the job's Ray temp dir outlived it"
 
         # 2. the same job resubmitted: the finished trials are kept, not rerun
         t0 = time.monotonic()
@@ -183,4 +184,46 @@ def test_one_job_resubmission_and_two_concurrent_jobs(slurm, tmp_path_factory):
               "job wall (Slurm):", {j: f"{_durations(slurm.job(j)):.0f} s" for j in jobs
                                      if slurm.job(j).get("EndTime", "Unknown") != "Unknown"})
     assert not left, "processes of the jobs' Ray left behind:\n" + "\n".join(left)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_two_nodes_one_in_a_network_namespace():
+    """The script on a 2-node allocation: the head on the first node, a Ray worker joining from the second (its own
+    network stack in a network namespace, reached over a veth pair), the sweep's trials on both nodes' CPUs, and
+    each node's Ray stopped by its own node's step."""
+    reason = _skip_reason() or next((f"the second node needs `{exe}` (iproute2, util-linux)" for exe in ("ip", "nsenter")
+                                     if shutil.which(exe) is None), None)
+    if reason:
+        pytest.skip(reason)
+    base = Path(f"/tmp/ifa-slurm2-{os.getpid()}")
+    cluster = OneHostSlurm(base, cpus=2, second_node=True)
+    work = Path(f"/tmp/ifa-sw2-{os.getpid()}")
+    work.mkdir()
+    job = None
+    try:
+        cluster.start()
+        sweeps = Sweeps(cluster, work)
+        del sweeps.env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"]  # two nodes: the head's address is the veth's
+        sweeps.env["IFA_HEAD_IP"] = OneHostSlurm.HOST_ADDR
+        t0 = time.monotonic()
+        job = sweeps.slurm.submit(
+            SBATCH, *SWEEP_SET, "--set", f"data.root={work / 'data'}",
+            sbatch_options=["--nodes=2", "--ntasks-per-node=1", "--cpus-per-task=1", "--gpus-per-node=0",
+                            "--time=30", f"--output={work}/two-%j.log", "--job-name=two"],
+            env={**sweeps.env, "OUT": str(work / "two")}, cwd=work)
+        rec = cluster.wait([job], 900)[job]
+        print(f"\ntwo nodes: {time.monotonic() - t0:.0f} s")
+        sweeps.check_completed("two", job, rec)
+        log = sweeps.log("two", job)
+        assert "slurm-sweep: 2 of 2 Ray nodes joined" in log, log[-3000:]
+        assert not _job_processes([job]), _job_processes([job])
+        assert not list((work / "rt").glob(f"ifa-ray-{job}-*"))
+    finally:
+        if job:
+            cluster.run("scancel", job, check=False)
+        cluster.stop()
+        left = _job_processes([job]) if job else []
+        shutil.rmtree(base, ignore_errors=True)
+    assert not left, left
+    assert not cluster.alive()
     shutil.rmtree(work, ignore_errors=True)
