@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official mutation
+.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official mutation check-slurm
 
 setup: $(STAMP)
 
@@ -77,3 +77,12 @@ $(MMSEG_STAMP): constraints.txt
 .PHONY: check-mmseg
 check-mmseg: $(MMSEG_STAMP)
 	PYTHONPATH=$(CURDIR) $(MMSEG_VENV)/bin/python -W ignore tools/mmseg_parity/check_mmseg.py --size $(MMSEG_SIZE)
+
+# deploy/slurm-sweep.sbatch on a real Slurm on this machine (tests/deploy/test_slurm.py; docs/cluster.md "Under
+# Slurm"): one job, a resubmission, two jobs on one node at once, a cancelled job, a 2-node job (the second node in a
+# network namespace), nothing left behind. As root; installs Debian's slurm-wlm and munge when missing. Takes about
+# 7 minutes on 2 cores, so `make test` does not run it.
+check-slurm: $(STAMP)
+	@if ! command -v slurmctld > /dev/null || ! command -v munged > /dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; fi
+	IFA_SLURM_TEST=1 $(PY) -m pytest tests/deploy/test_slurm.py -m slurm -v -s -rs -p no:cacheprovider
