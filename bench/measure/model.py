@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bench.measure.environment import environment
+from bench.measure.ifa_on_gpu import RAN_KEYS, what_ran
 from bench.measure.processes.fresh_processes import LatencyJob, pooled_latencies
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
@@ -23,7 +24,8 @@ __all__ = [
 
 # what measure_model returns, in the results' order (bench/results/schema.py); the sweep adds where it measured
 MEASUREMENT_KEYS = [k for k in MEASUREMENTS if k not in SWEEP_MEASUREMENTS]
-RECORD_KEYS = MEASUREMENT_KEYS + list(environment().keys())
+# then what IFA ran as (its formulation and kernels, "" for other heads) and the environment
+RECORD_KEYS = MEASUREMENT_KEYS + list(RAN_KEYS) + list(environment().keys())
 
 
 def _validate_size(input_size) -> tuple[int, int]:
@@ -115,6 +117,7 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
                 part["lat"] = measure_latency(spec.segmentor, part["images"], warmup=spec.warmup, runs=spec.runs,
                                               rounds=spec.rounds)
             part.setdefault("finished_at", _now())
+            part["ran"] = what_ran(spec.segmentor)
     finally:
         for spec, mode in zip(specs, was_training):
             spec.segmentor.train(mode)
@@ -154,7 +157,7 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         measure_device=device.type, measure_device_name=env["device_name"],
         measure_started_at=part["started_at"], measure_finished_at=part["finished_at"],
     )
-    return {**{k: record[k] for k in MEASUREMENT_KEYS}, **env}
+    return {**{k: record[k] for k in MEASUREMENT_KEYS}, **part["ran"], **env}
 
 
 def _now() -> str:

@@ -19,10 +19,16 @@ CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
     "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
 ]
-# crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
+# crop: "HxW"; eval_scales: "1.0" or "0.5,0.75,1.0".
+# formulation: IFA's formulation ("reference"/"fused"), "" for other heads: what ran (a completed row's measurement,
+# else its training), or before that what `auto` runs as on the trial's device (bench/config/formulation.py).
 # ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
 # heads (bench/config/query_stride.py).
 # Extra sweep axes appear as extra columns named "cfg.<dotted.key>".
+
+# How IFA ran, beside the config (it does not tell models apart): ifa_kernels: its kernels ("torch"/"triton"; "" before
+# the trial ran and for other heads).
+RAN = ["ifa_kernels"]
 
 METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row
 
@@ -52,7 +58,7 @@ ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype",
 
 TIMING = ["train_time_s", "finished_at"]
 
-RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
 
 # The type of every column: the writer (bench/results/row.py) stores it, reports/load.py reads it back. Any column not
 # named here is text ("" when absent); extra `cfg.*` axis columns are typed by their values.
