@@ -8,11 +8,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from bench.measure import gpu_state
 from bench.measure.environment import environment
 from bench.measure.ifa_on_gpu import RAN_KEYS, what_ran
 from bench.measure.processes.fresh_processes import LatencyJob, pooled_latencies
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
+from bench.measure.noise_rule import noise_reason
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
 from bench.results.schema import MEASUREMENTS, SWEEP_MEASUREMENTS
@@ -151,7 +153,11 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         "latency_processes": lat.processes if lat else None,
         "latency_se_pct": (None if lat is None or lat.rel_se is None else round(lat.rel_se * 100, 2)),
         "latency_span_s": (None if lat is None or lat.span_s is None else round(lat.span_s, 1)),
+        "latency_noisy_reason": lat.noisy_reason if lat else "",
+        **gpu_state.columns(lat.gpu_before if lat else None, lat.gpu_after if lat else None),
     }
+    if record["latency_noisy"] and not record["latency_noisy_reason"]:  # a pool's: from its figures
+        record["latency_noisy_reason"] = noise_reason(record)
     record.update(
         measure_batch=int(part["images"].shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],
         measure_device=device.type, measure_device_name=env["device_name"],
