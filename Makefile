@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check check-official mutation check-slurm
+.PHONY: setup demo test test-fast bench bench-smoke clean gpu-check gpu-paths check-official mutation check-slurm
 
 setup: $(STAMP)
 
@@ -45,12 +45,19 @@ mutation: $(STAMP)
 clean:
 	rm -rf $(VENV) runs .pytest_cache mutants mutation-results
 
-# One GPU, at most ~5 minutes: every CUDA path (docs/performance.md). Skips with a message where there is no GPU.
+# One GPU, at most 5 minutes: issue 27's table for both IFA formulations and its acceptance checks (perf/gpu_table.py,
+# docs/performance.md). Skips with a message where there is no GPU; `make gpu-check GPU_CHECK_ARGS=--dry-run` runs it
+# on the CPU at small sizes. gpu-paths: every CUDA path of the suite (longer).
 # GPU_PYTHON: a python whose torch has CUDA (the venv's torch is the CPU build pinned by constraints.txt).
 GPU_PYTHON ?= $(PY)
+GPU_CHECK_ARGS ?=
 gpu-check:
 	@if [ "$(GPU_PYTHON)" = "$(PY)" ]; then $(MAKE) --no-print-directory setup; fi
-	$(GPU_PYTHON) -m perf.gpu_check --out runs/gpu-check/gpu_check.json
+	$(GPU_PYTHON) -m perf.gpu_check --out runs/gpu-check/gpu_check.json $(GPU_CHECK_ARGS)
+
+gpu-paths:
+	@if [ "$(GPU_PYTHON)" = "$(PY)" ]; then $(MAKE) --no-print-directory setup; fi
+	$(GPU_PYTHON) -m perf.gpu_check --paths --out runs/gpu-check/gpu_paths.json
 
 # The official Cityscapes evaluator (own venv: cityscapesscripts 2.3.0 needs numpy < 2.4) vs `ifa-bench eval`.
 OFFICIAL_VENV := .venv-official

@@ -1,6 +1,10 @@
-"""`make gpu-check`: exercise every CUDA path of the suite on one GPU in a few minutes, and say what passed.
+"""`make gpu-check`: issue 27's table for both IFA formulations on one GPU (perf/gpu_table.py: the head in fp32, TF32 and
+bf16, the five whole models, a training step; host time, kernels and device time per call; the acceptance checks,
+PASS/FAIL), in at most 5 minutes. `--dry-run` runs the same table on the CPU at small sizes (no GPU needed; the
+numbers mean nothing there). It needs nothing beyond torch, the project and (optionally) nvidia-ml-py.
 
-Steps (each guarded on its own, so one failure does not hide the others):
+`--paths` (`make gpu-paths`) instead exercises every CUDA path of the suite, longer; its steps, each guarded on its
+own so that one failure does not hide the others:
 - ifa_heads:   fused vs reference IFA head at 1024x2048 (released deep-stem R-50 feature shapes, 19 classes),
                same state_dict, fp32 and bf16 autocast; outputs must agree. Timings here and in channels_last use the
                suite's latency rule (CUDA events, a warm-up of 1 s, rounds until two agree within 5%).
@@ -13,7 +17,8 @@ Steps (each guarded on its own, so one failure does not hide the others):
 - sweep_gpu:   an embedded-Ray sweep of one model x 2 seeds whose trials request {"GPU": 1}: the model is
                measured once on the GPU, in the measurement phase, before either trial starts training.
 
-Without a GPU it prints why and exits 0 (nothing to check). Exit 1 when any step failed. `--out FILE` writes JSON.
+Without a GPU (and without --dry-run) it prints why and exits 0. Exit 1 when a step failed or, on a GPU, an acceptance
+check failed. `--out FILE` writes JSON.
 """
 from __future__ import annotations
 
@@ -125,33 +130,6 @@ def _without_tf32(call):
         return call()
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-def step_profile_fused(device) -> dict:
-    """Where the fused head spends its time on a GPU (top operators by self CUDA time, and CPU time per call)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from perf.cases import RELEASED_LEVELS, random_features
-    from ifa import IFAHead, ShapeSpec
-
-    shapes = {k: ShapeSpec(c, s) for k, (c, s) in RELEASED_LEVELS.items()}
-    torch.manual_seed(0)
-    head = IFAHead(shapes, 19, formulation="fused").to(device).eval()
-    feats = random_features(IMAGE, 1, device, torch.float32, channels_last=False)
-    with torch.inference_mode():
-        for _ in range(3):
-            head(feats)
-        torch.cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            for _ in range(3):
-                head(feats)
-            torch.cuda.synchronize()
-    rows = sorted(prof.key_averages(), key=lambda e: e.self_device_time_total, reverse=True)[:8]
-    top = [{"op": e.key, "cuda_ms_per_call": round(e.self_device_time_total / 3e3, 3),
-            "cpu_ms_per_call": round(e.self_cpu_time_total / 3e3, 3), "count": e.count // 3} for e in rows]
-    cpu_total = sum(e.self_cpu_time_total for e in prof.key_averages()) / 3e3
-    cuda_total = sum(e.self_device_time_total for e in prof.key_averages()) / 3e3
-    return {"ok": True, "cpu_ms_per_call": round(cpu_total, 2), "cuda_ms_per_call": round(cuda_total, 2), "top": top}
 
 
 def step_measure(device) -> dict:
@@ -332,20 +310,58 @@ def _conditions() -> dict:
             "cudnn": torch.backends.cudnn.version(), "python": sys.version.split()[0]}
 
 
+TABLE_BUDGET_S = 240.0  # parts that would start later are skipped: the run ends within 5 minutes with the imports
+
+
+def _cpu_conditions() -> dict:
+    import platform
+
+    return {"gpu": None, "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": sys.version.split()[0]}
+
+
+def table_main(args) -> int:
+    from perf.gpu_table import Sizes, format_table, run
+
+    dry = args.dry_run
+    device = torch.device("cpu") if dry else torch.device("cuda", 0)
+    report = {"conditions": _cpu_conditions() if dry else _conditions(), "dry_run": dry}
+    print(f"gpu-check{' (dry run on the CPU: small sizes, numbers mean nothing)' if dry else ''} on",
+          json.dumps(report["conditions"]), flush=True)
+    t0 = time.perf_counter()
+    report["table"] = run(device, Sizes.dry_run() if dry else Sizes(), args.budget)
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    print(format_table(report["table"]), flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, default=str))
+    errors = [k for k in ("head", "models", "train") if "error" in report["table"][k]]
+    failed = [c["check"] for c in report["table"]["acceptance"] if c["result"] != "PASS"]
+    print(f"gpu-check: {report['seconds']} s; " + (f"errors in: {', '.join(errors)}; " if errors else "")
+          + f"acceptance {len(report['table']['acceptance']) - len(failed)}/{len(report['table']['acceptance'])} PASS")
+    return 1 if errors or (failed and not dry) else 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    ap.add_argument("--only", nargs="*", default=None, help="run only these steps")
+    ap.add_argument("--dry-run", action="store_true", help="the table on the CPU at small sizes (no GPU needed)")
+    ap.add_argument("--budget", type=float, default=TABLE_BUDGET_S, help="seconds after which table parts are skipped")
+    ap.add_argument("--paths", action="store_true", help="exercise every CUDA path of the suite instead of the table")
+    ap.add_argument("--only", nargs="*", default=None, help="with --paths: run only these steps")
     args = ap.parse_args(argv)
+    if args.dry_run:
+        return table_main(args)
     if not torch.cuda.is_available():
         print("gpu-check: skipped: no CUDA device is available (torch "
               f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'})")
         return 0
+    if not args.paths:
+        return table_main(args)
     device = torch.device("cuda", 0)
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     steps = {
         "ifa_heads": lambda: step_ifa_heads(device),
-        "profile_fused": lambda: step_profile_fused(device),
         "measure": lambda: step_measure(device),
         "models": lambda: step_models(device),
         "channels_last": lambda: step_channels_last(device),

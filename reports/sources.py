@@ -22,7 +22,7 @@ def read_run_dir(path: Path) -> Results:
     """One completed trial from a train run folder (its metrics; it has no cost measurements)."""
     from bench.config import ExperimentConfig, read_yaml, validate
     from bench.files.json_records import read_json
-    from bench.results.row import config_columns
+    from bench.results.row import config_columns, ran_columns
 
     final = read_json(path / "final.json")
     if not isinstance(final, dict):
@@ -32,6 +32,7 @@ def read_run_dir(path: Path) -> Results:
     cfg = validate(ExperimentConfig, read_yaml(path / "config.yaml"), str(path / "config.yaml"))
     row = {k: None for k in RESULT_COLUMNS}
     row.update(config_columns(cfg))
+    row.update(ran_columns(cfg.model.head.name, getattr(cfg.model.head, "formulation", ""), {}, final))
     env = final.get("environment") or {}
     row.update({k: env.get(k) for k in ENVIRONMENT})
     row.update({k: final.get(k) for k in ("miou", "macc", "aacc", "boundary_iou", "train_time_s")})

@@ -16,6 +16,7 @@ from bench.config.model import BackboneConfig, IFAHeadConfig, choices, head_name
 from bench.results.row_file import RowFile
 from bench.host.device import resolve_device
 from bench.errors import UserError
+from bench.config.formulation import AUTO
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.measure.noise_rule import noise_reason
 from bench.measure.plan import ALL_HEADS, PlannedModel, label, settings_of
@@ -226,9 +227,10 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
         query_stride = query_stride_of(model)
     head = cfg.head.name
     ident = {
-        "model": planned.label, "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
+        "model": ran_label(planned.label, record["formulation"]), "backbone": cfg.backbone.name, "stem": cfg.backbone.stem,
         "output_stride": cfg.backbone.output_stride, "head": head,
-        "formulation": (cfg.head.formulation if head == "ifa" else ""), "num_classes": cfg.num_classes,
+        "formulation": record["formulation"], "ifa_kernels": record["ifa_kernels"],  # what IFA ran as ("" otherwise)
+        "num_classes": cfg.num_classes,
         "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
     }
     if experiment is not None:
@@ -240,6 +242,11 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
                               if name in ("backbone", "head") or name.startswith("head.")}
     out["uncalled_modules"] = macs.uncalled_modules
     return out
+
+
+def ran_label(label: str, formulation: str) -> str:
+    """A row's model label with what `auto` ran as: "IFA (auto)" measured on a CPU reads "IFA (auto: fused)"."""
+    return label.replace(f"({AUTO})", f"({AUTO}: {formulation})") if formulation else label
 
 
 def _gmacs(value) -> str:
@@ -368,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         if out_file is not None:
             out_file.append(flat_row(row))
         sys.stderr.write(row_line(row) + (f"  -> {args.out}" if out_file is not None else "") + "\n")
-        note = fused_on_gpu_note(cfg.head.model_dump(), row["measure_device"])
+        note = fused_on_gpu_note({**cfg.head.model_dump(), "formulation": row["formulation"]}, row["measure_device"])
         if note and row.get("latency_ms_median") is not None:
             sys.stderr.write(f"  note: {note}\n")
         sys.stderr.flush()

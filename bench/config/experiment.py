@@ -12,6 +12,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from bench.host.budget import MAX_ITERATIONS
+from bench.config.formulation import hashed_formulation
 from bench.config.key_conflict import key_conflict
 from bench.config.model import ModelConfig
 from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
@@ -144,5 +145,8 @@ class ExperimentConfig(_Strict):
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
+        head = payload["model"]["head"]
+        if "formulation" in head:  # `auto` hashes as "fused", the default it replaced (bench/config/formulation.py)
+            head["formulation"] = hashed_formulation(head["formulation"])
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -49,7 +49,9 @@ class IFAHeadConfig(_Strict):
     released_ensemble_defect: bool = False
     # nearest-cell rule: "exact" (exact arithmetic) or "release" (hzhupku/IFA's float32 coordinates + grid_sample)
     sampling: Literal["exact", "release"] = "exact"
-    formulation: Literal["reference", "fused"] = "fused"
+    # "auto": the fastest on the device the model runs on (bench/config/formulation.py: reference on CUDA, fused
+    # elsewhere); both compute the same function from one state_dict
+    formulation: Literal["auto", "reference", "fused"] = "auto"
     chunk_queries: Optional[PositiveInt] = None  # None: chosen from memory_budget_mb
     memory_budget_mb: PositiveInt = 1024
     align_corners: bool = True  # released code upsamples the stride-4 logits with align_corners=True

@@ -309,6 +309,7 @@ class _Trainer:
 
     def _finish(self, train_time: float) -> dict:
         from bench.measure.environment import environment
+        from bench.measure.ifa_on_gpu import what_ran
 
         from bench.engine.evaluation import bootstrap
         cfg = self.cfg
@@ -326,6 +327,7 @@ class _Trainer:
             "config_hash": self.config_hash,
             "world_size": self.world,
             "environment": environment(self.device),
+            **what_ran(self.model),  # IFA's formulation and kernels as the final evaluation ran them
         }
         if self.main:
             write_json(self.out_dir / FINAL, final)

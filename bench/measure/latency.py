@@ -14,7 +14,12 @@ else the round with the smallest IQR/median, and the result is marked `noisy`. `
 only applies the IQR test. Warm-up runs once, before the first round. On CUDA it also lasts at least CUDA_WARMUP_S
 seconds, so that the GPU's clocks have risen before any run is timed, and each round times `runs` runs at a time
 until it has lasted CUDA_ROUND_MIN_S, so that two rounds are apart in time. The host's 1-minute load average is
-recorded before the first and after the last round, so a reader can see what else the machine was doing."""
+recorded before the first and after the last round, so a reader can see what else the machine was doing.
+
+GPU state (CUDA, bench/measure/gpu_state.py): NVML's clocks, power, temperature and throttle reasons are read before and
+after every round. The warm-up goes on (up to CUDA_WARMUP_MAX_S) until the SM clock readings agree; a round during
+which the GPU's state changed is not settled, and when the reported round is such a round, the result is `noisy`
+with the change as its `noisy_reason`. Without NVML the readings are `unavailable` and the rule is as before."""
 from __future__ import annotations
 
 import os
@@ -26,7 +31,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from bench.measure.noise_rule import CUDA_ROUND_MIN_S, CUDA_WARMUP_S, NOISE_THRESHOLD, SETTLE_TOLERANCE
+from bench.measure.gpu_state import CLOCK_READ_INTERVAL_S, GpuProbe, GpuState, changes, clocks_settled
+from bench.measure.noise_rule import (
+    CUDA_ROUND_MIN_S, CUDA_WARMUP_MAX_S, CUDA_WARMUP_S, NOISE_THRESHOLD, SETTLE_TOLERANCE, UNSETTLED,
+)
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,9 @@ class LatencyStats:
     rel_se: float | None = None  # the pool's relative standard error (bench.measure.processes.fresh_processes)
     span_s: float | None = None  # seconds from the pool's first timed run to its last
     blocks: int = 0  # time blocks behind rel_se (0: it is over the processes' medians)
+    noisy_reason: str = ""  # why `noisy` ("" when it is not)
+    gpu_before: GpuState | None = None  # the GPU before and after the reported round (None: not a GPU timing)
+    gpu_after: GpuState | None = None
 
     @property
     def spread(self) -> float:
@@ -134,12 +145,26 @@ def _settled(times: list[float], previous: list[float] | None, noise_threshold: 
     return before > 0 and abs(now - before) / before <= SETTLE_TOLERANCE
 
 
-def warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device) -> None:
+def warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device, gpu: GpuProbe | None = None,
+            max_seconds: float = CUDA_WARMUP_MAX_S) -> None:
     """`warmup` runs, then more until `min_seconds` have passed (none when `warmup` is 0). On CUDA each run is waited
-    for, so that the seconds are the GPU's and no backlog of queued runs spills into the first timed round."""
+    for, so that the seconds are the GPU's and no backlog of queued runs spills into the first timed round. With a
+    GPU probe it goes on until two readings of the clocks CLOCK_READ_INTERVAL_S apart agree, up to `max_seconds`."""
     t0 = time.perf_counter()
     done = 0
-    while done < warmup or (done and time.perf_counter() - t0 < min_seconds):
+    previous, read_at = None, None
+
+    def clocks_ready() -> bool:
+        nonlocal previous, read_at
+        if gpu is None or time.perf_counter() - t0 >= max_seconds:
+            return True
+        if read_at is not None and time.perf_counter() - read_at < CLOCK_READ_INTERVAL_S:
+            return False
+        now, read_at = gpu.read(), time.perf_counter()
+        settled, previous = clocks_settled(previous, now), now
+        return settled
+
+    while done < warmup or (done and (time.perf_counter() - t0 < min_seconds or not clocks_ready())):
         model(*inputs)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -148,11 +173,14 @@ def warm_up(model, inputs, warmup: int, min_seconds: float, device: torch.device
 
 def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, rounds: int = 1,
                     noise_threshold: float = NOISE_THRESHOLD, warmup_s: float | None = None,
-                    round_min_s: float | None = None) -> LatencyStats:
+                    round_min_s: float | None = None, gpu: GpuProbe | None = None,
+                    warmup_max_s: float = CUDA_WARMUP_MAX_S) -> LatencyStats:
     """`rounds` > 1 times until two consecutive rounds agree (see the module's noise rule); warm-up runs once, before
     the first round, for `warmup` runs and at least `warmup_s` seconds. A round times `runs` runs at a time until it
     has lasted `round_min_s` seconds. None: CUDA_WARMUP_S and CUDA_ROUND_MIN_S on CUDA, 0 on CPU. The record's
-    `runs` is the reported round's count."""
+    `runs` is the reported round's count. `gpu`: the probe of the GPU's state; None: NVML's for a CUDA device, none
+    on CPU (a test passes one built on a recorded NVML to check the rule anywhere). `warmup_max_s`: the longest the
+    warm-up waits for the clocks to settle."""
     if runs < 1 or warmup < 0 or rounds < 1:
         raise ValueError(f"latency: need runs >= 1, warmup >= 0 and rounds >= 1 "
                          f"(got runs={runs}, warmup={warmup}, rounds={rounds})")
@@ -161,14 +189,18 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
     on_cuda = device.type == "cuda"
     warmup_s = (CUDA_WARMUP_S if on_cuda else 0.0) if warmup_s is None else warmup_s
     round_min_s = (CUDA_ROUND_MIN_S if on_cuda else 0.0) if round_min_s is None else round_min_s
+    if gpu is None and on_cuda:
+        gpu = GpuProbe(device.index if device.index is not None else torch.cuda.current_device())
     load_before = loadavg()
     made_rounds: list[list[float]] = []
+    states: list[tuple[GpuState | None, GpuState | None, list[str]]] = []  # per round: before, after, changes
     settled = False
     with torch.inference_mode():
-        warm_up(model, inputs, warmup, warmup_s, device)
+        warm_up(model, inputs, warmup, warmup_s, device, gpu, warmup_max_s)
         timer = "cuda_event" if on_cuda else "perf_counter"
         while len(made_rounds) < rounds:
             times: list[float] = []
+            before = gpu.read() if gpu is not None else None
             round_start = time.perf_counter()
             while not times or time.perf_counter() - round_start < round_min_s:
                 if on_cuda:
@@ -176,21 +208,27 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
                         times += time_cuda_runs(model, inputs, runs, device)
                 else:
                     times += time_cpu_runs(model, inputs, runs)
+            after = gpu.read() if gpu is not None else None
+            changed = changes(before, after) if gpu is not None else []
             previous = made_rounds[-1] if made_rounds else None
             made_rounds.append(times)
+            states.append((before, after, changed))
             if rounds == 1:
-                settled = spread_of(times) <= noise_threshold
+                settled = spread_of(times) <= noise_threshold and not changed
             else:
-                settled = _settled(times, previous, noise_threshold)
+                settled = _settled(times, previous, noise_threshold) and not changed
             if settled:
                 break
     made = len(made_rounds)
     if settled:
-        kept = made_rounds[-1]
-    else:
-        steady = [t for t in made_rounds if spread_of(t) <= noise_threshold]
-        kept = steady[-1] if steady else min(made_rounds, key=spread_of)
-    times = kept
+        k = made - 1
+    else:  # the latest steady round of one GPU state, else the latest steady one, else the least spread
+        steady = [i for i, t in enumerate(made_rounds) if spread_of(t) <= noise_threshold]
+        calm = [i for i in steady if not states[i][2]]
+        k = (calm or steady or [min(range(made), key=lambda i: spread_of(made_rounds[i]))])[-1]
+    times = made_rounds[k]
+    gpu_before, gpu_after, changed = states[k]
+    reasons = list(changed) + ([] if settled or changed else [UNSETTLED])
     return LatencyStats(
         median_ms=statistics.median(times),
         p90_ms=percentile(times, 90),
@@ -206,6 +244,9 @@ def measure_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int
         times_ms=times,
         iqr_ms=iqr(times),
         noisy=not settled,
+        noisy_reason="; ".join(reasons) if not settled else "",
+        gpu_before=gpu_before,
+        gpu_after=gpu_after,
         rounds=made,
         loadavg_before=load_before,
         loadavg_after=loadavg(),

@@ -8,10 +8,13 @@ from typing import Optional
 import torch
 from torch import nn
 
+from bench.measure import gpu_state
 from bench.measure.environment import environment
+from bench.measure.ifa_on_gpu import RAN_KEYS, what_ran
 from bench.measure.processes.fresh_processes import LatencyJob, pooled_latencies
 from bench.measure.latency import DEFAULT_ROUNDS, LatencyStats, measure_latency
 from bench.measure.macs import MacCount, count_macs
+from bench.measure.noise_rule import noise_reason
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
 from bench.results.schema import MEASUREMENTS, SWEEP_MEASUREMENTS
@@ -23,7 +26,8 @@ __all__ = [
 
 # what measure_model returns, in the results' order (bench/results/schema.py); the sweep adds where it measured
 MEASUREMENT_KEYS = [k for k in MEASUREMENTS if k not in SWEEP_MEASUREMENTS]
-RECORD_KEYS = MEASUREMENT_KEYS + list(environment().keys())
+# then what IFA ran as (its formulation and kernels, "" for other heads) and the environment
+RECORD_KEYS = MEASUREMENT_KEYS + list(RAN_KEYS) + list(environment().keys())
 
 
 def _validate_size(input_size) -> tuple[int, int]:
@@ -115,6 +119,7 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
                 part["lat"] = measure_latency(spec.segmentor, part["images"], warmup=spec.warmup, runs=spec.runs,
                                               rounds=spec.rounds)
             part.setdefault("finished_at", _now())
+            part["ran"] = what_ran(spec.segmentor)
     finally:
         for spec, mode in zip(specs, was_training):
             spec.segmentor.train(mode)
@@ -148,13 +153,17 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         "latency_processes": lat.processes if lat else None,
         "latency_se_pct": (None if lat is None or lat.rel_se is None else round(lat.rel_se * 100, 2)),
         "latency_span_s": (None if lat is None or lat.span_s is None else round(lat.span_s, 1)),
+        "latency_noisy_reason": lat.noisy_reason if lat else "",
+        **gpu_state.columns(lat.gpu_before if lat else None, lat.gpu_after if lat else None),
     }
+    if record["latency_noisy"] and not record["latency_noisy_reason"]:  # a pool's: from its figures
+        record["latency_noisy_reason"] = noise_reason(record)
     record.update(
         measure_batch=int(part["images"].shape[0]), measure_dtype=env["dtype"], measure_threads=env["threads"],
         measure_device=device.type, measure_device_name=env["device_name"],
         measure_started_at=part["started_at"], measure_finished_at=part["finished_at"],
     )
-    return {**{k: record[k] for k in MEASUREMENT_KEYS}, **env}
+    return {**{k: record[k] for k in MEASUREMENT_KEYS}, **part["ran"], **env}
 
 
 def _now() -> str:

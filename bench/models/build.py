@@ -10,6 +10,7 @@ from typing import Union
 
 from torch import nn
 
+from bench.config.formulation import AUTO, ran_formulation
 from bench.config.model import AuxHeadConfig, BackboneConfig, ModelConfig
 from bench.errors import UserError
 from bench.models.hrnet import HRNet
@@ -59,7 +60,10 @@ def build_backbone(cfg: BackboneConfig) -> Union[ResNet, HRNet]:
 
 
 def build_head(cfg, input_shape, num_classes: int) -> nn.Module:
+    """The head of `cfg`; IFA's `formulation: auto` is built as on the CPU (a Segmentor chooses again per device)."""
     options = cfg.model_dump(exclude={"name"})
+    if options.get("formulation") == AUTO:
+        options["formulation"] = ran_formulation(AUTO, "cpu")
     try:
         return head_class(cfg.name)(input_shape, num_classes, **options)
     except ValueError as exc:
@@ -83,4 +87,4 @@ def build_segmentor(cfg: ModelConfig) -> Segmentor:
     shapes = backbone.output_shape()
     head = build_head(cfg.head, shapes, cfg.num_classes)
     aux = build_aux_head(cfg.aux_head, shapes, cfg.num_classes)
-    return Segmentor(backbone, head, aux, cfg.aux_head.weight)
+    return Segmentor(backbone, head, aux, cfg.aux_head.weight, getattr(cfg.head, "formulation", None))

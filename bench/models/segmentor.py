@@ -8,10 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.config.formulation import AUTO, ran_formulation
+
 
 class Segmentor(nn.Module):
     def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: Optional[nn.Module] = None,
-                 aux_weight: float = 0.4):
+                 aux_weight: float = 0.4, formulation_setting: Optional[str] = None):
         super().__init__()
         self.backbone, self.head, self.aux_head = backbone, head, aux_head
         self.aux_weight = aux_weight
@@ -20,6 +22,12 @@ class Segmentor(nn.Module):
         # With query_at_output: query on the 1/query_stride grid of the output size and upsample the rest
         # (None or 1: the output size itself; the head's own output_stride: its own grid, the upsample protocol).
         self.query_stride = None
+        # IFA's formulation setting. "auto" (the head built as on the CPU, bench.models.build.build_head): chosen
+        # again whenever a forward's images are on another device type (bench/config/formulation.py), so that a model
+        # built on the CPU and moved to a GPU runs the GPU's choice. A formulation set on the head by hand holds until
+        # the model runs on another device type.
+        self.formulation_setting = formulation_setting
+        self._formulation_device = "cpu"
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -33,6 +41,7 @@ class Segmentor(nn.Module):
         """Training: {"main", "aux"?, head extras} at native strides (weights: `loss_weights`).
         Eval: logits at `size or images.shape[-2:]`, queried (IFA with `query_at_output`) or upsampled bilinearly
         with the head's `align_corners` (default False)."""
+        self._choose_formulation(images.device.type)
         features = self.backbone(images)
         if self.training:
             out = self.head(features)
@@ -49,6 +58,12 @@ class Segmentor(nn.Module):
             return logits
         align_corners = getattr(self.head, "align_corners", False)
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+
+    def _choose_formulation(self, device_type: str) -> None:
+        if self.formulation_setting != AUTO or device_type == self._formulation_device:
+            return
+        self.head.formulation = ran_formulation(AUTO, device_type)
+        self._formulation_device = device_type
 
 
 def query_grid(size: tuple[int, int], stride: Optional[int], head_stride: int) -> Optional[tuple[int, int]]:

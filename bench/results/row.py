@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench.files.atomic import replacing
 from bench.config import ExperimentConfig
+from bench.config.formulation import hashed_formulation, head_ran_as, trial_device_type
 from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
 from bench.results.schema import (
     BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
@@ -19,7 +20,8 @@ from bench.results.schema import (
 CFG_PREFIX = "cfg."
 
 
-def config_columns(cfg: ExperimentConfig) -> dict[str, Any]:
+def config_columns(cfg: ExperimentConfig, device_type: str = "cpu") -> dict[str, Any]:
+    """The CONFIG columns of a trial whose model runs on `device_type` (where IFA's `auto` is resolved)."""
     head = cfg.model.head
     return {
         "dataset": cfg.data.dataset,
@@ -27,7 +29,7 @@ def config_columns(cfg: ExperimentConfig) -> dict[str, Any]:
         "stem": cfg.model.backbone.stem,
         "output_stride": cfg.model.backbone.output_stride,
         "head": head.name,
-        "formulation": getattr(head, "formulation", "") if head.name == "ifa" else "",
+        "formulation": head_ran_as(head.model_dump(), device_type),
         "seed": cfg.seed,
         "iterations": cfg.train.iterations,
         "batch_size": cfg.train.batch_size,
@@ -59,7 +61,8 @@ def base_row(trial, sweep_name: str, status: str, *, error: str = "", attempts: 
         trial_id=trial.trial_id, config_hash=trial.config_hash, sweep_name=sweep_name, status=status,
         error=error, attempts=attempts, trial_dir=trial_rel(trial.config_hash),
     )
-    row.update(config_columns(trial.config))
+    row.update(config_columns(trial.config, trial_device_type(trial.config.train.device, trial.resources.gpus)))
+    row["ifa_kernels"] = ""  # known once it ran (ran_columns)
     for key, value in trial.extra_axes.items():
         if key == QUERY_STRIDE_KEY:  # its own column, ifa_query_stride
             continue
@@ -73,12 +76,24 @@ def completed_row(trial, sweep_name: str, final: dict, measurement: dict, enviro
     for k in METRICS + INTERVALS:
         row[k] = final.get(k)
     row["train_time_s"] = final.get("train_time_s")
+    row.update(ran_columns(row["head"], row["formulation"], measurement, final))
     for k in MEASUREMENTS:
         row[k] = measurement.get(k)
     for k in ENVIRONMENT:
         row[k] = measurement.get(k, environment.get(k))
     row["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return row
+
+
+def ran_columns(head: str, setting: str, measurement: dict, final: dict) -> dict[str, str]:
+    """`formulation` and `ifa_kernels` of a completed row: what the measurement ran, else what training ran (both
+    record it, bench.measure.ifa_on_gpu.what_ran), else, for a trial run before they recorded it, what the setting ran
+    then (`auto` did not exist: it hashes as, and ran as, "fused"; the kernels were torch's)."""
+    if head != "ifa":
+        return {"formulation": "", "ifa_kernels": ""}
+    ran = next((r for r in (measurement, final) if r.get("formulation")), {})
+    return {"formulation": ran.get("formulation") or hashed_formulation(setting),
+            "ifa_kernels": ran.get("ifa_kernels") or "torch"}
 
 
 def per_class_rows(row: dict, per_class: dict[str, float]) -> list[dict]:
@@ -130,4 +145,4 @@ def write_tables(sweep_dir: Path, rows: list[dict], per_class: list[dict]) -> pd
     return df
 
 
-__all__ = ["IDENTITY", "CONFIG", "base_row", "completed_row", "per_class_rows", "write_tables", "TIMING"]
+__all__ = ["IDENTITY", "CONFIG", "base_row", "completed_row", "per_class_rows", "ran_columns", "write_tables", "TIMING"]

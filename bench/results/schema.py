@@ -19,14 +19,27 @@ CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
     "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
 ]
-# crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
+# crop: "HxW"; eval_scales: "1.0" or "0.5,0.75,1.0".
+# formulation: IFA's formulation ("reference"/"fused"), "" for other heads: what ran (a completed row's measurement,
+# else its training), or before that what `auto` runs as on the trial's device (bench/config/formulation.py).
 # ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
 # heads (bench/config/query_stride.py).
 # Extra sweep axes appear as extra columns named "cfg.<dotted.key>".
 
+# How IFA ran, beside the config (it does not tell models apart): ifa_kernels: its kernels ("torch"/"triton"; "" before
+# the trial ran and for other heads).
+RAN = ["ifa_kernels"]
+
 METRICS = ["miou", "macc", "aacc", "boundary_iou"]  # percent, single evaluation protocol of the row
 
 INTERVALS = ["miou_ci_low", "miou_ci_high"]  # 95% bootstrap interval of miou over val images (bench/engine/evaluation/bootstrap.py)
+
+# The GPU around the reported round of CUDA timings, through NVML (bench/measure/gpu_state.py); empty on CPU:
+# gpu_state: "nvml" | "unavailable: <why>" | ""; clocks MHz, power W, temperature C, before and after the round;
+# gpu_throttle: NVML's throttle reasons after it ("sw_power_cap,...", "" when none).
+GPU_STATE = ["gpu_state", "gpu_sm_clock_mhz_before", "gpu_sm_clock_mhz_after", "gpu_mem_clock_mhz_before",
+             "gpu_mem_clock_mhz_after", "gpu_power_w_before", "gpu_power_w_after", "gpu_temp_c_before",
+             "gpu_temp_c_after", "gpu_throttle"]
 
 MEASUREMENTS = [
     "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "params_backbone_m", "params_head_m",
@@ -35,7 +48,8 @@ MEASUREMENTS = [
     "measure_key", "measure_batch", "measure_dtype", "measure_threads", "measure_device", "measure_device_name",
     "measure_node", "measure_started_at", "measure_finished_at",
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
-    "latency_processes", "latency_se_pct", "latency_span_s", "unsupported_ops",
+    "latency_processes", "latency_se_pct", "latency_span_s", "unsupported_ops", "latency_noisy_reason",
+    *GPU_STATE,
 ]
 # measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
 # measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
@@ -44,6 +58,8 @@ MEASUREMENTS = [
 # over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
 # bench.measure.conditions.conditions_text(row) phrases them.
 
+# latency_noisy_reason: why latency_noisy is set ("" when it is not): the GPU's state changed during the reported round
+# (bench/measure/gpu_state.py), or the rounds never settled (bench/measure/noise_rule.py).
 # unsupported_ops: the operators fvcore met and did not count ("op*calls,..."; empty: none), so GMACs leave them out.
 # The sweep adds these two to a measurement; bench.measure.model.measure_model returns every other one.
 SWEEP_MEASUREMENTS = ["measure_key", "measure_node"]
@@ -52,7 +68,7 @@ ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype",
 
 TIMING = ["train_time_s", "finished_at"]
 
-RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
 
 # The type of every column: the writer (bench/results/row.py) stores it, reports/load.py reads it back. Any column not
 # named here is text ("" when absent); extra `cfg.*` axis columns are typed by their values.
@@ -61,7 +77,8 @@ _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_cl
         "measure_threads", "latency_runs", "latency_processes", "threads"]
 _BOOL = ["eval_flip", "latency_noisy"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
-                      "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops"]
+                      "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops",
+                      "latency_noisy_reason", "gpu_state", "gpu_throttle"]
 _FLOAT = (METRICS + INTERVALS + [c for c in MEASUREMENTS if c not in _INT + _BOOL + _TEXT_MEASUREMENTS]
           + ["train_time_s"])
 COLUMN_TYPES = {c: INT if c in _INT else BOOL if c in _BOOL else FLOAT if c in _FLOAT else TEXT

@@ -47,7 +47,8 @@ def test_real_console_script_measures_ifa(tmp_path):
                            "--no-latency", "--no-memory", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     (rec,) = json.loads(proc.stdout)
-    assert rec["model"] == "IFA (fused)" and rec["measure_input"] == "32x64" and rec["gmacs_head"] > 0
+    assert rec["model"] == "IFA (auto: fused)" and rec["measure_input"] == "32x64" and rec["gmacs_head"] > 0
+    assert (rec["formulation"], rec["ifa_kernels"]) == ("fused", "torch")  # what `auto` ran as on this CPU
 
 
 @pytest.mark.parametrize("argv, needles", [
@@ -77,6 +78,7 @@ def test_all_heads_csv(capsys):
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["model"] for r in rows] == ["IFA (reference)", "IFA (fused)", "Semantic-FPN", "PPM (PSPNet)", "OCR"]
     assert [r["formulation"] for r in rows] == ["reference", "fused", "", "", ""]
+    assert [r["ifa_kernels"] for r in rows] == ["torch", "torch", "", "", ""]
     backbones = {r["gmacs_backbone"] for r in rows}
     assert len(backbones) == 1 and float(backbones.pop()) > 0  # same backbone under every head
     for r in rows:

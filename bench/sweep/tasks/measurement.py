@@ -29,6 +29,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.config.formulation import head_ran_as, trial_device_type
 from bench.config.query_stride import query_mode
 from bench.errors import UserError, typed_line
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
@@ -40,8 +41,7 @@ RUN_TIMEOUT_S = 3600.0  # one model's measurement (1024x2048 on CPU, 3 rounds of
 
 def device_kind(payload: dict) -> str:
     """"cuda" when the trial trains on a GPU (and does not pin the CPU), else "cpu"."""
-    res = payload["resources"]
-    return "cuda" if res["gpus"] > 0 and payload["cfg"]["train"].get("device", "auto") != "cpu" else "cpu"
+    return trial_device_type(payload["cfg"]["train"].get("device", "auto"), payload["resources"]["gpus"])
 
 
 def measure_threads(payload: dict) -> int:
@@ -51,8 +51,11 @@ def measure_threads(payload: dict) -> int:
 
 def measure_key(payload: dict) -> str:
     cfg = payload["cfg"]
-    what = {"model": cfg["model"], "measure": cfg["measure"], "device": device_kind(payload),
-            "threads": measure_threads(payload)}
+    kind = device_kind(payload)
+    model = cfg["model"]
+    if model["head"].get("name") == "ifa":  # keyed by the formulation that runs there: `auto` shares its key
+        model = {**model, "head": {**model["head"], "formulation": head_ran_as(model["head"], kind)}}
+    what = {"model": model, "measure": cfg["measure"], "device": kind, "threads": measure_threads(payload)}
     query = query_mode(cfg["model"]["head"]["name"], cfg.get("eval", {}).get("ifa_query", "upsample"),
                        cfg.get("eval", {}).get("ifa_query_stride"))
     if query is not None:  # only a query off IFA's own grid changes the cost (older keys stay as they were)
