@@ -148,5 +148,9 @@ class ExperimentConfig(_Strict):
         head = payload["model"]["head"]
         if "formulation" in head:  # `auto` hashes as "fused", the default it replaced (bench/config/formulation.py)
             head["formulation"] = hashed_formulation(head["formulation"])
+        # how the fused head executes (kernels, CUDA graph) was added later: at its defaults it stays out
+        for key, default in (("kernels", "auto"), ("cuda_graph", False)):
+            if head.get(key, default) == default:
+                head.pop(key, None)
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -55,6 +55,10 @@ class IFAHeadConfig(_Strict):
     chunk_queries: Optional[PositiveInt] = None  # None: chosen from memory_budget_mb
     memory_budget_mb: PositiveInt = 1024
     align_corners: bool = True  # released code upsamples the stride-4 logits with align_corners=True
+    # how the fused formulation runs (the function is the same): "auto" uses the Triton kernels (ifa/kernels) on
+    # CUDA when triton imports, torch otherwise; cuda_graph captures the fused eval forward per shape on CUDA
+    kernels: Literal["auto", "torch", "triton"] = "auto"
+    cuda_graph: bool = False
 
 
 class FPNHeadConfig(_Strict):
