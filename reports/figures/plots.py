@@ -123,18 +123,33 @@ def plot_tradeoff(data: pd.DataFrame, cost: str, path: Path, published: pd.DataF
             handles += ax.plot(fx, fy, drawstyle="steps-post", color="black", linestyle="--", linewidth=0.8,
                                label="Pareto frontier (black edge: on it)")
         if published is not None and len(published):
+            single = preset is PAPER_SINGLE  # one column has no room to name each: one entry for them all
             for i, (_, row) in enumerate(published.reset_index(drop=True).iterrows()):
-                handles.append(ax.scatter(row["cost"], row["miou"], marker=PUBLISHED_MARKERS[i % len(PUBLISHED_MARKERS)],
-                                          color="0.35", s=25, linewidths=0.9, label=f"published: {row['label']}"))
+                point = ax.scatter(row["cost"], row["miou"], marker=PUBLISHED_MARKERS[i % len(PUBLISHED_MARKERS)],
+                                   color="0.35", s=25, linewidths=0.9, label=f"published: {row['label']}")
+                if not single:
+                    handles.append(point)
+            if single:
+                handles.append(ax.scatter([], [], marker="x", color="0.35", s=25, linewidths=0.9,
+                                          label=f"grey: {len(published)} published rows (named in the CSV)"))
         costs = pd.concat([data["cost"], published["cost"] if published is not None else pd.Series(dtype=float)])
         if len(costs) and costs.min() > 0 and costs.max() / costs.min() > 20:
             ax.set_xscale("log")
         ax.margins(x=0.08, y=0.1)
-        ax.set_xlabel(xlabel or COSTS.get(cost, cost))
+        ax.set_xlabel(_wrap(xlabel or COSTS.get(cost, cost), preset))
         ax.set_ylabel(miou_axis_label(data["n"]))
         ax.grid(True, alpha=0.3, linewidth=0.5)
         _legend(fig, handles, preset)
         return _save(fig, path)
+
+
+def _wrap(text: str, preset: Preset) -> str:
+    """An axis title on two lines, broken at the comma nearest its middle, where one line would not fit the width."""
+    if len(text) * 0.5 * preset.font / 72 < preset.width - 0.6 or ", " not in text:
+        return text
+    cuts = [i for i in range(len(text)) if text.startswith(", ", i)]
+    cut = min(cuts, key=lambda i: abs(i - len(text) / 2))
+    return text[:cut + 1] + "\n" + text[cut + 2:]
 
 
 def _interval_err(row) -> np.ndarray | None:
