@@ -6,6 +6,7 @@ import pandas as pd
 
 from reports.conditions import CONDITION_COLUMNS
 from reports.load import STATUSES, Results
+from reports.names import backbone_name, method_name
 
 # Columns always shown to tell models apart, even when constant; other config columns only when they vary.
 ALWAYS_SHOWN = ["head", "backbone"]
@@ -17,7 +18,7 @@ EMPTY_COLUMNS = (
     + [f"{m}_{a}" for m in ("miou", "boundary_iou", "macc", "aacc") for a in ("mean", "std")]
     + ["miou_ci_low", "miou_ci_high", "gmacs", "gmacs_backbone", "gmacs_head", "params_m", "latency_ms_median", "latency_ms_p90", "peak_mem_mb",
        "train_time_s", "device", "device_name", "measure_input", "trial_ids", "label", "order", "latency_ms_iqr",
-       "latency_ms_seed_std", "latency_noisy", "dtype", "threads"] + CONDITION_COLUMNS[1:])
+       "latency_ms_seed_std", "latency_noisy", "dtype", "threads", "name", "method"] + CONDITION_COLUMNS[1:])
 
 
 def _fmt_key(value) -> str:
@@ -108,9 +109,12 @@ def model_table(results: Results) -> pd.DataFrame:
         return pd.DataFrame(columns=keys + EMPTY_COLUMNS)
     table = pd.DataFrame(rows)
     table["label"] = ""
+    table["name"] = ""
+    table["method"] = [method_name(h, _fmt_key(f)) for h, f in zip(table["head"], table["formulation"])]
     for dataset, idx in table.groupby("dataset").groups.items():
         shown = distinguishing_columns(table.loc[idx], keys)
         table.loc[idx, "label"] = [model_label(r, shown) for _, r in table.loc[idx].iterrows()]
+        table.loc[idx, "name"] = [display_label(r, shown) for _, r in table.loc[idx].iterrows()]
     return table
 
 
@@ -176,6 +180,18 @@ def model_label(row: pd.Series, shown: list[str]) -> str:
         else:  # a sweep axis by dotted key: its last two parts say what it is ("backbone.width=0.5")
             parts.append(f"{'.'.join(col.removeprefix('cfg.').split('.')[-2:])}={value}")
     return " ".join(parts)
+
+
+def display_label(row: pd.Series, shown: list[str]) -> str:
+    """The model as papers name it (reports/names.py), then what else tells it apart: "IFA (fused) ResNet-50
+    deep-stem OS8"."""
+    stem = _fmt_key(row.get("stem", ""))
+    parts = [method_name(row["head"], _fmt_key(row.get("formulation", ""))),
+             backbone_name(_fmt_key(row["backbone"]), stem)]
+    if "stem" in shown and stem not in ("", "deep"):
+        parts.append(f"{stem}-stem")
+    rest = model_label(row, [c for c in shown if c not in ("head", "formulation", "backbone", "stem")])
+    return " ".join(parts + ([rest] if rest else []))
 
 
 def common_settings(models: pd.DataFrame, keys: list[str]) -> dict[str, str]:

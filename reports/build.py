@@ -23,9 +23,14 @@ from reports.load import STATUSES, Results
 from reports.sources import read_sources
 from reports.mapping import DATASETS, METRICS
 from reports.regression.published import load_published
-from reports.figures.style import Style, model_styles
-from reports.tables import fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table
+from reports.figures.style import PAPER_SINGLE, Style, model_styles
+from reports.ranking import RULES
+from reports.tables import (
+    DASH, csv_safe, fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table,
+)
 
+BOLD_RULE = ("bold: the best value and every value tied with it (GMACs, params within 0.5%; latencies whose "
+             "median ± IQR/2 intervals overlap; noisy latencies not ranked)")
 ENV_COLUMNS = ["device", "device_name", "torch_version", "ray_version", "dtype", "threads", "python_version",
                "hostname"]
 
@@ -91,7 +96,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Opti
     if len(models):
         models = models.sort_values("order", kind="stable").reset_index(drop=True)
     report = Report(out, results, models)
-    report.styles = model_styles(models["label"]) if len(models) else {}
+    report.styles = model_styles(models["label"], models["method"]) if len(models) else {}
     keys = results.config_columns()
     sweep_name = ", ".join(sorted({s for s in trials["sweep_name"] if s})) or results.sweep_dir.name
     doc = Document(f"Sweep report: {sweep_name}")
@@ -122,6 +127,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Opti
     if len(models):
         doc.heading(2, "Highlights")
         doc.bullets(_highlights(models))
+        doc.para(RULES, css="rules")
 
     # --- per dataset
     pub_frame = _published_points(pub_rows) if pub_rows else None
@@ -141,6 +147,8 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Opti
 
 
 def _highlights(models: pd.DataFrame) -> list[str]:
+    """Per dataset: the best mIoU, and the Pareto-optimal models by GMACs and by latency with their ties
+    (reports/ranking.py); noisy latencies are named apart and never among them."""
     lines = []
     for dataset, ms in models.groupby("dataset", sort=True):
         done = ms.dropna(subset=["miou_mean"])
@@ -148,15 +156,32 @@ def _highlights(models: pd.DataFrame) -> list[str]:
             lines.append(f"{dataset}: no completed trial yet")
             continue
         best = done[done["miou_mean"] == done["miou_mean"].max()]
-        text = "; ".join(f"{r['label']} {fmt_mean_std(r['miou_mean'], r['miou_std'])} (n={r['n']})"
+        text = ", ".join(f"{_name(r)} {fmt_mean_std(r['miou_mean'], r['miou_std'])} (n={r['n']})"
                          for _, r in best.iterrows())
-        line = f"{dataset}: best mIoU {text}"
+        lines.append(f"{dataset}: best mIoU: {text}")
         for cost, name in (("gmacs", "GMACs"), ("latency_ms_median", "latency")):
             data = plots.tradeoff_data(ms, cost)
-            if len(data):
-                line += f"; Pareto-optimal by {name}: " + ", ".join(data[data["pareto"]].sort_values("cost")["label"])
-        lines.append(line)
+            if data.empty:
+                continue
+            noisy = ", ".join(data.loc[~data["ranked"], "name"])
+            if not data["ranked"].any():
+                lines.append(f"{dataset}: no {name} ranking: every latency is noisy ({noisy})")
+                continue
+            lines.append(f"{dataset}: Pareto-optimal by {name}: " + frontier_text(data))
+            if noisy:
+                lines.append(f"{dataset}: not ranked by {name} (noisy): {noisy}")
     return lines
+
+
+def _name(row) -> str:
+    return row.get("name") or row["label"]
+
+
+def frontier_text(data: pd.DataFrame) -> str:
+    """'A, B (tied with C)': the frontier in cost order, each with the ranked models its cost ties with."""
+    front = data[data["pareto"]].sort_values("cost", kind="stable")
+    return ", ".join(r["name"] + (f" (tied with {r['tied_with']})" if r["tied_with"] else "")
+                     for _, r in front.iterrows())
 
 
 def _not_completed(trials: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
@@ -192,6 +217,8 @@ def _cost_note(conditions: str, shared: bool, display: pd.DataFrame) -> str | No
         parts.append(f"Costs measured at {conditions}" + ("" if shared else " (differs between models)"))
     if "latency (ms)" in display and display["latency (ms)"].astype(str).str.endswith("†").any():
         parts.append("† latency noisy: do not rank on it")
+    if display.attrs.get("bold"):
+        parts.append(BOLD_RULE)
     return "; ".join(parts) or None
 
 
@@ -218,20 +245,24 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     paths = write_table(out / "tables" / f"summary_{slug}", numeric, display, caption=f"{dataset}: models",
                         note=_cost_note(conditions, shared, display))
     doc.heading(3, "Models")
-    doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; [low, high] after an mIoU: its 95% "
-             "bootstrap interval over val images (of the mean over seeds; bench/engine/evaluation/bootstrap.py), where the "
+    doc.para("mIoU and boundary IoU: mean ± sample std over completed seeds; 95% interval: the bootstrap interval "
+             "of the mIoU over val images (of the mean over seeds; bench/engine/evaluation/bootstrap.py), where the "
              "trials saved per-image statistics; n = completed / expected seeds. "
              "Costs: median over completed trials, GMACs by fvcore, all measured under the conditions above; "
-             "† marks a latency whose timing runs stayed noisy. Rows in the sweep's axis order.", note=True)
+             "† marks a latency whose timing runs stayed noisy. Bold: " + BOLD_RULE.removeprefix("bold: ") + ". "
+             "Rows in the sweep's axis order.", note=True)
     doc.table(display)
     doc.links([(p.name, str(p.relative_to(out))) for p in paths.values()])
 
     doc.heading(3, "Accuracy vs cost")
+    rankings = []
     for cost in plots.COSTS:
-        name = f"tradeoff_{'gmacs' if cost == 'gmacs' else 'latency'}_{slug}"
+        kind = "gmacs" if cost == "gmacs" else "latency"
+        name = f"tradeoff_{kind}_{slug}"
         data = plots.tradeoff_data(models, cost)
         report.plot_data[name] = data
         dropped = sorted(set(models["label"]) - set(data["label"]))
+        dropped = [n for label, n in zip(models["label"], models.get("name", models["label"])) if label in dropped]
         pub = None
         if pub_frame is not None:
             pub = pub_frame[pub_frame["dataset_key"] == dataset]
@@ -252,25 +283,38 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         if data.empty:
             doc.para(f"{plots.COSTS[cost]}: no model has both this cost and a completed mIoU.", note=True)
             continue
-        write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+        rankings.append((kind, data))
+        write_text(out / "plots" / f"{name}.csv", csv_safe(data).to_csv(index=False))
         if pub is not None:
-            write_text(out / "plots" / f"{name}_published.csv", pub.to_csv(index=False))
+            write_text(out / "plots" / f"{name}_published.csv", csv_safe(pub).to_csv(index=False))
         device_set = {d.strip() for ds in data["device"] for d in ds.split(",") if d.strip()}
         devices = ", ".join(sorted(device_set))
         if cost == "latency_ms_median" and len(device_set) > 1:
             report.notes.append(f"{dataset}: latencies were measured on several devices ({devices}); compare "
                                 "them only within one device")
         title = f"{dataset}: mIoU vs {'GMACs' if cost == 'gmacs' else 'latency'}"
-        xlabel = ("GMACs (fvcore)" if cost == "gmacs" else "latency (ms), median") + (
-            f", {conditions}" if conditions and shared else " (conditions differ: see the table)" if conditions
-            else "")
-        report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", title, pub,
+        if cost == "gmacs":  # GMACs depend on the input only, not on threads, dtype or device
+            size = gmacs_conditions(measured)
+            xlabel = "GMACs (fvcore)" + (f", {size}" if size else "")
+        else:
+            xlabel = "latency (ms), median" + (
+                f", {conditions}" if conditions and shared else " (conditions differ: see the table)" if conditions
+                else "")
+        report.plots[name] = plots.plot_tradeoff(data, cost, out / "plots" / f"{name}.png", pub,
                                                  styles=report.styles, xlabel=xlabel)
-        doc.image(f"plots/{name}.png", title)
-        frontier = data[data["pareto"]].sort_values("cost")["label"].tolist()
-        doc.para(f"Pareto frontier (max mIoU, min {cost}): {', '.join(frontier)}."
-                 + (f" Not drawn (no completed mIoU or no {cost}): {', '.join(dropped)}." if dropped else ""),
-                 note=True)
+        plots.plot_tradeoff(data, cost, out / "plots" / f"{name}_column.png", pub, styles=report.styles,
+                            xlabel=xlabel, preset=PAPER_SINGLE)
+        doc.image(f"plots/{name}.png", title, caption=_tradeoff_caption(title, data, cost),
+                  extra=[("single-column PDF", f"plots/{name}_column.pdf")])
+        doc.para(_frontier_note(data, cost) + (f" Not drawn (no completed mIoU or no {kind}): "
+                                               f"{', '.join(dropped)}." if dropped else ""), note=True)
+    if rankings:
+        ranking = ranking_table(rankings)
+        doc.heading(3, "Ranking")
+        doc.para("Ranks by cost (1 = cheapest) with ties shared, and whether the model is on the Pareto frontier "
+                 "(max mIoU, min cost). " + RULES, note=True)
+        doc.table(ranking)
+        write_text(out / "tables" / f"ranking_{slug}.csv", csv_safe(ranking).to_csv(index=False))
 
     _resolution_section(doc, report, models, keys, out, slug, dataset, conditions if shared else "")
 
@@ -285,9 +329,9 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         write_table(out / "tables" / f"per_class_{slug}", pc, pc, index=True, caption=f"{dataset}: per-class IoU")
         name = f"per_class_{slug}"
         report.plot_data[name] = pc
-        report.plots[name] = plots.plot_per_class(pc, out / "plots" / f"{name}.png",
-                                                  f"{dataset}: per-class IoU (%), mean over seeds")
-        doc.image(f"plots/{name}.png", f"{dataset} per-class IoU")
+        report.plots[name] = plots.plot_per_class(pc.rename(columns=_names_of(models)), out / "plots" / f"{name}.png")
+        doc.image(f"plots/{name}.png", f"{dataset} per-class IoU",
+                  caption=f"{dataset}: per-class IoU (%)" + (", mean over seeds" if (models["n"] > 1).any() else ""))
         without = [label for label in models["label"] if label not in pc.columns]
         if without:
             doc.para(f"No per-class IoU for: {', '.join(without)}.", note=True)
@@ -303,9 +347,67 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         name = f"curves_{slug}"
         report.plot_data[name] = curves
         write_text(out / "plots" / f"{name}.csv", curves.to_csv(index=False))
-        report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", f"{dataset}: training",
-                                               styles=report.styles)
-        doc.image(f"plots/{name}.png", f"{dataset} training curves")
+        report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", styles=report.styles)
+        doc.image(f"plots/{name}.png", f"{dataset} training curves",
+                  caption=f"{dataset}: training curves, one line per trial")
+
+
+def _names_of(models: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(models["label"], models["name"])) if "name" in models else {}
+
+
+def gmacs_conditions(models: pd.DataFrame) -> str:
+    """What GMACs depend on: the measurement input (and batch), shared by these models; "" when unknown or not
+    shared. Threads, dtype and device change latency, not GMACs."""
+    phrases = set()
+    for _, r in models.iterrows():
+        size, batch = str(r.get("measure_input") or ""), str(r.get("measure_batch") or "")
+        phrases.add(", ".join(p for p in (f"input {size}" if size else "", f"batch {batch}" if batch else "") if p))
+    return phrases.pop() if len(phrases) == 1 else ""
+
+
+def _tradeoff_caption(title: str, data: pd.DataFrame, cost: str) -> str:
+    """What the figure shows and what every bar and mark is, for the report's caption."""
+    parts = [f"{title}."]
+    if data["ci_low"].notna().any():
+        parts.append("Vertical bars: 95% bootstrap interval of the mIoU over val images.")
+    elif (data["n"] > 1).any():
+        parts.append("Vertical bars: ± std of the mIoU over seeds.")
+    if cost != "gmacs" and data["cost_err"].notna().any():
+        parts.append("Horizontal bars: the IQR of the timing runs (median ± IQR/2); overlapping bars are tied.")
+    if data["noisy"].any():
+        parts.append("Hollow markers (†): noisy latencies, not ranked.")
+    if data["pareto"].any():
+        parts.append("Dashed staircase and black edges: the Pareto frontier, ties respected.")
+    return " ".join(parts)
+
+
+def _frontier_note(data: pd.DataFrame, cost: str) -> str:
+    what = "GMACs" if cost == "gmacs" else "latency"
+    noisy = data[~data["ranked"]]["name"].tolist()
+    if not data["ranked"].any():
+        return f"No {what} frontier: every latency is noisy (not ranked: {', '.join(noisy)})."
+    text = f"Pareto frontier (max mIoU, min {what}; ties respected): {frontier_text(data)}."
+    if noisy:
+        text += f" Not ranked (noisy latency): {', '.join(noisy)}."
+    return text
+
+
+def ranking_table(rankings: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
+    """One row per model: its rank by each cost (ties share a rank; "—" unranked, "noisy" for a noisy latency) and
+    whether it is on that cost's frontier."""
+    rows: dict[str, dict] = {}
+    for kind, data in rankings:
+        for _, r in data.iterrows():
+            row = rows.setdefault(r["label"], {"model": r["name"]})
+            rank = f"{int(r['cost_rank'])}" if r["cost_rank"] else ("noisy" if r["noisy"] else DASH)
+            what = "GMACs" if kind == "gmacs" else kind
+            row[f"{what} rank"] = rank + (" (tied)" if r["tied_with"] and r["cost_rank"] else "")
+            row[f"{what} frontier"] = "yes" if r["pareto"] else ""
+            if r["tied_with"] and r["cost_rank"]:
+                row[f"{what} tied with"] = r["tied_with"]
+    table = pd.DataFrame(list(rows.values())).fillna("")
+    return table
 
 
 def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, keys: list[str], out: Path, slug: str,
@@ -324,10 +426,10 @@ def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, key
                          if c in ("eval_mode", "eval_scales", "eval_flip"))
     doc.heading(3, "Accuracy vs IFA query resolution")
     title = f"{dataset}: accuracy vs IFA query resolution"
-    report.plots[name] = plot_resolution(data, out / "plots" / f"{name}.png", title,
-                                         styles=model_styles(data["model"]), protocol=protocol,
-                                         conditions=conditions)
-    doc.image(f"plots/{name}.png", title)
+    report.plots[name] = plot_resolution(data, out / "plots" / f"{name}.png",
+                                         styles=model_styles(data["model"], data["method"]), protocol=protocol,
+                                         conditions=gmacs_conditions(done))
+    doc.image(f"plots/{name}.png", title, caption=title)
     doc.para("IFA queried on the 1/stride grid of the label and upsampled bilinearly to it (eval.ifa_query_stride; "
              "1 = label resolution, 4 = the released protocol). GMACs: the whole model with the head queried at "
              "that stride of the measurement input.", note=True)

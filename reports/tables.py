@@ -52,27 +52,32 @@ def summary_numeric(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     shown = distinguishing_columns(models, keys)
     extra = [c for c in SUMMARY_EXTRA if c in models]
     protocol = [c for c in PROTOCOL_COLUMNS if c not in shown]  # to pair single- with multi-scale rows
-    out = models[["label"] + shown + protocol + SUMMARY_NUMERIC + extra].copy()
+    names = [c for c in ("name", "method") if c in models]
+    out = models[["label"] + names + shown + protocol + SUMMARY_NUMERIC + extra].copy()
     if "order" in models:  # the sweep's axis order (first appearance in the results)
         out = out.iloc[np.argsort(models["order"].to_numpy(), kind="stable")]
     return pair_protocols(out.reset_index(drop=True))
 
 
 def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
-    """The summary formatted for reading: mIoU as mean ± std over seeds, n, costs; "—" where unknown."""
+    """The summary formatted for reading: the model as papers name it, n, mIoU as mean ± std over seeds with its 95%
+    interval in a column of its own (when some model has one), costs; "—" where unknown. The best value of each
+    ranked column is bold, every model tied with it too (reports/ranking.py); `attrs["bold"]` lists those cells
+    as (row, column) for the renderers."""
     def latency(row):
         if isinstance(row["latency_ms_median"], float) and math.isnan(row["latency_ms_median"]):
             return DASH
         return f"{row['latency_ms_median']:.1f}" + (" †" if _truthy(row.get("latency_noisy")) else "")
 
     paired = "miou_ms_flip_mean" in numeric
+    lows, highs = _ci(numeric, "miou_ci_low"), _ci(numeric, "miou_ci_high")
+    names = numeric["name"] if "name" in numeric else numeric["label"]
     table = pd.DataFrame({
-        "model": numeric["label"],
+        "model": names.to_numpy(),
         "n": [f"{int(n)}/{int(t) + (len(m.split(',')) if m else 0)}" for n, t, m in
               zip(numeric["n"], numeric["n_trials"], numeric["missing_seeds"])],
-        "mIoU (%)": [fmt_mean_std(m, s) + (fmt_interval(lo, hi) if fmt_mean_std(m, s) != DASH else "")
-                     for m, s, lo, hi in zip(numeric["miou_mean"], numeric["miou_std"], _ci(numeric, "miou_ci_low"),
-                                             _ci(numeric, "miou_ci_high"))],
+        "mIoU (%)": [fmt_mean_std(m, s) for m, s in zip(numeric["miou_mean"], numeric["miou_std"])],
+        "95% interval": [fmt_interval(lo, hi).strip() or DASH for lo, hi in zip(lows, highs)],
         "boundary IoU (%)": [fmt_mean_std(m, s) for m, s in
                              zip(numeric["boundary_iou_mean"], numeric["boundary_iou_std"])],
         "GMACs": [fmt_num(v) for v in numeric["gmacs"]],
@@ -80,11 +85,38 @@ def summary_display(numeric: pd.DataFrame) -> pd.DataFrame:
         "latency (ms)": [latency(r) for _, r in numeric.iterrows()],
         "peak mem (MiB)": [fmt_num(v, 0) for v in numeric["peak_mem_mb"]],
     })
+    if not (np.isfinite(lows.astype(float)) & np.isfinite(highs.astype(float))).any():
+        table = table.drop(columns="95% interval")
     if paired:
         table = table.rename(columns={"mIoU (%)": "mIoU ss (%)"})
         table.insert(3, "mIoU ms+flip (%)", [fmt_mean_std(m, s) for m, s in
                                              zip(numeric["miou_ms_flip_mean"], numeric["miou_ms_flip_std"])])
+    table.attrs["bold"] = best_cells(numeric, table)
     return table
+
+
+def best_cells(numeric: pd.DataFrame, display: pd.DataFrame) -> set[tuple[int, str]]:
+    """(row, display column) of the best value of each ranked column and of every value tied with it: mIoU and
+    boundary IoU highest (tied only when equal), GMACs and params lowest within 0.5%, latency lowest by interval
+    overlap among the latencies that are not noisy."""
+    from reports.ranking import cost_ties, latency_half_width, ranks
+
+    def float_column(name):
+        return numeric[name].astype(float).to_numpy() if name in numeric else np.full(len(numeric), np.nan)
+
+    cells = set()
+    miou = "mIoU ss (%)" if "mIoU ss (%)" in display else "mIoU (%)"
+    for column, values, tied, lower in (
+            (miou, float_column("miou_mean"), None, False),
+            ("boundary IoU (%)", float_column("boundary_iou_mean"), None, False),
+            ("GMACs", float_column("gmacs"), cost_ties("gmacs", float_column("gmacs")), True),
+            ("params (M)", float_column("params_m"), cost_ties("params_m", float_column("params_m")), True)):
+        cells |= {(i, column) for i in np.flatnonzero(ranks(values, tied, lower_is_better=lower) == 1)}
+    noisy = np.array([_truthy(v) for v in numeric.get("latency_noisy", pd.Series(False, index=numeric.index))])
+    latency = np.where(noisy, np.nan, float_column("latency_ms_median"))
+    tied = cost_ties("latency_ms_median", latency, latency_half_width(float_column("latency_ms_iqr")))
+    cells |= {(i, "latency (ms)") for i in np.flatnonzero(ranks(latency, tied) == 1)}
+    return {(int(i), c) for i, c in cells if c in display}
 
 
 PROTOCOL_COLUMNS = ("eval_scales", "eval_flip")
@@ -119,7 +151,18 @@ def pair_protocols(numeric: pd.DataFrame) -> pd.DataFrame:
     label_cols = [c for c in shown if c != "label"]
     by_index = dict(zip(numeric.index, protocol))
     out["label"] = [model_label(r, label_cols) if by_index[i] else r["label"] for i, r in out.iterrows()]
+    if "name" in out:  # the name less its protocol words (its method and backbone need columns not kept here)
+        out["name"] = [_without_words(r["name"], model_label(r, list(PROTOCOL_COLUMNS))) if by_index[i] else r["name"]
+                       for i, r in out.iterrows()]
     return out.reset_index(drop=True)
+
+
+def _without_words(text: str, words: str) -> str:
+    parts = text.split(" ")
+    for word in words.split():
+        if word in parts:
+            parts.remove(word)
+    return " ".join(parts)
 
 
 def _config_columns(numeric: pd.DataFrame) -> set:
@@ -152,28 +195,34 @@ def per_class_table(per_class: pd.DataFrame, trials: pd.DataFrame, models: pd.Da
 
 
 def markdown(df: pd.DataFrame, index: bool = False) -> str:
-    """A GitHub-flavoured Markdown table (pipes in cells escaped)."""
+    """A GitHub-flavoured Markdown table: number columns right-aligned, the best values (`attrs["bold"]`) bold,
+    and every cell neutralised: HTML escaped (a name such as `<img onerror=...>` shows as text), pipes and links
+    escaped, newlines flattened."""
+    bold = df.attrs.get("bold", set())
     if index:
         df = df.reset_index()
-    cells = [[_md_cell(v) for v in row] for row in df.itertuples(index=False)]
+    numeric = numeric_columns(df)
+    cells = [[_md_cell(v, (i, c) in bold) for c, v in zip(df.columns, row)]
+             for i, row in enumerate(df.itertuples(index=False))]
     header = [_md_cell(c) for c in df.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("--:" if num else "---" for num in numeric) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join(lines) + "\n"
 
 
-def _md_cell(value) -> str:
-    if isinstance(value, float):
-        value = DASH if np.isnan(value) else f"{value:.2f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def _md_cell(value, bold: bool = False) -> str:
+    """HTML escaped; backslash, pipe and the `](` of a link or image escaped; one line."""
+    text = html.escape(_text(value), quote=False).replace("\n", " ").replace("\r", " ")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("](", "]\\(")
+    return f"**{text}**" if bold and text != DASH else text
 
 
 _NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*\[[-+−]?\d[\d.]*,\s*[-+−]?\d[\d.]*\])?"
-                           r"(\s*[†*])?$|^/?\d+/\d+$")
+                           r"(\s*[†*])?$|^/?\d+/\d+$|^\[[-+−]?\d[\d.]*,\s*[-+−]?\d[\d.]*\]$")
 
 
 def numeric_columns(df: pd.DataFrame) -> list[bool]:
-    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "61.00 [60.10, 61.90]", "2/3",
+    """Per column: True when every known cell is a number ("61.00", "61.00 ± 1.00", "[60.10, 61.90]", "2/3",
     "50.0 †")."""
     flags = []
     for col in df.columns:
@@ -189,44 +238,131 @@ def _text(value) -> str:
     return str(value)
 
 
-def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> str:
-    """A booktabs tabular: text columns left-aligned, number columns right-aligned (r), so decimal points line
-    up at a fixed number of decimals; text escaped, ± as $\\pm$, the noisy mark † as \\dag."""
+_S_NUMBER = re.compile(r"^([-+−]?\d+)(?:\.(\d+))?(?:\s*±\s*(\d+)(?:\.(\d+))?)?(\s*†)?$")
+
+
+def _s_format(cells: list[str]) -> str | None:
+    """siunitx table-format for a column of numbers ("61.00", "61.00 ± 1.00", "50.0 †"), None when some known cell
+    is no such number (the column is then a right-aligned text column)."""
+    known = [c for c in cells if c not in (DASH, "")]
+    matches = [_S_NUMBER.match(c) for c in known]
+    if not known or not all(matches):
+        return None
+    whole = max(len(m.group(1).lstrip("-+−")) for m in matches)
+    sign = "-" if any(m.group(1)[0] in "-−" for m in matches) else ""
+    dec = max(len(m.group(2) or "") for m in matches)
+    fmt = f"{sign}{whole}.{dec}" if dec else f"{sign}{whole}"
+    if any(m.group(3) for m in matches):
+        u_whole = max(len(m.group(3) or "") for m in matches)
+        u_dec = max(len(m.group(4) or "") for m in matches)
+        fmt += f" +- {u_whole}.{u_dec}" if u_dec else f" +- {u_whole}"
+    return fmt
+
+
+def latex(df: pd.DataFrame, index: bool = False, caption: str | None = None, label: str | None = None) -> str:
+    """A booktabs table, \\centering, with \\caption and \\label: text columns left-aligned; number columns as
+    siunitx S columns (table-format from the numbers, "± std" as a separate uncertainty), so decimal points line
+    up; intervals and counts right-aligned text; the best values (`attrs["bold"]`) in bold; text escaped, † as
+    \\dag. Needs \\usepackage{booktabs,siunitx} and \\sisetup{separate-uncertainty, detect-weight, mode=match}
+    (the file's first comment says so)."""
+    bold = df.attrs.get("bold", set())
     shown = df.reset_index() if index else df
-    align = "".join("r" if num else "l" for num in numeric_columns(shown))
-    shown = shown.map(_text)
-    styler = shown.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    text = styler.to_latex(hrules=True, column_format=align, caption=_latex_escape(caption) if caption else None)
-    return text.replace("±", r"$\pm$").replace("—", "--").replace("†", r"\dag{}")
+    columns = [str(c) for c in shown.columns]
+    texts = [[_text(v) for v in row] for row in shown.itertuples(index=False)]
+    numeric = numeric_columns(shown)
+    formats = [_s_format([r[j] for r in texts]) if numeric[j] else None for j in range(len(columns))]
+    spec = "".join(f"S[table-format={f}]" if f else "r" if num else "l" for f, num in zip(formats, numeric))
+    head = [("{" + _latex_escape(c) + "}") if f else _latex_escape(c) for c, f in zip(columns, formats)]
+    body = []
+    for i, row in enumerate(texts):
+        cells = []
+        for j, cell in enumerate(row):
+            strong = (i, columns[j]) in bold and cell != DASH
+            cells.append(_latex_cell(cell, formats[j] is not None, strong))
+        body.append(" & ".join(cells) + r" \\")
+    lines = [r"% \usepackage{booktabs,siunitx}; \sisetup{separate-uncertainty, detect-weight, mode=match}",
+             r"\begin{table}", r"\centering"]
+    if caption:
+        lines.append(r"\caption{" + _latex_escape(caption) + "}")
+    if label:
+        lines.append(r"\label{" + re.sub(r"[^A-Za-z0-9:_.-]", "-", label) + "}")
+    lines += [r"\begin{tabular}{" + spec + "}", r"\toprule", " & ".join(head) + r" \\", r"\midrule", *body,
+              r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_cell(cell: str, s_column: bool, strong: bool) -> str:
+    if cell in (DASH, ""):
+        return "{--}" if s_column else "--"
+    if s_column:
+        m = _S_NUMBER.match(cell)
+        number = m.group(1).replace("−", "-") + (f".{m.group(2)}" if m.group(2) else "")
+        if m.group(3):
+            number += r" \pm " + m.group(3) + (f".{m.group(4)}" if m.group(4) else "")
+        return (r"\bfseries " if strong else "") + number + (r"{\dag}" if m.group(5) else "")
+    text = _latex_escape(cell)
+    return r"\textbf{" + text + "}" if strong else text
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"\textless{}", ">": r"\textgreater{}"}
 
 
 def _latex_escape(text: str) -> str:
-    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group(0)], text)
+    """LaTeX's special characters escaped; ± as $\\pm$, the noisy mark † as \\dag, — as --."""
+    text = re.sub(r"[\\&%$#_{}~^<>]", lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+    return text.replace("±", r"$\pm$").replace("†", r"\dag{}").replace("—", "--")
 
 
 def html_table(df: pd.DataFrame, index: bool = False, caption: str | None = None) -> str:
-    """The table as HTML from reports/templates/table.html.j2; number columns right-aligned."""
+    """The table as HTML from reports/templates/table.html.j2 (autoescaped); number columns right-aligned, the best
+    values (`attrs["bold"]`) bold."""
     from reports.templates import render
 
+    bold = df.attrs.get("bold", set())
     shown = df.reset_index() if index else df
-    return render("table.html.j2", columns=[str(c) for c in shown.columns], numeric=numeric_columns(shown),
-                  rows=[[_text(v) for v in row] for row in shown.itertuples(index=False)], caption=caption)
+    columns = [str(c) for c in shown.columns]
+    return render("table.html.j2", columns=columns, numeric=numeric_columns(shown),
+                  rows=[[(_text(v), (i, c) in bold) for c, v in zip(columns, row)]
+                        for i, row in enumerate(shown.itertuples(index=False))], caption=caption)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) prefixed with a
+    single quote; numbers (negative ones too) stay numbers."""
+    def neutral(value):
+        if isinstance(value, str) and value.startswith(_FORMULA_START):
+            try:
+                float(value)
+                return value
+            except ValueError:
+                return "'" + value
+        return value
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutral)
+    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
+        out.index = out.index.map(neutral)
+    return out
 
 
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,
                 caption: str | None = None, note: str | None = None) -> dict[str, Path]:
-    """base.csv (numbers), base.md, base.tex, base.html (display). Returns the paths. `note` (e.g. the conditions
-    the costs were measured under) travels with each readable file, so a table copied into a paper keeps it: the
-    LaTeX and HTML captions, a line under the Markdown table. The CSV states them in its own columns."""
+    """base.csv (numbers, formula-like text neutralised), base.md, base.tex, base.html (display). Returns the paths.
+    `note` (e.g. the conditions the costs were measured under, the tie rule) travels with each readable file, so a
+    table copied into a paper keeps it: the LaTeX and HTML captions, a line under the Markdown table. The CSV states
+    them in its own columns. The LaTeX \\label is tab:<file name>."""
     paths = {ext: base.with_suffix("." + ext) for ext in ("csv", "md", "tex", "html")}
     full = ". ".join(t for t in (caption, note) if t) or None
-    write_text(paths["csv"], numeric.to_csv(index=index))
-    write_text(paths["md"], markdown(display, index=index) + (f"\n{note}\n" if note else ""))
-    write_text(paths["tex"], latex(display, index=index, caption=full))
-    write_text(paths["html"], f"<!-- {html.escape(caption or base.name)} -->\n"
+    write_text(paths["csv"], csv_safe(numeric).to_csv(index=index))
+    write_text(paths["md"], markdown(display, index=index) + (f"\n{_md_cell(note)}\n" if note else ""))
+    write_text(paths["tex"], latex(display, index=index, caption=full, label=f"tab:{base.name}"))
+    write_text(paths["html"], f"<!-- {html.escape(caption or base.name).replace('--', '- -')} -->\n"
                + html_table(display, index=index, caption=note and full))
     return paths

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.aggregate import distinguishing_columns, model_label
-from reports.figures.plots import _interval_err, _legend_below, _save, plt
-from reports.figures.style import Style, model_styles
+from reports.aggregate import display_label, distinguishing_columns, model_label
+from reports.figures.plots import _interval_err, _legend, _save, miou_axis_label, plt
+from reports.figures.style import PAPER_DOUBLE, Preset, Style, model_styles, paper_fonts
 
 STRIDE_COLUMNS = ("ifa_query_stride", "ifa_query")
 
@@ -18,7 +18,7 @@ def resolution_data(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per (model, query stride) with a completed mIoU: `model` (the label without the query columns),
     query_stride, resolution (1 / stride), miou/boundary_iou mean and std, miou_ci_low/high, gmacs, n. Empty when
     fewer than two strides are present."""
-    columns = ["model", "label", "query_stride", "resolution", "miou_mean", "miou_std", "miou_ci_low",
+    columns = ["model", "name", "method", "label", "query_stride", "resolution", "miou_mean", "miou_std", "miou_ci_low",
                "miou_ci_high", "boundary_iou_mean", "boundary_iou_std", "gmacs", "n"]
     if "ifa_query_stride" not in models or models.empty:
         return pd.DataFrame(columns=columns)
@@ -34,6 +34,8 @@ def resolution_data(models: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
     data = pd.DataFrame({
         "model": [model_label(r, base) for _, r in done.iterrows()],
+        "name": [display_label(r, base) for _, r in done.iterrows()],
+        "method": done["method"].to_numpy() if "method" in done else [model_label(r, base) for _, r in done.iterrows()],
         "label": done["label"].to_numpy(),
         "query_stride": stride.astype(int).to_numpy(),
         "resolution": 1.0 / stride.to_numpy(),
@@ -56,52 +58,54 @@ def _stride_text(stride: int) -> str:
     return "1/1 (label)" if stride == 1 else f"1/{stride}"
 
 
-def plot_resolution(data: pd.DataFrame, path: Path, title: str, styles: dict[str, Style] | None = None,
-                    protocol: str = "", conditions: str = "") -> Path:
+def plot_resolution(data: pd.DataFrame, path: Path, styles: dict[str, Style] | None = None,
+                    protocol: str = "", conditions: str = "", preset: Preset = PAPER_DOUBLE) -> Path:
     """Panels against the query resolution (log2 axis, 1/4 .. 1/1 of the label size): mIoU (error bars: the
     95% bootstrap interval where present, else ± std over seeds), boundary IoU (± std over seeds) and GMACs (at
-    the measurement input, under `conditions`). One colour and marker per model; `protocol` goes in the x-axis
-    title."""
-    styles = styles or model_styles(data["model"])
+    the measurement input `conditions`: GMACs do not depend on threads or device). One colour and marker per model;
+    `protocol` goes in the x-axis title. No title: the caption names the figure."""
+    styles = styles or model_styles(data["model"], data["method"] if "method" in data else None)
     panels = _panels(data)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.6), layout="constrained", squeeze=False)
-    handles = {}
     strides = sorted(set(data["query_stride"]), reverse=True)
-    for ax, (mean, std, ylabel) in zip(axes.flat, panels):
-        bars = set()
-        for model, rows in data.groupby("model", sort=False):
-            style = styles[model]
-            rows = rows.sort_values("resolution")
-            yerr = None
-            if mean == "miou_mean":
-                errs = [_interval_err(r) for _, r in rows.iterrows()]
-                if all(e is not None for e in errs):
-                    yerr = np.hstack(errs)
-                    bars.add("ci")
-            if yerr is None and std and np.isfinite(rows[std]).any():
-                yerr = rows[std].fillna(0).to_numpy()
-                bars.add("std")
-            line = ax.errorbar(rows["resolution"], rows[mean], yerr=yerr, fmt="-" + style.marker, color=style.color,
-                               capsize=3, markersize=6, linewidth=1.3, label=model)
-            handles.setdefault(model, line)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks([1.0 / s for s in strides], [_stride_text(s) for s in strides])
-        ax.minorticks_off()
-        ax.margins(x=0.12, y=0.12)
-        ax.set_xlabel("IFA query resolution (of the label size)" + (f"\n{protocol}" if protocol else ""),
-                      fontsize=8.5)
-        if mean == "gmacs":
-            ylabel += f"\n{conditions}" if conditions else ""
-        elif mean == "miou_mean":
-            ylabel += ", mean over seeds" + {
-                frozenset(): "", frozenset({"std"}): "\nbars: ± std over seeds",
-                frozenset({"ci"}): ";\nbars: 95% bootstrap interval over val images",
-                frozenset({"ci", "std"}): ";\nbars: 95% bootstrap interval over val images,\nelse ± std over seeds",
-            }[frozenset(bars)]
-        else:
-            ylabel += ", mean ± std over seeds"
-        ax.set_ylabel(ylabel, fontsize=8.5)
-        ax.grid(True, alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    _legend_below(fig, [handles[m] for m in dict.fromkeys(data["model"])])
-    return _save(fig, path)
+    with paper_fonts(preset):
+        fig, axes = plt.subplots(1, len(panels), figsize=(preset.width, preset.height), layout="constrained",
+                                 squeeze=False)
+        handles = {}
+        for ax, (mean, std, ylabel) in zip(axes.flat, panels):
+            bars = set()
+            for model, rows in data.groupby("model", sort=False):
+                style = styles[model]
+                rows = rows.sort_values("resolution")
+                yerr = None
+                if mean == "miou_mean":
+                    errs = [_interval_err(r) for _, r in rows.iterrows()]
+                    if all(e is not None for e in errs):
+                        yerr = np.hstack(errs)
+                        bars.add("ci")
+                if yerr is None and std and np.isfinite(rows[std]).any():
+                    yerr = rows[std].fillna(0).to_numpy()
+                    bars.add("std")
+                name = rows["name"].iloc[0] if "name" in rows else model
+                line = ax.errorbar(rows["resolution"], rows[mean], yerr=yerr, fmt="-" + style.marker,
+                                   color=style.color, capsize=2, markersize=4, linewidth=1.0, elinewidth=0.8,
+                                   label=name)
+                handles.setdefault(model, line)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks([1.0 / s for s in strides], [_stride_text(s) for s in strides])
+            ax.minorticks_off()
+            ax.margins(x=0.12, y=0.12)
+            ax.set_xlabel("IFA query resolution" + (f"\n{protocol}" if protocol else ""))
+            if mean == "gmacs":
+                ylabel += f"\n{conditions}" if conditions else ""
+            elif mean == "miou_mean":
+                ylabel = miou_axis_label(data["n"]) + {
+                    frozenset(): "", frozenset({"std"}): "\nbars: ± std over seeds",
+                    frozenset({"ci"}): "\nbars: 95% bootstrap interval",
+                    frozenset({"ci", "std"}): "\nbars: 95% interval, else ± std",
+                }[frozenset(bars)]
+            elif (data["n"] > 1).any():
+                ylabel += ", mean ± std over seeds"
+            ax.set_ylabel(ylabel)
+            ax.grid(True, alpha=0.3, linewidth=0.5)
+        _legend(fig, [handles[m] for m in dict.fromkeys(data["model"])], preset)
+        return _save(fig, path)

@@ -28,15 +28,21 @@ def test_summary_table_numbers(built):
     assert csv.loc["fpn resnet18", "n"] == 2 and csv.loc["fpn resnet18", "n_trials"] == 3
     assert pd.isna(csv.loc["ocr resnet18", "miou_mean"])
     md = (out / "tables" / "summary_synthetic.md").read_text()
-    assert "| ifa resnet18 fused | 3/3 | 61.00 ± 1.00 | 42.00 ± 2.00 | 10.00 | 5.00 | 50.0 | 300 |" in md
+    # bold: the best of each ranked column, ties included (both IFA rows have the best mIoU, 61.00)
+    assert ("| IFA (fused) ResNet-18 | 3/3 | **61.00 ± 1.00** | **42.00 ± 2.00** | **10.00** | **5.00** | 50.0 | 300 |"
+            in md)
+    assert "| IFA (reference) ResNet-18 | 3/3 | **61.00 ± 0.50** | 41.00 ± 1.00 | 14.00 | **5.00** | 80.0 | 400 |" in md
+    assert md.splitlines()[1] == "|---|--:|--:|--:|--:|--:|--:|--:|"  # numbers right-aligned
     assert "status" not in md.splitlines()[0] and "peak mem (MiB)" in md
-    assert "| ocr resnet18 | 0/3 | — | — |" in md
-    assert "| ppm resnet18 | 2/3 | 58.50 ± 0.71 |" in md
+    assert "| OCR ResNet-18 | 0/3 | — | — |" in md
+    assert "| PPM ResNet-18 | 2/3 | 58.50 ± 0.71 |" in md and "| **40.0** |" in md
     tex = (out / "tables" / "summary_synthetic.tex").read_text()
-    assert r"61.00 $\pm$ 1.00" in tex and r"\toprule" in tex and r"mIoU (\%)" in tex
-    assert r"\begin{tabular}{lrrrrrrr}" in tex and "status" not in tex
+    assert r"\bfseries 61.00 \pm 1.00" in tex and r"\toprule" in tex and r"{mIoU (\%)}" in tex
+    assert r"\centering" in tex and r"\label{tab:summary_synthetic}" in tex
+    assert (r"\begin{tabular}{lrS[table-format=2.2 +- 1.2]S[table-format=2.2 +- 1.2]S[table-format=2.2]"
+            r"S[table-format=1.2]S[table-format=2.1]S[table-format=3]}") in tex and "status" not in tex
     html = (out / "tables" / "summary_synthetic.html").read_text()
-    assert '<td class="num">61.00 ± 1.00</td>' in html and '<td>ifa resnet18 fused</td>' in html
+    assert '<td class="num"><strong>61.00 ± 1.00</strong></td>' in html and '<td>IFA (fused) ResNet-18</td>' in html
 
 
 def test_tradeoff_plot_data_and_pareto(built):
@@ -96,10 +102,11 @@ def test_report_shows_partial_sweep(built):
     assert "| synthetic | ocr resnet18 | 0 | failed | t011 | 1 | MemoryError: cannot allocate 4.0 GiB |" in md
     assert "| synthetic | ppm resnet18 | 2 | missing |" in md
     assert "| cpu | fixture-cpu | 2.13.0 | 2.60.0 | float32 | 2 | 3.11.0 | fixture | 10 |" in md
-    assert "Pareto frontier (max mIoU, min gmacs): ifa resnet18 fused." in md
-    assert ("- synthetic: best mIoU ifa resnet18 fused 61.00 ± 1.00 (n=3); "
-            "ifa resnet18 reference 61.00 ± 0.50 (n=3); Pareto-optimal by GMACs: ifa resnet18 fused; Pareto-optimal by latency: ppm resnet18, ifa resnet18 fused"
-            in md)
+    assert "Pareto frontier (max mIoU, min GMACs; ties respected): IFA (fused) ResNet-18." in md
+    assert ("- synthetic: best mIoU: IFA (fused) ResNet-18 61.00 ± 1.00 (n=3), "
+            "IFA (reference) ResNet-18 61.00 ± 0.50 (n=3)\n"
+            "- synthetic: Pareto-optimal by GMACs: IFA (fused) ResNet-18\n"
+            "- synthetic: Pareto-optimal by latency: PPM ResNet-18, IFA (fused) ResNet-18\n" in md)
     assert "No per-class IoU for: ifa resnet18 reference, ppm resnet18, ocr resnet18." in md
     status = pd.read_csv(built.out_dir / "tables" / "status.csv", keep_default_na=False)
     assert status["status"].tolist() == ["failed", "failed", "running", "pending", "missing"]
@@ -147,7 +154,7 @@ def test_sweep_without_completed_trials(tmp_path):
     assert rep.status_counts == {"completed": 0, "failed": 1, "running": 1, "pending": 1, "missing": 1}
     assert "tradeoff_gmacs_synthetic" not in rep.plots  # nothing to draw
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "| fpn resnet18 | 0/2 | — | — |" in md and "ValueError: bad crop" in md
+    assert "| Semantic-FPN ResNet-18 | 0/2 | — | — |" in md and "ValueError: bad crop" in md
     assert "No completed trial recorded its environment." in md
 
 
@@ -177,7 +184,7 @@ def test_latex_escapes_captions_and_cells():
     tex = latex(pd.DataFrame({"model": ["ifa r18 train.lr=0.02"], "mIoU (%)": ["50.00 ± 1.00"]}),
                 caption="pascal_context_59: 50% & more")
     assert r"\caption{pascal\_context\_59: 50\% \& more}" in tex
-    assert r"ifa r18 train.lr=0.02 & 50.00 $\pm$ 1.00 \\" in tex and r"mIoU (\%)" in tex
+    assert r"ifa r18 train.lr=0.02 & 50.00 \pm 1.00 \\" in tex and r"{mIoU (\%)}" in tex
 
 
 def test_single_scale_and_ms_flip_side_by_side(tmp_path):
@@ -192,4 +199,4 @@ def test_single_scale_and_ms_flip_side_by_side(tmp_path):
     assert pd.isna(table.loc["fpn resnet18", "miou_ms_flip_mean"])
     md = (rep.out_dir / "tables" / "summary_synthetic.md").read_text()
     assert md.splitlines()[0].startswith("| model | n | mIoU ss (%) | mIoU ms+flip (%) |")
-    assert "| ifa resnet18 | 2/2 | 61.00 ± 1.41 | 63.50 ± 0.71 |" in md
+    assert "| IFA (fused) ResNet-18 | 2/2 | **61.00 ± 1.41** | 63.50 ± 0.71 |" in md

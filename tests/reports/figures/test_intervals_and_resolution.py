@@ -29,12 +29,17 @@ def built(tmp_path_factory):
 def test_intervals_render_in_every_table_format(built):
     tables = built.out_dir / "tables"
     md = (tables / "summary_synthetic.md").read_text()
-    assert "| ifa resnet18 query-stride=2 | 1/1 | 61.00 [59.50, 62.25] | 43.00 |" in md
-    assert "| fpn resnet18 | 1/1 | 55.00 | 30.00 |" in md  # no interval, nothing appended
+    # the interval in a column of its own, right-aligned; "—" where a model has none
+    assert md.splitlines()[0].startswith("| model | n | mIoU (%) | 95% interval | boundary IoU (%) |")
+    assert md.splitlines()[1].startswith("|---|--:|--:|--:|")
+    assert "| IFA (fused) ResNet-18 query-stride=2 | 1/1 | 61.00 | [59.50, 62.25] | 43.00 |" in md
+    assert "| Semantic-FPN ResNet-18 | 1/1 | 55.00 | — | 30.00 |" in md
     tex = (tables / "summary_synthetic.tex").read_text()
-    assert "61.00 [59.50, 62.25]" in tex and r"\begin{tabular}{lrrrrrrr}" in tex  # still a number column
+    # the mean an siunitx S column, the interval a right-aligned text column beside it
+    assert r"& 61.00 & [59.50, 62.25] & 43.00 &" in tex
+    assert r"\begin{tabular}{lrS[table-format=2.2]rS[table-format=2.2]" in tex
     html = (tables / "summary_synthetic.html").read_text()
-    assert '<td class="num">61.00 [59.50, 62.25]</td>' in html
+    assert '<td class="num">61.00</td><td class="num">[59.50, 62.25]</td>' in html
     numeric = pd.read_csv(tables / "summary_synthetic.csv").set_index("label")
     assert numeric.loc["ifa resnet18 query-stride=1", ["miou_ci_low", "miou_ci_high"]].tolist() == [60.0, 62.75]
     assert "95% bootstrap interval" in (built.out_dir / "index.html").read_text()
@@ -45,7 +50,7 @@ def test_tradeoff_plot_draws_the_interval_and_says_so(built):
     assert data.loc["ifa resnet18 query-stride=4", ["ci_low", "ci_high"]].tolist() == [58.5, 61.25]
     assert np.isnan(data.loc["fpn resnet18", "ci_low"])
     svg = built.plots["tradeoff_gmacs_synthetic"].with_suffix(".svg").read_text()
-    assert "95% bootstrap interval over val images" in svg
+    assert "95% bootstrap interval (val images)" in svg
 
 
 def test_resolution_plot_when_the_strides_differ(built):

@@ -8,6 +8,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from reports.figures import plots
+from reports.figures.style import PAPER_DOUBLE, PAPER_SINGLE
 from reports.build import build_report
 from reports.regression.published import DEFAULT_PATH
 from tests.reports.fixture import default_trials, twelve_model_trials, write_sweep
@@ -54,7 +55,7 @@ def twelve(tmp_path_factory):
     return build_report(root, published=DEFAULT_PATH)
 
 
-def _redraw(report, name):
+def _redraw(report, name, preset=PAPER_DOUBLE):
     """The figure behind a plot, drawn again from the data the report wrote (same function, same styles)."""
     data = report.plot_data[name]
     captured = {}
@@ -71,17 +72,18 @@ def _redraw(report, name):
         if cost != "gmacs" and (report.out_dir / "plots" / f"{name}_published.csv").is_file():
             import pandas as pd
             pub = pd.read_csv(report.out_dir / "plots" / f"{name}_published.csv")
-        plots.plot_tradeoff(data, cost, report.out_dir / "x.png", "cityscapes: mIoU vs cost", pub,
-                            styles=report.styles, xlabel=f"latency (ms), median, {report.conditions['cityscapes']}")
+        plots.plot_tradeoff(data, cost, report.out_dir / "x.png", pub, styles=report.styles,
+                            xlabel=f"latency (ms), median, {report.conditions['cityscapes']}", preset=preset)
     finally:
         plots._save = original
     return captured["fig"]
 
 
+@pytest.mark.parametrize("preset", [PAPER_DOUBLE, PAPER_SINGLE], ids=lambda p: p.name)
 @pytest.mark.parametrize("name", ["tradeoff_gmacs_cityscapes", "tradeoff_latency_cityscapes"])
-def test_twelve_models_no_text_overlaps(twelve, name):
+def test_twelve_models_no_text_overlaps(twelve, name, preset):
     assert len(twelve.plot_data[name]) == 12
-    fig = _redraw(twelve, name)
+    fig = _redraw(twelve, name, preset)
     try:
         _assert_no_overlap_or_clipping(fig, name)
     finally:
@@ -96,7 +98,7 @@ def test_four_models_no_text_overlaps(tmp_path):
     original = plots._save
     plots._save = lambda fig, path: captured.setdefault("fig", fig)
     try:
-        plots.plot_tradeoff(data, "latency_ms_median", tmp_path / "x.png", "t", styles=report.styles)
+        plots.plot_tradeoff(data, "latency_ms_median", tmp_path / "x.png", styles=report.styles)
     finally:
         plots._save = original
     _assert_no_overlap_or_clipping(captured["fig"], "4 models")
@@ -113,10 +115,10 @@ def test_overlap_check_can_fail():
 
 
 def test_twelve_model_check_fails_when_its_labels_are_forced_to_overlap(twelve, monkeypatch):
-    def piled(fig, handles):  # the plot's own legend entries, each drawn over the one before
+    def piled(fig, handles, preset):  # the plot's own legend entries, each drawn over the one before
         fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=7.5, labelspacing=-1.0)
 
-    monkeypatch.setattr(plots, "_legend_below", piled)
+    monkeypatch.setattr(plots, "_legend", piled)
     fig = _redraw(twelve, "tradeoff_latency_cityscapes")
     try:
         with pytest.raises(AssertionError, match="overlaps"):
@@ -130,14 +132,20 @@ def test_one_colour_per_model_and_conditions_in_titles(twelve):
     assert twelve.conditions["cityscapes"] == "1024x2048, batch 1, fp32, 2 CPU threads"
     svg = (twelve.out_dir / "plots" / "tradeoff_latency_cityscapes.svg").read_text()
     assert "latency (ms), median, 1024x2048, batch 1, fp32, 2 CPU threads" in svg
-    assert "noisy latency" in svg  # the resnet101 OCR row is marked
+    assert "noisy latency, not ranked" in svg  # the resnet101 OCR row is marked
+    assert "horizontal bar: IQR of the timing runs" in svg  # the latency bars are explained
+    gmacs = (twelve.out_dir / "plots" / "tradeoff_gmacs_cityscapes.svg").read_text()
+    assert "GMACs (fvcore), input 1024x2048, batch 1" in gmacs and "thread" not in gmacs  # GMACs: no threads
+    assert "horizontal bar" not in gmacs
 
 
 def test_table_files_state_the_conditions_and_the_noisy_mark(twelve):
     """A table copied alone (LaTeX into a paper, Markdown, HTML) keeps the conditions of its costs and what † means."""
-    note = "Costs measured at 1024x2048, batch 1, fp32, 2 CPU threads; † latency noisy: do not rank on it"
+    note = ("Costs measured at 1024x2048, batch 1, fp32, 2 CPU threads; † latency noisy: do not rank on it; bold: the "
+            "best value and every value tied with it (GMACs, params within 0.5%; latencies whose median ± IQR/2 "
+            "intervals overlap; noisy latencies not ranked)")
     tables = twelve.out_dir / "tables"
-    tex_note = note.replace("†", r"\dag{}")
+    tex_note = note.replace("%", r"\%").replace("†", r"\dag{}").replace("±", r"$\pm$")
     assert r"\caption{cityscapes: models. " + tex_note + "}" in (tables / "summary_cityscapes.tex").read_text()
     assert (tables / "summary_cityscapes.md").read_text().rstrip().endswith(note)
     assert f"<caption>cityscapes: models. {note}</caption>" in (tables / "summary_cityscapes.html").read_text()
