@@ -60,9 +60,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as package_version
+    """The package version, git commit and dirty flag (bench/results/provenance.py)."""
+    from bench.results.provenance import version_line
 
-    try:
-        return package_version("ifa-bench")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "unknown (not installed)"
+    return version_line()

@@ -309,6 +309,7 @@ class _Trainer:
 
     def _finish(self, train_time: float) -> dict:
         from bench.measure.environment import environment
+        from bench.results.provenance import provenance
 
         from bench.engine.evaluation import bootstrap
         cfg = self.cfg
@@ -326,6 +327,7 @@ class _Trainer:
             "config_hash": self.config_hash,
             "world_size": self.world,
             "environment": environment(self.device),
+            "provenance": provenance(),
         }
         if self.main:
             write_json(self.out_dir / FINAL, final)

@@ -11,6 +11,7 @@ import pandas as pd
 from bench.files.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
+from bench.results.provenance import provenance
 from bench.results.schema import (
     BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
     PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, TIMING, trial_rel,
@@ -60,6 +61,7 @@ def base_row(trial, sweep_name: str, status: str, *, error: str = "", attempts: 
         error=error, attempts=attempts, trial_dir=trial_rel(trial.config_hash),
     )
     row.update(config_columns(trial.config))
+    row.update(provenance())
     for key, value in trial.extra_axes.items():
         if key == QUERY_STRIDE_KEY:  # its own column, ifa_query_stride
             continue
@@ -73,6 +75,7 @@ def completed_row(trial, sweep_name: str, final: dict, measurement: dict, enviro
     for k in METRICS + INTERVALS:
         row[k] = final.get(k)
     row["train_time_s"] = final.get("train_time_s")
+    row.update(final.get("provenance") or {})  # the code that trained it (a resumed run keeps its own)
     for k in MEASUREMENTS:
         row[k] = measurement.get(k)
     for k in ENVIRONMENT:

@@ -52,14 +52,17 @@ ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype",
 
 TIMING = ["train_time_s", "finished_at"]
 
-RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+PROVENANCE = ["ifa_bench_version", "git_commit", "git_dirty"]
+# the code that trained the row (bench/results/provenance.py): git_dirty empty when unknown (an install without git).
+
+RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING + PROVENANCE
 
 # The type of every column: the writer (bench/results/row.py) stores it, reports/load.py reads it back. Any column not
 # named here is text ("" when absent); extra `cfg.*` axis columns are typed by their values.
 FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
 _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
         "measure_threads", "latency_runs", "latency_processes", "threads"]
-_BOOL = ["eval_flip", "latency_noisy"]
+_BOOL = ["eval_flip", "latency_noisy", "git_dirty"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
                       "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops"]
 _FLOAT = (METRICS + INTERVALS + [c for c in MEASUREMENTS if c not in _INT + _BOOL + _TEXT_MEASUREMENTS]
