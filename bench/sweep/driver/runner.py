@@ -23,6 +23,7 @@ from bench.sweep.folder import layout, records
 from bench.results.schema import TRIALS
 from bench.sweep.spec.payload import trial_payload
 from bench.sweep.spec.trials import Resources, Sweep, check_resources
+from bench.results.text_table import plural
 
 
 def trial_resources(res: Resources):
@@ -115,7 +116,7 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
     skipped = len(payloads) - len(todo)
     write_table(sweep_dir, sweep.name, payloads)
     if skipped:
-        print(f"[{sweep.name}] {skipped} of {len(payloads)} trials already finished (kept, not rerun)", file=stream)
+        print(f"[{sweep.name}] {skipped} of {plural(len(payloads), 'trial')} already finished (kept, not rerun)", file=stream)
     if not todo and not eval_todo:
         return ray_run.summary(sweep_dir, sweep, payloads, {}, stream, 0.0)
 

@@ -34,6 +34,7 @@ from bench.errors import UserError
 from bench.measure.ifa_on_gpu import fused_on_gpu_note
 from bench.sweep.folder import records
 from bench.sweep.spec.trials import Resources
+from bench.results.text_table import plural
 RESERVE_TIMEOUT_S = 600.0  # waiting for the node to be free of other Ray work
 RUN_TIMEOUT_S = 3600.0  # one model's measurement (1024x2048 on CPU, 3 rounds of 10 runs, fits with room)
 
@@ -211,14 +212,14 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
         else:
             todo.append((key, p))
     if first and not todo:
-        print(f"[{name}] {len(first)} model measurement(s) already stored (kept)", file=stream, flush=True)
+        print(f"[{name}] {plural(len(first), 'model measurement')} already stored (kept)", file=stream, flush=True)
     if not todo:
         return out
     p0 = todo[0][1]  # resources and device are the sweep's, the same for every trial
     kind = device_kind(p0)
     node = pick_node(p0["resources"]["cpus"], p0["resources"]["gpus"] if kind == "cuda" else 0)
     t0 = time.time()
-    print(f"[{name}] measuring {len(todo)} model(s) alone on node {node['NodeManagerAddress']} "
+    print(f"[{name}] measuring {plural(len(todo), 'model')} alone on node {node['NodeManagerAddress']} "
           f"(all its CPUs reserved) before any trial trains"
           f"{', their latency runs taking turns' if len(todo) > 1 else ''}", file=stream, flush=True)
     with reserved_node(node, kind, reserve_timeout_s) as (pg, bundle):
@@ -226,7 +227,7 @@ def run_phase(payloads: list[dict], sweep_dir: Path, name: str, stream=None, *,
     for (key, p), rec in zip(todo, measured):
         records.write_measurement(sweep_dir, key, rec)
         out[key] = rec
-        print(f"[{name}]   {p['trial_id']} (key {key}, {measure_threads(p)} thread(s)): {describe(rec)}",
+        print(f"[{name}]   {p['trial_id']} (key {key}, {plural(measure_threads(p), 'thread')}): {describe(rec)}",
               file=stream, flush=True)
         note = fused_on_gpu_note(p["cfg"]["model"]["head"], kind)
         if note:
