@@ -53,6 +53,7 @@ class LatencyStats:
     rel_se: float | None = None  # the pool's relative standard error (bench.measure.processes.fresh_processes)
     span_s: float | None = None  # seconds from the pool's first timed run to its last
     blocks: int = 0  # time blocks behind rel_se (0: it is over the processes' medians)
+    bound_s: float | None = None  # the pool's time bound, when it cut the pool short (then noisy); None otherwise
 
     @property
     def spread(self) -> float:

@@ -22,6 +22,12 @@ CUDA_ROUND_MIN_S = 0.25
 def noise_reason(row: dict) -> str:
     """Why a row's latency is marked noisy, in a few words (for warnings)."""
     se, procs, span = row.get("latency_se_pct"), row.get("latency_processes"), row.get("latency_span_s")
+    bound = row.get("latency_bound_s")
+    if isinstance(bound, (int, float)) and not math.isnan(bound):
+        over = f" over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span) else ""
+        return (f"the measurement phase reached its time bound (measure.max_phase_s = {bound:g} s) after "
+                f"{procs} processes{over}, before the pool met its rule (measure.span_s, a standard error under "
+                f"{SE_THRESHOLD * 100:g}%)")
     if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
         over = (f"{procs} processes over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span)
                 else f"{procs} processes")

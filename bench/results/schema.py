@@ -36,13 +36,15 @@ MEASUREMENTS = [
     "measure_node", "measure_started_at", "measure_finished_at",
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
     "latency_processes", "latency_se_pct", "latency_span_s", "unsupported_ops",
+    "latency_bound_s",
 ]
 # measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
 # measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
 # host 1-minute load average before/after the timed runs; latency_processes: fresh processes pooled (0: timed in the
 # measuring process); latency_se_pct: the pool's relative standard error, percent (over 20-s blocks of its time, or
 # over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
-# bench.measure.conditions.conditions_text(row) phrases them.
+# latency_bound_s: the measurement phase's time bound (measure.max_phase_s) when it cut this pool short (the row is
+# then noisy); empty otherwise. bench.measure.conditions.conditions_text(row) phrases them.
 
 # unsupported_ops: the operators fvcore met and did not count ("op*calls,..."; empty: none), so GMACs leave them out.
 # The sweep adds these two to a measurement; bench.measure.model.measure_model returns every other one.
