@@ -40,3 +40,4 @@ def test_the_reason_names_the_bound():
     row = {"latency_bound_s": 60.0, "latency_processes": 2, "latency_span_s": 58.4, "latency_se_pct": None}
     reason = noise_reason(row)
     assert "measure.max_phase_s = 60 s" in reason and "after 2 processes over 58 s" in reason
+    assert "after 1 process over" in noise_reason({**row, "latency_processes": 1})
