@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/ifa-bench sweep experiments/synthetic.yaml --out $(DEMO_OUT) --resume
 	$(VENV)/bin/ifa-bench report $(DEMO_OUT) --out $(DEMO_OUT)/report
+	$(VENV)/bin/ifa-bench check $(DEMO_OUT) --against reports/published_demo.yaml --tolerance 1.0
 
 test: $(STAMP)
 	$(PY) tools/test_lanes.py -q -ra --durations=15

@@ -20,6 +20,7 @@ COMMANDS = {
     "report": "paper-ready tables and plots from sweeps and train runs",
     "check": "regression-check reproduced mIoU against published numbers",
     "convert": "convert a checkpoint of hzhupku/IFA (or another registered format) to an ifa-bench checkpoint",
+    "config": "print an experiment's resolved config, with the file (or --set) each key comes from",
     "predict": "write prediction PNGs (train ids, the dataset's label encoding, a colour overlay) for images",
 }
 
@@ -44,9 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unknown_command(name: str) -> str:
+    """The one-line error for a command that does not exist, with the closest ones (difflib) when any is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(COMMANDS), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"ifa-bench: error: unknown command {name!r}{hint} (commands: {', '.join(COMMANDS)})"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
+    if not argv:  # bare `ifa-bench`: the overview, as --help shows it (asking for help is not an error)
+        parser.print_help()
+        return 0
+    if not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        sys.stderr.write(unknown_command(argv[0]) + "\n")
+        return EXIT_USER_ERROR
     # Parse the command name first, then let its module add its own arguments.
     known, _ = parser.parse_known_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
     module = importlib.import_module(known._module)

@@ -15,6 +15,7 @@ DATASETS: dict[str, str] = {
     "ade20k": "ade20k_val",
     "pascal_context_59": "pascal_context_59",
     "pascal_context_60": "pascal_context_60",
+    "synthetic": "synthetic_val",  # the demo's expected values: reports/published_demo.yaml
 }
 
 # Our `head` column -> published method name.

@@ -26,8 +26,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seeds", type=int, default=1, help="fewer completed seeds than this fails the row")
     parser.add_argument("--include-reproductions", action="store_true",
                         help="also fail on third-party reproduction rows (default: shown for context only)")
-    parser.add_argument("--require-match", action="store_true",
-                        help="exit 1 when no reproduced row matches a counted published row (now the default)")
     parser.add_argument("--allow-empty", action="store_true",
                         help="exit 0 when nothing is compared (by default that is a failure, exit 1)")
     parser.add_argument("--ci", type=float, default=None, metavar="LEVEL",
@@ -63,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, results_path: Path) -> int:
     from bench.files.atomic import write_text
+    from bench.results.text_table import plural
     from reports.regression.check import format_report, run_check
     from reports.regression.check_input import check_miou_values, drop_repeated_trials
     from reports.load import CHECK_REQUIRED, read_results
@@ -72,7 +71,7 @@ def _run(args: argparse.Namespace, results_path: Path) -> int:
     check_miou_values(results)
     results, repeated = drop_repeated_trials(results)
     if repeated:
-        sys.stderr.write(f"note: {repeated} repeated trial row(s) in {results.source} counted once\n")
+        sys.stderr.write(f"note: {plural(repeated, 'repeated trial row')} in {results.source} counted once\n")
     if args.paired:
         from reports.regression.intervals import paired
 
@@ -94,7 +93,7 @@ def _run(args: argparse.Namespace, results_path: Path) -> int:
                          ignore_index=True)
         write_text(args.out, both.to_csv(index=False))
     if not result.matched["counts"].any() and not args.allow_empty:
-        why = (f"none of the {len(result.unmatched)} reproduced model(s) matches a counted published row "
+        why = (f"none of the {plural(len(result.unmatched), 'reproduced model')} matches a counted published row "
                f"(reasons above)" if len(result.unmatched) else "the results hold no reproduced model")
         sys.stdout.write(f"FAIL: nothing was compared: {why}; --allow-empty accepts this\n")
         return 1

@@ -34,6 +34,9 @@ EXAMPLES = {
   ifa-bench report runs/demo
   ifa-bench report runs/sweep-a runs/sweep-b runs/one-train-run --out runs/combined-report
   ifa-bench report runs/cityscapes_r50_heads --published reports/published.yaml""",
+    "config": """examples:
+  ifa-bench config experiments/cityscapes_r50.yaml
+  ifa-bench config experiments/synthetic.yaml --set model.head.name=ocr --set train.iterations=100""",
     "convert": """examples:
   ifa-bench convert --config experiments/cityscapes_r50.yaml released_ifa.pth runs/ifa_release.pt""",
     "predict": """examples:
@@ -41,7 +44,7 @@ EXAMPLES = {
   ifa-bench predict --config experiments/cityscapes_r50.yaml CKPT frankfurt_000000_000294_leftImg8bit.png --out preds""",
     "check": """examples:
   ifa-bench check runs/cityscapes_r50_heads
-  ifa-bench check runs/cityscapes_r50_heads --metric miou_ms_flip --tolerance 0.5 --require-match""",
+  ifa-bench check runs/cityscapes_r50_heads --metric miou_ms_flip --tolerance 0.5""",
 }
 
 
@@ -60,9 +63,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as package_version
+    """The package version, git commit and dirty flag (bench/results/provenance.py)."""
+    from bench.results.provenance import version_line
 
-    try:
-        return package_version("ifa-bench")
-    except PackageNotFoundError:  # running from a source tree that was not installed
-        return "unknown (not installed)"
+    return version_line()

@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage-endpoint", default=None, metavar="URL",
                         help="an S3-compatible server for --storage s3://... (e.g. http://127.0.0.1:9000; "
                              "default: AWS_ENDPOINT_URL, else AWS)")
+    parser.add_argument("--remeasure", choices=("noisy", "all"), default=None,
+                        help="measure the stored models again (those whose latency is noisy, or all) before any "
+                             "training, and rewrite the completed trials' rows with the new measurements; nothing "
+                             "is deleted")
     add_set_argument(parser)
 
 
@@ -78,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     sweep_dir = args.out or Path("runs") / sweep.name
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
+    if args.remeasure is not None and (args.dry_run or args.checkpoints is not None or storage is not None):
+        raise UserError("--remeasure: not with --dry-run, --checkpoints or --storage")
     if args.calibrate is not None and not args.dry_run:
         raise UserError("--calibrate: only with --dry-run (it estimates the sweep instead of running it)")
     if args.dry_run:
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                                                              else 0)
 
     df = run_sweep(sweep, sweep_dir, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
-                   stream=sys.stdout, storage=storage)
+                   stream=sys.stdout, storage=storage, remeasure=args.remeasure)
     if (df["status"] == "failed").any():
         return 1
     if df["status"].isin(["running", "pending"]).any():  # interrupted (Ctrl-C): `--resume` continues

@@ -116,6 +116,9 @@ class MeasureConfig(_Strict):
     max_processes: Optional[PositiveInt] = None
     # the least time the pool of fresh processes spans (the host's speed drifts over tens of seconds); 0: one turn each
     span_s: float = Field(DEFAULT_MEASURE_SPAN_S, ge=0, le=3600)
+    # a sweep's latency pool stops at the first round of turns after this many seconds; the models it cut short are
+    # marked noisy with that reason (bench/measure/processes/fresh_processes.py); None: no bound
+    max_phase_s: Optional[float] = Field(None, gt=0, le=86400)
 
     @model_validator(mode="after")
     def _check(self):
@@ -142,7 +145,7 @@ class ExperimentConfig(_Strict):
         # added after trials were first hashed: at their defaults they stay out, so an existing sweep keeps its trial
         # folders (its measurements, keyed by the whole measure section, are taken again)
         # (the span only changes the measurement, which is keyed apart: at any default, past or present, it stays out)
-        later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
+        later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,), "max_phase_s": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         head = payload["model"]["head"]

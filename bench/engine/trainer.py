@@ -310,6 +310,7 @@ class _Trainer:
     def _finish(self, train_time: float) -> dict:
         from bench.measure.environment import environment
         from bench.measure.ifa_on_gpu import what_ran
+        from bench.results.provenance import provenance
 
         from bench.engine.evaluation import bootstrap
         cfg = self.cfg
@@ -328,6 +329,7 @@ class _Trainer:
             "world_size": self.world,
             "environment": environment(self.device),
             **what_ran(self.model),  # IFA's formulation and kernels as the final evaluation ran them
+            "provenance": provenance(),
         }
         if self.main:
             write_json(self.out_dir / FINAL, final)

@@ -64,6 +64,7 @@ class LatencyStats:
     noisy_reason: str = ""  # why `noisy` ("" when it is not)
     gpu_before: GpuState | None = None  # the GPU before and after the reported round (None: not a GPU timing)
     gpu_after: GpuState | None = None
+    bound_s: float | None = None  # the pool's time bound, when it cut the pool short (then noisy); None otherwise
 
     @property
     def spread(self) -> float:

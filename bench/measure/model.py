@@ -88,10 +88,12 @@ def measure_model(
     return measure_models([spec], device=device, dtype=dtype)[0]
 
 
-def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
+def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype = torch.float32, *,
+                   max_pool_s: float | None = None, on_slot=None) -> list[dict]:
     """measure_model for several models, one record each, in order. GMACs, parameters and memory are taken model by
     model; the CPU latency pools (processes > 0) are then one pool whose models take turns
-    (bench.measure.processes.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model."""
+    (bench.measure.processes.fresh_processes.pooled_latencies), so a drift of the host's speed cannot favour one model.
+    `max_pool_s` bounds that pool's time and `on_slot(slot, jobs)` follows it (pooled_latencies)."""
     sizes = [_validate_size(spec.input_size) for spec in specs]
     device = torch.device(device)
     was_training = [spec.segmentor.training for spec in specs]
@@ -112,7 +114,7 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
         jobs = [LatencyJob(specs[i].segmentor, parts[i]["images"], warmup=specs[i].warmup, runs=specs[i].runs,
                            processes=specs[i].processes, max_processes=specs[i].max_processes,
                            span_s=specs[i].span_s) for i in pooled]
-        for i, lat in zip(pooled, pooled_latencies(jobs)):
+        for i, lat in zip(pooled, pooled_latencies(jobs, max_s=max_pool_s, on_slot=on_slot)):
             parts[i]["lat"], parts[i]["finished_at"] = lat, _now()
         for spec, part in zip(specs, parts):
             if spec.latency and part["lat"] is None:
@@ -155,6 +157,7 @@ def _record(part: dict, env: dict, device: torch.device) -> dict:
         "latency_span_s": (None if lat is None or lat.span_s is None else round(lat.span_s, 1)),
         "latency_noisy_reason": lat.noisy_reason if lat else "",
         **gpu_state.columns(lat.gpu_before if lat else None, lat.gpu_after if lat else None),
+        "latency_bound_s": lat.bound_s if lat else None,
     }
     if record["latency_noisy"] and not record["latency_noisy_reason"]:  # a pool's: from its figures
         record["latency_noisy_reason"] = noise_reason(record)

@@ -34,6 +34,15 @@ def noise_reason(row: dict) -> str:
     if isinstance(recorded, str) and recorded:
         return recorded
     se, procs, span = row.get("latency_se_pct"), row.get("latency_processes"), row.get("latency_span_s")
+    bound = row.get("latency_bound_s")
+    if isinstance(bound, (int, float)) and not math.isnan(bound):
+        over = f" over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span) else ""
+        from bench.results.text_table import plural
+
+        n = plural(int(procs), "process", "processes") if isinstance(procs, (int, float)) else "its processes"
+        return (f"the measurement phase reached its time bound (measure.max_phase_s = {bound:g} s) after "
+                f"{n}{over}, before the pool met its rule (measure.span_s, a standard error under "
+                f"{SE_THRESHOLD * 100:g}%)")
     if isinstance(se, (int, float)) and not math.isnan(se) and se > SE_THRESHOLD * 100:
         over = (f"{procs} processes over {span:.0f} s" if isinstance(span, (int, float)) and not math.isnan(span)
                 else f"{procs} processes")

@@ -12,6 +12,7 @@ from bench.files.atomic import replacing
 from bench.config import ExperimentConfig
 from bench.config.formulation import hashed_formulation, head_ran_as, trial_device_type
 from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
+from bench.results.provenance import provenance
 from bench.results.schema import (
     BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
     PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, TIMING, trial_rel,
@@ -63,6 +64,7 @@ def base_row(trial, sweep_name: str, status: str, *, error: str = "", attempts: 
     )
     row.update(config_columns(trial.config, trial_device_type(trial.config.train.device, trial.resources.gpus)))
     row["ifa_kernels"] = ""  # known once it ran (ran_columns)
+    row.update(provenance())
     for key, value in trial.extra_axes.items():
         if key == QUERY_STRIDE_KEY:  # its own column, ifa_query_stride
             continue
@@ -77,6 +79,7 @@ def completed_row(trial, sweep_name: str, final: dict, measurement: dict, enviro
         row[k] = final.get(k)
     row["train_time_s"] = final.get("train_time_s")
     row.update(ran_columns(row["head"], row["formulation"], measurement, final))
+    row.update(final.get("provenance") or {})  # the code that trained it (a resumed run keeps its own)
     for k in MEASUREMENTS:
         row[k] = measurement.get(k)
     for k in ENVIRONMENT:

@@ -49,14 +49,15 @@ MEASUREMENTS = [
     "measure_node", "measure_started_at", "measure_finished_at",
     "latency_ms_min", "latency_ms_iqr", "latency_runs", "latency_noisy", "loadavg_before", "loadavg_after",
     "latency_processes", "latency_se_pct", "latency_span_s", "unsupported_ops", "latency_noisy_reason",
-    *GPU_STATE,
+    *GPU_STATE, "latency_bound_s",
 ]
 # measure_input: "HxW"; peak_mem_mb: MiB; measure_device: "cpu" | "cuda"; measure_device_name: CPU or GPU model;
 # measure_*_at: ISO-8601 UTC; latency_noisy: the pooled result stayed imprecise (docs/measurement.md); loadavg_*:
 # host 1-minute load average before/after the timed runs; latency_processes: fresh processes pooled (0: timed in the
 # measuring process); latency_se_pct: the pool's relative standard error, percent (over 20-s blocks of its time, or
 # over its processes' medians when it spans less than two blocks); latency_span_s: seconds the pool spanned.
-# bench.measure.conditions.conditions_text(row) phrases them.
+# latency_bound_s: the measurement phase's time bound (measure.max_phase_s) when it cut this pool short (the row is
+# then noisy); empty otherwise. bench.measure.conditions.conditions_text(row) phrases them.
 
 # latency_noisy_reason: why latency_noisy is set ("" when it is not): the GPU's state changed during the reported round
 # (bench/measure/gpu_state.py), or the rounds never settled (bench/measure/noise_rule.py).
@@ -68,14 +69,17 @@ ENVIRONMENT = ["device", "device_name", "torch_version", "ray_version", "dtype",
 
 TIMING = ["train_time_s", "finished_at"]
 
-RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING
+PROVENANCE = ["ifa_bench_version", "git_commit", "git_dirty"]
+# the code that trained the row (bench/results/provenance.py): git_dirty empty when unknown (an install without git).
+
+RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + ENVIRONMENT + TIMING + PROVENANCE
 
 # The type of every column: the writer (bench/results/row.py) stores it, reports/load.py reads it back. Any column not
 # named here is text ("" when absent); extra `cfg.*` axis columns are typed by their values.
 FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
 _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
         "measure_threads", "latency_runs", "latency_processes", "threads"]
-_BOOL = ["eval_flip", "latency_noisy"]
+_BOOL = ["eval_flip", "latency_noisy", "git_dirty"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
                       "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops",
                       "latency_noisy_reason", "gpu_state", "gpu_throttle"]

@@ -33,3 +33,8 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence], numeric: Option
         lines.append(line(["-" * w for w in widths]))
     lines += [line(r) for r in body]
     return "\n".join(lines)
+
+
+def plural(count: int, noun: str, many: Optional[str] = None) -> str:
+    """"1 trial", "2 trials", "0 trials"; `many` for irregular nouns ("1 process", "2 processes")."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"

@@ -247,7 +247,7 @@ def cases(W: str) -> list[tuple]:
          files={"s/results.csv": _results_csv(W, status="done")})
 
     # --- the command line itself
-    case("no-command", [], needle="")
+    case("mistyped-command", ["swep"], needle="did you mean 'sweep'")  # bare `ifa-bench` is help: tests/cli/test_usability.py
     case("unknown-command", ["fly"], needle="fly")
     case("train-unknown-flag", ["train", "e.yaml", "--fast"], needle="--fast", files={"e.yaml": exp})
     return out

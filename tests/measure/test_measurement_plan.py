@@ -39,8 +39,10 @@ def test_query_mode(head, query, stride, mode):
     (IFA_ONLY + ["eval.ifa_query_stride=2"], "6a2d6c0d9e24"),
 ])
 def test_sweep_measurement_keys_are_unchanged(tmp_path, sets, key):
-    """Keys computed by bench/sweep/tasks/measurement.py before the plan (commit a0b6ab4) for the demo's IFA trial."""
-    sweep = load_sweep(SYNTHETIC, sets)
+    """Keys computed by bench/sweep/tasks/measurement.py before the plan (commit a0b6ab4) for the demo's IFA trial
+    (with the demo's measure section as it was then: the defaults; the bound, max_phase_s, is in no key)."""
+    then = ["measure.processes=3", "measure.max_processes=null", "measure.span_s=240", "measure.max_phase_s=null"]
+    sweep = load_sweep(SYNTHETIC, then + sets)
     ifa = next(t for t in sweep.trials if t.config.model.head.name == "ifa")
     assert measurement.measure_key(trial_payload(ifa, tmp_path, sweep.name)) == key
 

@@ -18,6 +18,10 @@ processes' medians (which cannot see the drift). While a model's exceeds SE_THRE
 slot (they keep sharing the same stretches of time), until each is under it or at its `max_processes` (default
 MAX_PROCESSES_FACTOR x `processes`); a row is `noisy` when it still exceeds it.
 
+A pool may be given a time bound (`max_s`, the sweep's measure.max_phase_s): it then stops at the first round of
+turns that ends after the bound, and every model not yet done by the rule above is marked noisy with the bound as
+the reason (its `bound_s`). A pool can thus run over its bound by one round of turns and its processes' start-ups.
+
 SE_THRESHOLD is 3.5% because two independent results, each with that standard error, differ by less than
 1.96 x sqrt(2) x 3.5% = 9.7% in 95% of cases: the 10% that two sweeps measuring the same model must agree within.
 """
@@ -78,6 +82,7 @@ class LatencyJob:
     threads: int | None = None
     load_before: float | None = None
     load_after: float | None = None
+    cut_s: float | None = None  # the time bound that stopped this model's pool before it was done
 
     def slots(self) -> int:
         return len({t["slot"] for t in self.turns})
@@ -120,11 +125,12 @@ class LatencyJob:
         return se is None or se <= se_threshold or self.slots() >= self.limit()
 
 
-def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD,
-                     timeout_s: float = TIMEOUT_S) -> list[LatencyStats]:
+def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD, timeout_s: float = TIMEOUT_S,
+                     max_s: float | None = None, on_slot=None) -> list[LatencyStats]:
     """CPU latency of several models by the module's rule. Every model takes turns in every slot until every model
     is done (one whose pool is precise goes on while another's is not), so all of them sample the same stretches of
-    the host's speed and a slow stretch cannot favour one of them."""
+    the host's speed and a slow stretch cannot favour one of them. `max_s`: the pool's time bound (module
+    docstring); `on_slot(slot, jobs)`: called after every slot (progress)."""
     for job in jobs:
         if job.processes < 1:
             raise ValueError(f"latency: processes must be at least 1, got {job.processes}")
@@ -134,14 +140,21 @@ def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHO
     start = time.monotonic()
     slot = 0
     while True:
-        _slot(jobs, slot, start, timeout_s)
+        _slot(jobs, slot, start, timeout_s, max_s)
         slot += 1
+        if on_slot is not None:
+            on_slot(slot, jobs)
         if all(job.done(se_threshold) for job in jobs):
+            break
+        if max_s is not None and time.monotonic() - start >= max_s:
+            for job in jobs:
+                if not job.done(se_threshold):
+                    job.cut_s = max_s
             break
     return [_stats(job, se_threshold) for job in jobs]
 
 
-def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float) -> None:
+def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float, max_s: float | None = None) -> None:
     """One fresh process per job, started and warmed up one after another (never while another times), then turns
     until the slot has lasted its share of the span."""
     length = max(job.span_s / job.processes for job in jobs)
@@ -165,6 +178,8 @@ def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float) -> 
                 job.load_after = loadavg()
                 if len(first) == i:
                     first.append(at)
+            if max_s is not None and time.monotonic() - start >= max_s:  # the bound: pooled_latencies marks it
+                break
             # until every model's own turns cover the slot
             if all(job.turns[-1]["at"] + start + job.turns[-1]["duration_s"] - began >= length
                    for job, began in zip(jobs, first)):
@@ -175,13 +190,14 @@ def _stats(job: LatencyJob, se_threshold: float) -> LatencyStats:
     times = [t for turn in job.turns for t in turn["times_ms"]]
     se = job.rel_se()
     noisy = se > se_threshold if se is not None else spread_of(times) > NOISE_THRESHOLD
+    noisy = noisy or job.cut_s is not None
     return LatencyStats(
         median_ms=statistics.median(times), p90_ms=percentile(times, 90), mean_ms=statistics.fmean(times),
         std_ms=statistics.stdev(times) if len(times) > 1 else 0.0, min_ms=min(times), max_ms=max(times),
         runs=len(times), warmup=job.warmup, device="cpu", timer="perf_counter", threads=job.threads,
         times_ms=times, iqr_ms=iqr(times), noisy=noisy, rounds=1, loadavg_before=job.load_before,
         loadavg_after=job.load_after, processes=job.slots(), process_medians_ms=job.slot_medians(), rel_se=se,
-        span_s=job.span(), blocks=len(job.block_medians()),
+        span_s=job.span(), blocks=len(job.block_medians()), bound_s=job.cut_s,
     )
 
 

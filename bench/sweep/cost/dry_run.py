@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.results.text_table import text_table
+from bench.results.text_table import plural, text_table
 from bench.sweep.folder import layout, records
 from bench.sweep.spec.trials import NAMED_AXES, Sweep
 
@@ -30,9 +30,9 @@ def trial_table(sweep: Sweep, sweep_dir: Path) -> str:
     n_done = sum(r[-1] == "done" for r in rows)
     note = f"; {sweep.collapsed} identical combinations collapsed" if sweep.collapsed else ""
     lines.append(
-        f"{len(rows)} trials ({n_done} already done in {sweep_dir}){note}; max_failures={sweep.section.max_failures}"
+        f"{plural(len(rows), 'trial')} ({n_done} already done in {sweep_dir}){note}; max_failures={sweep.section.max_failures}"
     )
     if sweep.protocols:  # `evaluate:`: each protocol a Ray task per trial it applies to
         n = sum(p.applies_to(t.config) for t in sweep.trials for p in sweep.protocols)
-        lines.append(f"evaluate: {', '.join(p.name for p in sweep.protocols)} ({n} evaluations, one row each)")
+        lines.append(f"evaluate: {', '.join(p.name for p in sweep.protocols)} ({plural(n, 'evaluation')}, one row each)")
     return "\n".join(lines)

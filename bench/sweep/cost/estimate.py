@@ -25,6 +25,7 @@ from typing import Optional
 from bench.files.json_records import read_json
 from bench.results.schema import TRIALS
 from bench.measure.noise_rule import BLOCK_S, CUDA_ROUND_MIN_S, CUDA_WARMUP_S, SETTLE_ROUNDS
+from bench.results.text_table import plural
 
 # The fixed costs are dominated by starting Python processes that import torch and Ray (Ray's own processes, each
 # trial's worker, the measurement task and its isolated peak-memory process), so they are modelled as multiples of
@@ -367,7 +368,7 @@ def cost_table(result: dict) -> str:
     if tot["complete"]:
         lines.append(
             f"sweep: {_hms(tot['wall_s'])} wall at concurrency {tot['concurrency']} "
-            f"(measurement phase {_hms(tot['measure_s'])} for {tot['measured_models']} model(s), "
+            f"(measurement phase {_hms(tot['measure_s'])} for {plural(tot['measured_models'], 'model')}, "
             f"trials {_hms(tot['trials_wall_s'])}, Ray start/stop {_hms(tot['sweep_overhead_s'])}); "
             f"{tot['device_hours']:.3f} {tot['unit']} ({tot['trial_device_hours']:.3f} trials + "
             f"{tot['measure_device_hours']:.3f} measurement); process start-up {tot['startup_s']:.1f} s "

@@ -11,6 +11,7 @@ from bench.sweep.driver.cluster import ray_session
 from bench.sweep.driver.table import write_table
 from bench.results.schema import PER_CLASS_CSV, RESULTS_CSV, RESULTS_PARQUET
 from bench.sweep.spec.trials import Resources, Sweep
+from bench.results.text_table import plural
 
 
 def quiet_ray_env() -> None:
@@ -100,13 +101,16 @@ def summary(sweep_dir: Path, sweep: Sweep, payloads: list[dict], failed: dict, s
     df = write_table(sweep_dir, sweep.name, payloads, failed=failed)
     counts = df["status"].value_counts().to_dict()
     parts = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "failed", "running", "pending") if counts.get(s))
-    what = "rows (trial x protocol)" if "protocol" in df.columns else "trials"
-    print(f"[{sweep.name}] {len(df)} {what}: {parts} in {fmt_duration(elapsed)}", file=stream)
+    what = plural(len(df), "row") + " (trial x protocol)" if "protocol" in df.columns else plural(len(df), "trial")
+    print(f"[{sweep.name}] {what}: {parts} in {fmt_duration(elapsed)}", file=stream)
     done = df[df["status"] == "completed"]
     if len(done):
         cols = ["trial_id", "miou", "gmacs", "params_m", "latency_ms_median"]
         cols += ["eval_scales", "eval_flip"] if "protocol" in df.columns else []
-        print(done[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"), file=stream)
+        from bench.sweep.driver.summary_table import completed_table
+
+        measure = {p["trial_id"]: p["cfg"].get("measure", {}) for p in payloads}
+        print(completed_table(done, cols, measure), file=stream)
     from bench.measure.noise_rule import noise_reason
 
     for _, row in done[done["latency_noisy"].fillna(False).astype(bool)].iterrows():

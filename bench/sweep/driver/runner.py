@@ -24,6 +24,7 @@ from bench.sweep.folder import layout, records
 from bench.results.schema import TRIALS
 from bench.sweep.spec.payload import trial_payload
 from bench.sweep.spec.trials import Resources, Sweep, check_resources
+from bench.results.text_table import plural
 
 
 def trial_resources(res: Resources):
@@ -57,12 +58,13 @@ def _experiment(sweep_dir: Path, payloads: list[dict], todo: list[dict], resume:
 
 
 def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None, resume: bool = False,
-              max_concurrent: int | None = None, stream=None, storage=None) -> "object":
+              max_concurrent: int | None = None, stream=None, storage=None, remeasure: str | None = None) -> "object":
     """Run every trial without a done record; returns the final results DataFrame. One process per sweep folder
     (a lock in it); with `address`, nothing is written before the address answers (ray_address.probe).
     `storage` (bench.sweep.folder.storage.Storage, `--storage`): the sweep's persistent state lives there and
     `sweep_dir` is the driver's local copy; the storage is checked (bucket, endpoint, a test write) before anything
-    runs."""
+    runs. `remeasure` ("noisy" or "all"): measure those stored models again first and rewrite the completed trials'
+    rows with the new records (bench.sweep.tasks.measurement.to_measure)."""
     sweep_dir = Path(sweep_dir).resolve()
     if address is not None:
         probe(address)
@@ -73,7 +75,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None, resu
     lock = DirLock(sweep_dir, "sweep folder")
     try:
         df = _run_sweep(sweep, sweep_dir, lock, address=address, resume=resume, max_concurrent=max_concurrent,
-                        stream=stream or sys.stdout, storage=storage)
+                        stream=stream or sys.stdout, storage=storage, remeasure=remeasure)
         if storage is not None:
             from bench.sweep.folder.storage import push_sweep
 
@@ -86,7 +88,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None, resu
 
 
 def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | None, resume: bool,
-               max_concurrent: int | None, stream, storage=None) -> "object":
+               max_concurrent: int | None, stream, storage=None, remeasure: str | None = None) -> "object":
     res = sweep.section.resources
     if address is None:
         cpus, gpus = ray_run.local_capacity(res)
@@ -116,8 +118,8 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
     skipped = len(payloads) - len(todo)
     write_table(sweep_dir, sweep.name, payloads)
     if skipped:
-        print(f"[{sweep.name}] {skipped} of {len(payloads)} trials already finished (kept, not rerun)", file=stream)
-    if not todo and not eval_todo:
+        print(f"[{sweep.name}] {skipped} of {plural(len(payloads), 'trial')} already finished (kept, not rerun)", file=stream)
+    if not todo and not eval_todo and not remeasure:
         return ray_run.summary(sweep_dir, sweep, payloads, {}, stream, 0.0)
 
     ray_run.quiet_ray_env()  # the embedded Ray's loopback setting is EmbeddedRay's, undone when it stops
@@ -145,7 +147,14 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
             concurrency = max(1, int(total_cpu // per_trial))
         from bench.sweep.tasks.measurement import measure_key, run_phase
 
-        measured = run_phase(todo, sweep_dir, sweep.name, stream)  # before any trial trains: docs/sweeps.md
+        # before any trial trains: docs/sweeps.md
+        measured = run_phase(payloads if remeasure else todo, sweep_dir, sweep.name, stream, remeasure=remeasure)
+        if remeasure:
+            from bench.sweep.tasks.measurement import rewrite_done_rows
+
+            n = rewrite_done_rows(payloads, sweep_dir, measured)
+            print(f"[{sweep.name}] {plural(n, 'completed row')} rewritten with the new measurements", file=stream)
+            write_table(sweep_dir, sweep.name, payloads)
         from bench.sweep.driver import eval_scheduling
         from bench.sweep.tasks import eval_tasks
         queue = None  # started only now: the measurement phase stays alone on its node
@@ -156,8 +165,9 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
         eval_tasks.activate(queue, payloads)
         for p in todo:
             p["measurement"] = measured.get(measure_key(p))
-        if not todo:  # only evaluations left
-            queue.drain()
+        if not todo:  # only evaluations (or, with remeasure, nothing) left
+            if queue is not None:
+                queue.drain()
             return ray_run.summary(sweep_dir, sweep, payloads, {}, stream, time.time() - t0)
         name, restore = _experiment(sweep_dir, payloads, todo, resume, storage)
         tune_root = storage.path(layout.TUNE) if storage else str(layout.tune_dir(sweep_dir))

@@ -24,9 +24,10 @@ def test_config_hash_is_sha256_of_the_canonical_json_without_the_name():
     cfg = ExperimentConfig.model_validate(SWEEP_BASE)
     payload = cfg.model_dump(mode="json", exclude={"name"})
     # keys added after hashes existed stay out at their defaults (an unset IFA query stride, 3 latency processes, no
-    # limit of its own on their pool, a span of 240 s, the default since round 10)
+    # limit of its own on their pool, a span of 240 s, the default since round 10, no phase bound)
     assert payload["eval"].pop("ifa_query_stride") is None and payload["measure"].pop("processes") == 3
     assert payload["measure"].pop("max_processes") is None and payload["measure"].pop("span_s") == 240.0
+    assert payload["measure"].pop("max_phase_s") is None  # the phase's time bound, none by default
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert cfg.config_hash() == hashlib.sha256(canonical.encode()).hexdigest()[:12]
     # the earlier default span (60 s) stays out too, so sweeps run before round 10 keep their trial folders; any

@@ -51,7 +51,7 @@ def test_a_repeated_trial_counts_as_one_seed(tmp_path, capsys):
     # with --min-seeds 2 a single seed read twice must fail, not pass as two seeds
     assert main(["check", str(root), "--min-seeds", "2", "--against", str(DEFAULT_PATH)]) == 1
     captured = capsys.readouterr()
-    assert "too few seeds (1 < 2)" in captured.out and "1 repeated trial row(s)" in captured.err
+    assert "too few seeds (1 < 2)" in captured.out and "1 repeated trial row in" in captured.err
 
 
 def test_repeated_rows_without_trial_ids_count_once(tmp_path):

@@ -71,7 +71,7 @@ def test_calibrate_estimates_every_trial_writes_nothing_and_starts_no_ray(tmp_pa
         walls.append(row.split("1 CPU", 1)[1].split()[0])  # the wall time ("0m12s")
     assert walls[0] == walls[1] != "-"  # the seeds share their model's calibration
     total = [ln for ln in proc.stdout.splitlines() if ln.startswith("sweep: ")][0]
-    assert "at concurrency 2" in total and "for 1 model(s)" in total and "CPU-h" in total
+    assert "at concurrency 2" in total and "for 1 model," in total and "CPU-h" in total
     assert total.endswith("(measured)")
 
 

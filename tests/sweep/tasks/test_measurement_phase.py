@@ -95,7 +95,7 @@ def test_measurement_waits_for_the_whole_node_and_holds_it(tmp_path, data_root, 
     again = measurement.run_phase(payloads, out, sweep.name)
     assert again == measured
     assert {k: layout.measurement_path(out, k).stat().st_mtime_ns for k in measured} == stamps
-    assert "2 model measurement(s) already stored (kept)" in capsys.readouterr().out
+    assert "2 model measurements already stored (kept)" in capsys.readouterr().out
 
 
 @pytest.mark.ray
