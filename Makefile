@@ -30,7 +30,7 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(PY) -m perf.run --smoke --out runs/bench-smoke
 
-# Mutation check of the critical modules (tools/mutation_run.py, docs/testing.md). Not in CI. Each module runs on its
+# Mutation check of the critical modules (tools/mutation_run.py, docs/contributing/testing.md). Not in CI. Each module runs on its
 # own, with only its tests: `make mutation MUTATE=losses` runs one (names: tools/mutation_run.py MODULES).
 # MUTATION_BUDGET: seconds per module before it is interrupted; MUTATION_JOBS: mutmut workers; the summary fails
 # below MUTATION_MIN percent.

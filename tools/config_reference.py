@@ -1,7 +1,7 @@
-"""Writes docs/config_reference.md: every key of an experiment file, from the pydantic models (bench/config/experiment.py,
+"""Writes docs/generated/config_reference.md: every key of an experiment file, from the pydantic models (bench/config/experiment.py,
 bench/config/model.py) with its type, default, allowed range and unit, and the comment beside it in the source.
 
-    python -m tools.config_reference            # rewrite docs/config_reference.md
+    python -m tools.config_reference            # rewrite docs/generated/config_reference.md
     python -m tools.config_reference --check    # exit 1 if the committed file is not current (tests/config run it)
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "config_reference.md"
+OUT = ROOT / "docs" / "generated" / "config_reference.md"
 
 # units by key name (the models store plain numbers)
 UNITS = [
@@ -138,7 +138,7 @@ def render() -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if docs/config_reference.md is not current")
+    parser.add_argument("--check", action="store_true", help="exit 1 if docs/generated/config_reference.md is not current")
     args = parser.parse_args(argv)
     text = render()
     if args.check:

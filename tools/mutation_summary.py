@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=Path("mutation-results"))
     ap.add_argument("--min", type=float, default=None, help="fail (exit 1) below this overall kill rate, percent")
-    ap.add_argument("--markdown", action="store_true", help="the per-module table as markdown (docs/testing.md)")
+    ap.add_argument("--markdown", action="store_true", help="the per-module table as markdown (docs/contributing/testing.md)")
     args = ap.parse_args(argv)
     by_module = load(args.results)
     if not by_module:

@@ -1,6 +1,6 @@
 """Issue 16: one named test per bug that an outside mutation audit planted and no test caught.
 
-Each test was checked by planting its bug (see docs/testing.md, "The seven planted bugs"): it fails on the
+Each test was checked by planting its bug (see docs/contributing/testing.md, "The seven planted bugs"): it fails on the
 planted bug and passes on the correct code. The atomic-write row lives in tests/audit/test_atomic_writes.py.
 """
 import pytest

@@ -1,11 +1,11 @@
-"""docs/config_reference.md is generated from the config models (tools/config_reference.py) and committed current."""
+"""docs/generated/config_reference.md is generated from the config models (tools/config_reference.py) and committed current."""
 from bench.config import ExperimentConfig
 from tools import config_reference
 
 
 def test_committed_reference_is_current():
     assert config_reference.OUT.read_text() == config_reference.render(), (
-        "docs/config_reference.md is stale: run `python -m tools.config_reference`")
+        "docs/generated/config_reference.md is stale: run `python -m tools.config_reference`")
     assert config_reference.main(["--check"]) == 0
 
 

@@ -8,7 +8,7 @@ import pytest
 from bench.sweep.spec.trials import load_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted((ROOT / "experiments").glob("*.yaml"))
+RECIPES = sorted(p for p in (ROOT / "experiments").rglob("*.yaml") if p.parent.name != "base")
 DATA, WEIGHTS = "/shared/data/some-dataset", "/shared/weights/imagenet-backbone.pth"
 
 

@@ -10,7 +10,8 @@ from bench.config.overrides import apply_override
 from bench.errors import UserError
 from tests.engine.train_helpers import tiny_dict
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
+EXPERIMENTS = sorted(p for p in (Path(__file__).resolve().parents[2] / "experiments").rglob("*.yaml")
+                     if p.parent.name != "base")
 
 
 def test_the_experiment_files_exist_and_validate():

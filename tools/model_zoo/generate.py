@@ -1,7 +1,7 @@
-"""docs/model_zoo.md: one row per published row (reports/published.yaml), the recipe that reproduces it, and the
+"""docs/generated/model_zoo.md: one row per published row (reports/published.yaml), the recipe that reproduces it, and the
 parameters and GMACs of that model at the evaluation size.
 
-    python -m tools.model_zoo.generate [--out docs/model_zoo.md] [--cache runs/zoo_cache.json]
+    python -m tools.model_zoo.generate [--out docs/generated/model_zoo.md] [--cache runs/zoo_cache.json]
 
 Counting: parameters of the inference model (backbone + head; the auxiliary head is training-only). MACs of one
 eval forward at batch 1 with the project's fvcore counting (bench.measure.macs.count_macs, what `ifa-bench measure`
@@ -27,7 +27,7 @@ NUM_CLASSES = {"cityscapes": 19, "ade20k": 150, "pascal_context_59": 59, "pascal
 # 512, Pascal Context short side 520 / 480 crops); a recipe's own measure.input_size wins.
 EVAL_SIZE = {"cityscapes": (1024, 2048), "ade20k": (512, 512), "pascal_context_59": (480, 480),
              "pascal_context_60": (480, 480)}
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "model_zoo.md"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "docs" / "generated" / "model_zoo.md"
 
 
 def _model_config(row, recipe):
@@ -153,7 +153,7 @@ def render(rows) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.model_zoo.generate", description="Write docs/model_zoo.md.")
+    parser = argparse.ArgumentParser(prog="python -m tools.model_zoo.generate", description="Write docs/generated/model_zoo.md.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache", type=Path, default=Path("runs/zoo_cache.json"),
                         help="counts by model config and size, reused across runs")

@@ -15,7 +15,7 @@ def recipe_trials(directory: Path = EXPERIMENTS) -> list[dict]:
     from bench.sweep.spec.trials import load_sweep
 
     out = []
-    for path in sorted(Path(directory).glob("*.yaml")):
+    for path in sorted(p for p in Path(directory).rglob("*.yaml") if p.parent.name != "base"):
         for trial in load_sweep(path).trials:
             cfg = trial.config
             b = cfg.model.backbone

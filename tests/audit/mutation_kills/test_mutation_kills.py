@@ -1,4 +1,4 @@
-"""Tests written to kill mutants that `make mutation` found surviving (docs/testing.md lists them)."""
+"""Tests written to kill mutants that `make mutation` found surviving (docs/contributing/testing.md lists them)."""
 import hashlib
 import json
 import warnings
