@@ -143,6 +143,9 @@ class ExperimentConfig(_Strict):
         # (the span only changes the measurement, which is keyed apart: at any default, past or present, it stays out)
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
+        payload["model"].pop("compile_cache", None)
+        if not payload["model"].get("compile"):
+            payload["model"].pop("compile", None)
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -17,7 +17,7 @@ IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempt
 
 CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
-    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
+    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride", "compile",
 ]
 # crop: "HxW"; formulation: "reference"/"fused" for IFA, "" otherwise; eval_scales: "1.0" or "0.5,0.75,1.0".
 # ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
@@ -59,7 +59,7 @@ RESULT_COLUMNS = IDENTITY + CONFIG + METRICS + INTERVALS + MEASUREMENTS + ENVIRO
 FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
 _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
         "measure_threads", "latency_runs", "latency_processes", "threads"]
-_BOOL = ["eval_flip", "latency_noisy"]
+_BOOL = ["eval_flip", "latency_noisy", "compile"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
                       "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops"]
 _FLOAT = (METRICS + INTERVALS + [c for c in MEASUREMENTS if c not in _INT + _BOOL + _TEXT_MEASUREMENTS]
