@@ -42,6 +42,9 @@ class DataConfig(_Strict):
     cat_max_ratio: float = Field(1.0, gt=0, le=1)  # random crop: max share of one category
     flip: bool = True
     photometric: bool = True
+    # resize only the random crop's window instead of the whole rescaled image (bench/data/transforms.py
+    # random_rescale_crop): same draws and labels, image values within 1; docs/performance.md has the speed
+    crop_first: bool = False
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     num_workers: int = Field(2, ge=0)
@@ -144,8 +147,9 @@ class ExperimentConfig(_Strict):
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
         payload["model"].pop("compile_cache", None)
-        if not payload["model"].get("compile"):
-            payload["model"].pop("compile", None)
+        for section, key in (("model", "compile"), ("data", "crop_first")):
+            if not payload[section].get(key):  # opt-in options added later: out of the hash while off
+                payload[section].pop(key, None)
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
