@@ -72,7 +72,8 @@ class TrainConfig(_Strict):
     ohem_thresh: float = Field(0.7, gt=0, le=1)
     ohem_min_kept: PositiveInt = 100_000
     ignore_index: int = 255
-    amp: Literal["none", "bf16", "fp16"] = "none"  # GPU only; refused on CPU
+    amp: Literal["none", "bf16", "fp16"] = "none"  # fp16: CUDA only; bf16 on CUDA and CPU (autocast)
+    channels_last: bool = False  # weights and input batches in channels-last memory format
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[PositiveInt] = None  # CPU intra-op threads
     deterministic: bool = True
@@ -147,7 +148,7 @@ class ExperimentConfig(_Strict):
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
         payload["model"].pop("compile_cache", None)
-        for section, key in (("model", "compile"), ("data", "crop_first")):
+        for section, key in (("model", "compile"), ("data", "crop_first"), ("train", "channels_last")):
             if not payload[section].get(key):  # opt-in options added later: out of the hash while off
                 payload[section].pop(key, None)
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}

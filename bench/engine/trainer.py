@@ -62,9 +62,10 @@ def _runtime(train_cfg, device_type: str):
 
 
 def _autocast(amp: str, device: torch.device):
-    if amp == "none" or device.type != "cuda":
+    """bf16 on CUDA and CPU, fp16 on CUDA only (checks.resolve_device_type refuses it on CPU)."""
+    if amp == "none":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def _build_model(cfg):
@@ -193,6 +194,8 @@ class _Trainer:
         if getattr(self, "init_state", None) is not None:
             self.segmentor.load_state_dict(self.init_state, strict=True)
         self.segmentor = self.segmentor.to(self.device)
+        if cfg.train.channels_last:
+            self.segmentor = self.segmentor.to(memory_format=torch.channels_last)
         maybe_compile(self.segmentor, cfg.model)  # in place: state_dict and attributes stay the module's own
         self.loss_weights = dict(self.segmentor.loss_weights)
         self.align = _output_align_corners(self.segmentor)
@@ -277,6 +280,8 @@ class _Trainer:
                           persistent_workers=False, prefetch_factor=2 if workers else None)
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(self.cfg.train.amp, self.device):
             outputs = self.model(images)
         loss, parts = segmentation_loss(outputs, labels, self.loss_weights, self.loss_fn, self.align)
