@@ -222,9 +222,9 @@ def run(args) -> dict:
             plains[h, v] = Plain(cfg, batches, device, v)
     for r in range(args.rounds):
         for h in heads:
-            sides = [("engine", lambda: run_engine(experiment(args, h, sizes), work))]
+            sides = [("engine", lambda h=h: run_engine(experiment(args, h, sizes), work))]
             if args.compile:
-                sides.append(("engine_compiled", lambda: run_engine(experiment(args, h, sizes, True), work)))
+                sides.append(("engine_compiled", lambda h=h: run_engine(experiment(args, h, sizes, True), work)))
             sides += [("plain" + (f"_{v}" if v else ""), plains[h, v].run) for v in ["", *variants]]
             for side, call in sides:
                 result = call() if side.startswith("engine") else call(args.log_every, args.iters)

@@ -9,7 +9,6 @@ import pytest
 from bench.host.compiled import compile_cache_dir
 from tests.engine.train_helpers import tiny_config
 
-
 # FPN: no graph breaks, so the cold compile stays small (IFA's breaks: docs/performance.md, perf/graph_breaks.py)
 # Dropout 0: inductor draws dropout masks from its own generator, so with dropout the two runs would train on
 # different masks (a first version of this test saw mIoU 2.34 vs 1.41 after 4 iterations for that reason alone).
@@ -32,7 +31,7 @@ def _train(tmp_path, name, compile_model: bool):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # a cold inductor compile: ~1 min on 2 idle cores, several under load
 def test_compiled_training_matches_eager_and_reports_compile_time_apart(tmp_path):
-    eager_cfg, eager, eager_log = _train(tmp_path, "eager", False)
+    eager_cfg, eager, _ = _train(tmp_path, "eager", False)
     compiled_cfg, compiled, compiled_log = _train(tmp_path, "compiled", True)
     assert abs(compiled["miou"] - eager["miou"]) <= 0.1, (compiled["miou"], eager["miou"])
     assert compiled_cfg.config_hash() != eager_cfg.config_hash()  # compile is part of what a result depends on

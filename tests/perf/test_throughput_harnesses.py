@@ -23,11 +23,12 @@ def test_train_throughput_smoke_writes_engine_and_plain_cases(tmp_path):
 
 
 def test_plain_loop_batches_are_the_engines(tmp_path):
+    import argparse
+
     from bench.data import build_dataset
     from bench.data.transforms import TrainTransform
     from bench.engine.sampling import IterationBatches, TrainSamples, collate
     from perf.train_throughput import SMOKE, engine_batches, experiment
-    import argparse
 
     args = argparse.Namespace(data=tmp_path / "data", images=4, crop=None, workers=0, iters=2, batch=2,
                               device="cpu", threads=1, deterministic=True, log_every=2)
