@@ -232,6 +232,7 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
         "output_stride": cfg.backbone.output_stride, "head": head,
         "formulation": (cfg.head.formulation if head == "ifa" else ""), "num_classes": cfg.num_classes,
         "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
+        "compile": cfg.compile,
     }
     if experiment is not None:
         ident.update({"config": str(args.config), "overrides": " ".join(args.overrides),
