@@ -31,11 +31,31 @@ def _train(tmp_path, name, compile_model: bool):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # a cold inductor compile: ~1 min on 2 idle cores, several under load
 def test_compiled_training_matches_eager_and_reports_compile_time_apart(tmp_path):
-    eager_cfg, eager, _ = _train(tmp_path, "eager", False)
+    """Compiled training follows eager's losses (same weights, batches, no dropout: only kernel rounding differs),
+    and the compiled evaluation of the trained weights gives eager's mIoU within 0.1. (After 4 iterations the two
+    runs' final mIoUs are near chance and chaotic, 2.2 vs 3.6 in one try, so they are not what is compared.)"""
+    import torch
+
+    from bench.data import build_dataset
+    from bench.data.transforms import EvalTransform
+    from bench.engine.checkpoint import latest_checkpoint, load_checkpoint
+    from bench.engine.evaluation.evaluate import evaluate
+    from bench.models import build_segmentor
+
+    eager_cfg, _, eager_log = _train(tmp_path, "eager", False)
     compiled_cfg, compiled, compiled_log = _train(tmp_path, "compiled", True)
-    assert abs(compiled["miou"] - eager["miou"]) <= 0.1, (compiled["miou"], eager["miou"])
+    for a, b in zip(eager_log, compiled_log):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-2)
     assert compiled_cfg.config_hash() != eager_cfg.config_hash()  # compile is part of what a result depends on
     assert any((tmp_path / "cache").iterdir())  # inductor wrote its cache where the config said
+    model = build_segmentor(compiled_cfg.model)
+    model.load_state_dict(load_checkpoint(latest_checkpoint(tmp_path / "compiled" / "checkpoints"))["model"])
+    val = build_dataset(compiled_cfg.data, "val")
+    with torch.no_grad():
+        eager_eval = evaluate(model.eval(), val, compiled_cfg.eval, compiled_cfg.model.num_classes, "cpu",
+                              transform=EvalTransform(compiled_cfg.data), class_names=val.classes,
+                              default_crop_size=tuple(compiled_cfg.data.crop_size))
+    assert abs(compiled["miou"] - eager_eval["miou"]) <= 0.1, (compiled["miou"], eager_eval["miou"])
     # the first iteration (compilation) is apart from the steady windows
     first = compiled_log[0]["first_iter_s"]
     steady = [r["window_s"] / r["window_iters"] for r in compiled_log if r["window_iters"]]
