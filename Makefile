@@ -26,9 +26,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m perf.run --out runs/bench
+	$(PY) -m perf.train_throughput --out runs/bench
+	$(PY) -m perf.loader_throughput --out runs/bench
 
 bench-smoke: $(STAMP)
 	$(PY) -m perf.run --smoke --out runs/bench-smoke
+	$(PY) -m perf.train_throughput --smoke --out runs/bench-smoke
+	$(PY) -m perf.loader_throughput --smoke --out runs/bench-smoke
 
 # Mutation check of the critical modules (tools/mutation_run.py, docs/contributing/testing.md). Not in CI. Each module runs on its
 # own, with only its tests: `make mutation MUTATE=losses` runs one (names: tools/mutation_run.py MODULES).
@@ -70,6 +74,7 @@ check-official: $(STAMP)
 	$(OFFICIAL_VENV)/bin/python tools/check_official.py official runs/check-official
 
 # Parity with mmsegmentation 1.2.2 in its own venv (never the project's): built once, then the check runs.
+# perf/mmseg_train_peer.py runs the engine beside mmseg in it too (hence tensorboard and tqdm).
 MMSEG_VENV  := .venv-mmseg
 MMSEG_STAMP := $(MMSEG_VENV)/.installed
 MMSEG_SIZE  ?= 512x1024
@@ -78,9 +83,14 @@ $(MMSEG_STAMP): constraints.txt
 	$(PYTHON) -m venv $(MMSEG_VENV)
 	$(MMSEG_VENV)/bin/pip install -q --upgrade pip
 	$(MMSEG_VENV)/bin/pip install -q -c constraints.txt torch mmsegmentation==1.2.2 mmengine==0.10.7 \
-		mmcv-lite==2.1.0 ftfy regex pydantic psutil
+		mmcv-lite==2.1.0 ftfy regex pydantic psutil tensorboard tqdm
 	$(MMSEG_VENV)/bin/python tools/mmseg_parity/patch_mmcv_ops.py
 	touch $(MMSEG_STAMP)
+
+# The engine against mmseg's own training loop (perf/mmseg_train_peer.py), same models and batches, one run.
+.PHONY: bench-mmseg-peer
+bench-mmseg-peer: $(MMSEG_STAMP)
+	PYTHONPATH=$(CURDIR) $(MMSEG_VENV)/bin/python -W ignore -m perf.mmseg_train_peer --out runs/bench
 
 .PHONY: check-mmseg
 check-mmseg: $(MMSEG_STAMP)

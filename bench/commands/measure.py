@@ -212,6 +212,7 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
     from bench.engine.evaluation.inference import planned_segmentor, query_stride_of
     from bench.measure.macs import count_macs
     from bench.measure.model import measure_model
+    from bench.host.compiled import uncompiled
 
     import torch
 
@@ -222,7 +223,8 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
             _load_checkpoint(model, args.checkpoint, cfg, source)
         model.eval().to(device)
         images = torch.randn(1, 3, *planned.settings.input_size, generator=torch.Generator().manual_seed(0)).to(device)
-        macs = count_macs(model, images, by_module_depth=2)
+        with uncompiled(model):
+            macs = count_macs(model, images, by_module_depth=2)
         record = measure_model(model, device=device, macs=macs, **planned.measure_kwargs())
         query_stride = query_stride_of(model)
     head = cfg.head.name
@@ -232,6 +234,7 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
         "formulation": record["formulation"], "ifa_kernels": record["ifa_kernels"],  # what IFA ran as ("" otherwise)
         "num_classes": cfg.num_classes,
         "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
+        "compile": cfg.compile,
     }
     if experiment is not None:
         ident.update({"config": str(args.config), "overrides": " ".join(args.overrides),

@@ -43,6 +43,9 @@ class DataConfig(_Strict):
     cat_max_ratio: float = Field(1.0, gt=0, le=1)  # random crop: max share of one category
     flip: bool = True
     photometric: bool = True
+    # resize only the random crop's window instead of the whole rescaled image (bench/data/transforms.py
+    # random_rescale_crop): same draws and labels, image values within 1; docs/performance.md has the speed
+    crop_first: bool = False
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
     num_workers: int = Field(2, ge=0)
@@ -70,7 +73,8 @@ class TrainConfig(_Strict):
     ohem_thresh: float = Field(0.7, gt=0, le=1)
     ohem_min_kept: PositiveInt = 100_000
     ignore_index: int = 255
-    amp: Literal["none", "bf16", "fp16"] = "none"  # GPU only; refused on CPU
+    amp: Literal["none", "bf16", "fp16"] = "none"  # fp16: CUDA only; bf16 on CUDA and CPU (autocast)
+    channels_last: bool = False  # weights and input batches in channels-last memory format
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: Optional[PositiveInt] = None  # CPU intra-op threads
     deterministic: bool = True
@@ -147,6 +151,10 @@ class ExperimentConfig(_Strict):
         # (the span only changes the measurement, which is keyed apart: at any default, past or present, it stays out)
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,), "max_phase_s": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
+        payload["model"].pop("compile_cache", None)
+        for section, key in (("model", "compile"), ("data", "crop_first"), ("train", "channels_last")):
+            if not payload[section].get(key):  # opt-in options added later: out of the hash while off
+                payload[section].pop(key, None)
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         head = payload["model"]["head"]
         if "formulation" in head:  # `auto` hashes as "fused", the default it replaced (bench/config/formulation.py)

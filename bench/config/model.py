@@ -124,6 +124,11 @@ class ModelConfig(_Strict):
     backbone: BackboneConfig = BackboneConfig()
     head: HeadConfig = IFAHeadConfig()
     aux_head: AuxHeadConfig = AuxHeadConfig()
+    # torch.compile (inductor) for training, evaluation and latency (bench/host/compiled.py); opt-in
+    compile: bool = False
+    # inductor's cache (TORCHINDUCTOR_CACHE_DIR); None: that variable if set, else ~/.cache/ifa-bench/inductor.
+    # Not part of the config hash: where the cache lives changes no result.
+    compile_cache: Optional[Path] = None
 
 
 def choices(config: type[BaseModel], field: str) -> tuple:

@@ -105,6 +105,8 @@ def build_and_load(path: Path, cfg, config_label, fmt: str = "auto") -> tuple:
 
 def model_from_checkpoint(path: Path, cfg, config_label, device, fmt: str = "auto"):
     """(the config's segmentor with the checkpoint's weights, on `device`, in eval mode; the checkpoint's metadata)."""
+    from bench.host.compiled import maybe_compile
+
     model, _, meta = build_and_load(path, cfg, config_label, fmt)
     model.to(device).eval()
-    return model, meta
+    return maybe_compile(model, cfg.model), meta

@@ -46,13 +46,17 @@ def resize(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> tuple
     return image, label
 
 
-def random_rescale(image, label, rng: np.random.Generator, scale_range, base_size=None):
+def random_size(shape: tuple[int, int], rng: np.random.Generator, scale_range, base_size=None) -> tuple[int, int]:
+    """The size random_rescale resizes an image of `shape` to (one draw from rng when the range is not a point)."""
     lo, hi = scale_range
     ratio = rng.uniform(lo, hi) if hi > lo else lo
-    factor = rescale_factor(label.shape, ratio, base_size)
-    h, w = label.shape
-    size = (max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5)))
-    return resize(image, label, size)
+    factor = rescale_factor(shape, ratio, base_size)
+    h, w = shape
+    return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
+
+
+def random_rescale(image, label, rng: np.random.Generator, scale_range, base_size=None):
+    return resize(image, label, random_size(label.shape, rng, scale_range, base_size))
 
 
 def _dominant_share(label: np.ndarray, ignore_index: int) -> tuple[int, float]:
@@ -62,13 +66,13 @@ def _dominant_share(label: np.ndarray, ignore_index: int) -> tuple[int, float]:
     return len(counts), (counts.max() / counts.sum() if len(counts) else 1.0)
 
 
-def random_crop(image, label, rng: np.random.Generator, crop_size, cat_max_ratio=1.0,
-                ignore_index=IGNORE_INDEX):
-    """A crop of at most crop_size at a uniform offset. With cat_max_ratio < 1, up to 10 offsets are tried
-    and the first whose crop has >1 category and no category (ignore not counted) holding a share
-    >= cat_max_ratio is kept (mmseg's rule); if none qualifies, the last one tried is used."""
+def crop_offset(shape: tuple[int, int], rng: np.random.Generator, crop_size, cat_max_ratio, label_window,
+                ignore_index=IGNORE_INDEX) -> tuple[int, int]:
+    """(top, left) of a crop of at most crop_size at a uniform offset in an image of `shape`. With cat_max_ratio < 1,
+    up to 10 offsets are tried and the first whose crop (label_window(top, left)) has >1 category and no category
+    (ignore not counted) holding a share >= cat_max_ratio is kept (mmseg's rule); else the last one tried."""
     ch, cw = crop_size
-    h, w = label.shape
+    h, w = shape
 
     def offset():
         return int(rng.integers(0, max(h - ch, 0) + 1)), int(rng.integers(0, max(w - cw, 0) + 1))
@@ -76,12 +80,65 @@ def random_crop(image, label, rng: np.random.Generator, crop_size, cat_max_ratio
     top, left = offset()
     if cat_max_ratio < 1.0:
         for attempt in range(CAT_MAX_RATIO_TRIES):
-            n, share = _dominant_share(label[top:top + ch, left:left + cw], ignore_index)
+            n, share = _dominant_share(label_window(top, left), ignore_index)
             if n > 1 and share < cat_max_ratio:
                 break
             if attempt < CAT_MAX_RATIO_TRIES - 1:
                 top, left = offset()
+    return top, left
+
+
+def random_crop(image, label, rng: np.random.Generator, crop_size, cat_max_ratio=1.0,
+                ignore_index=IGNORE_INDEX):
+    """A crop of at most crop_size (crop_offset's rule)."""
+    ch, cw = crop_size
+    top, left = crop_offset(label.shape, rng, crop_size, cat_max_ratio,
+                            lambda t, le: label[t:t + ch, le:le + cw], ignore_index)
     return image[top:top + ch, left:left + cw], label[top:top + ch, left:left + cw]
+
+
+def _bilinear_taps(n_in: int, n_out: int, start: int, stop: int):
+    """Source rows and weights of output rows start..stop-1 of an n_in -> n_out bilinear resize, by PyTorch's rule
+    (align_corners=False, no antialias; float32 as its CPU kernel): src = max((dst + 0.5) * n_in / n_out - 0.5, 0)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.maximum((np.arange(start, stop, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
+                     np.float32(0))
+    i0 = src.astype(np.int64)
+    lam = (src - i0.astype(np.float32)).astype(np.float32)
+    return i0, np.minimum(i0 + 1, n_in - 1), np.float32(1) - lam, lam
+
+
+def _nearest_exact_index(n_in: int, n_out: int) -> np.ndarray:
+    """Source index of every output index of an n_in -> n_out "nearest-exact" resize (PyTorch's float32 rule)."""
+    scale = np.float32(n_in) / np.float32(n_out)
+    idx = np.floor((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale).astype(np.int64)
+    return np.minimum(idx, n_in - 1)
+
+
+def random_rescale_crop(image, label, rng: np.random.Generator, scale_range, base_size, crop_size,
+                        cat_max_ratio=1.0, ignore_index=IGNORE_INDEX):
+    """random_rescale then random_crop with the same draws, resizing only the crop's window (data.crop_first): the
+    label is identical; image values can differ from the whole-image resize by 1 where a float rounding differs
+    from PyTorch's vectorised kernel (tests/data/test_crop_first.py). At scale 2 on a 1024x2048 image, the
+    whole-image resize writes 8.4M pixels for a 769x769 crop (0.6M)."""
+    ch, cw = crop_size
+    h, w = label.shape
+    size = random_size((h, w), rng, scale_range, base_size)
+    ny, nx = _nearest_exact_index(h, size[0]), _nearest_exact_index(w, size[1])
+
+    def label_window(top, left):
+        return label[np.ix_(ny[top:top + ch], nx[left:left + cw])]
+
+    top, left = crop_offset(size, rng, crop_size, cat_max_ratio, label_window, ignore_index)
+    if size == (h, w):
+        return image[top:top + ch, left:left + cw], label[top:top + ch, left:left + cw]
+    y0, y1, hy0, hy1 = _bilinear_taps(h, size[0], top, min(top + ch, size[0]))
+    x0, x1, wx0, wx1 = _bilinear_taps(w, size[1], left, min(left + cw, size[1]))
+    rows0, rows1 = image[y0].astype(np.float32), image[y1].astype(np.float32)
+    wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
+    out = (hy0[:, None, None] * (wx0 * rows0[:, x0] + wx1 * rows0[:, x1])
+           + hy1[:, None, None] * (wx0 * rows1[:, x0] + wx1 * rows1[:, x1]))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8), label_window(top, left)
 
 
 def rgb_to_hsv(rgb: np.ndarray) -> np.ndarray:
@@ -156,13 +213,18 @@ class TrainTransform:
         self.base_size = tuple(cfg.base_size) if cfg.base_size is not None else None
         self.cat_max_ratio = float(cfg.cat_max_ratio)
         self.flip = bool(cfg.flip)
+        self.crop_first = bool(getattr(cfg, "crop_first", False))
         self.photometric = bool(cfg.photometric)
         self.mean, self.std = tuple(cfg.mean), tuple(cfg.std)
         self.ignore_index = IGNORE_INDEX
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator):
-        image, label = random_rescale(image, label, rng, self.scale_range, self.base_size)
-        image, label = random_crop(image, label, rng, self.crop_size, self.cat_max_ratio, self.ignore_index)
+        if self.crop_first:
+            image, label = random_rescale_crop(image, label, rng, self.scale_range, self.base_size, self.crop_size,
+                                               self.cat_max_ratio, self.ignore_index)
+        else:
+            image, label = random_rescale(image, label, rng, self.scale_range, self.base_size)
+            image, label = random_crop(image, label, rng, self.crop_size, self.cat_max_ratio, self.ignore_index)
         if self.flip and rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         if self.photometric:

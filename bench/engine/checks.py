@@ -11,9 +11,9 @@ from bench.errors import UserError
 def resolve_device_type(train_cfg) -> str:
     """'cuda' or 'cpu' for train.device (auto: CUDA when available); refuses CUDA-only options on CPU."""
     device_type = resolve_device(train_cfg.device, "train.device").type
-    if train_cfg.amp != "none" and device_type != "cuda":
-        raise UserError(f"train.amp: {train_cfg.amp} mixed precision needs a CUDA device (training runs on CPU); "
-                        f"set train.amp: none")
+    if train_cfg.amp == "fp16" and device_type != "cuda":
+        raise UserError("train.amp: fp16 mixed precision needs a CUDA device (training runs on CPU); set train.amp: "
+                        "bf16 (CPU autocast) or none")
     return device_type
 
 

@@ -11,11 +11,10 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cross_entropy(logits: torch.Tensor, label: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
-    """Mean cross-entropy over the pixels whose label is not `ignore_index` (0, with a gradient, if none is)."""
-    valid = label != ignore_index
-    if not bool(valid.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), label, ignore_index=ignore_index)
+    """Mean cross-entropy over the pixels whose label is not `ignore_index` (0, with a gradient, if none is).
+    Sum over count, with no branch on the data: nothing here waits for the device (a step queues ahead on a GPU)."""
+    total = F.cross_entropy(logits.float(), label, ignore_index=ignore_index, reduction="sum")
+    return total / (label != ignore_index).sum().clamp_min(1)
 
 
 @torch.no_grad()
@@ -24,17 +23,17 @@ def ohem_mask(logits: torch.Tensor, label: torch.Tensor, thresh: float, min_kept
     """The pixels OHEM trains on (mmsegmentation's OHEMPixelSampler): among the labelled pixels, those whose
     predicted probability of the true class is below max(thresh, p_k), where p_k is the (min_kept * N)-th
     smallest such probability (0-based), so at least min_kept pixels per image are kept (fewer only if there
-    are fewer labelled pixels; ties at p_k can keep fewer, as in mmseg)."""
+    are fewer labelled pixels; ties at p_k can keep fewer, as in mmseg).
+    Computed on the device without reading anything back: unlabelled pixels sort after every probability (2 > 1), so
+    the first n_valid sorted values are the labelled ones, and p_k is picked with a tensor index."""
     valid = label != ignore_index
-    if not bool(valid.any()):
-        return valid
     prob = torch.softmax(logits.float(), dim=1)
     target = label.masked_fill(~valid, 0).unsqueeze(1)
     true_prob = prob.gather(1, target).squeeze(1)
-    valid_prob = true_prob[valid]
-    sorted_prob, _ = valid_prob.sort()
+    sorted_prob, _ = true_prob.masked_fill(~valid, 2.0).flatten().sort()
     batch_kept = min_kept * label.shape[0]
-    threshold = max(float(sorted_prob[min(batch_kept, sorted_prob.numel() - 1)]), thresh)
+    k = (valid.sum() - 1).clamp(min=0, max=batch_kept)
+    threshold = sorted_prob.gather(0, k.view(1)).clamp_min(thresh)  # (1,): broadcasts, no read-back
     return valid & (true_prob < threshold)
 
 

@@ -25,6 +25,7 @@ from bench.files.json_records import read_json
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
 from bench.files.locking import DirLock
+from bench.host.compiled import maybe_compile
 
 Report = Optional[Callable[[dict], None]]
 
@@ -61,9 +62,10 @@ def _runtime(train_cfg, device_type: str):
 
 
 def _autocast(amp: str, device: torch.device):
-    if amp == "none" or device.type != "cuda":
+    """bf16 on CUDA and CPU, fp16 on CUDA only (checks.resolve_device_type refuses it on CPU)."""
+    if amp == "none":
         return contextlib.nullcontext()
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 def _build_model(cfg):
@@ -90,6 +92,54 @@ def _gather_rng() -> list:
     out = [None] * ddp.rank_world()[1]
     torch.distributed.all_gather_object(out, state)
     return out
+
+
+class _StepClock:
+    """Wall time of the training iterations, reported per logging window (metrics.jsonl, docs/training.md):
+    window_s (seconds of the window's iterations, evaluation and checkpoints excluded), window_iters, data_wait_s
+    (of window_s, the time spent waiting for the loader's next batch), and once per process, first_iter_s: the
+    first iteration (loader start-up, a compiled model's compilation, warm-up), kept out of window_s so that
+    it_per_s is the steady rate. On CUDA these are host times: GPU work still queued when a window ends (the logging
+step then waits for it) counts in the next window, so windows average out over a run, not one by one."""
+
+    def __init__(self):
+        self.mark = time.perf_counter()
+        self.window_s = self.data_s = 0.0
+        self.iters = 0
+        self.first_s: Optional[float] = None
+
+    @contextlib.contextmanager
+    def waiting(self):
+        t0 = time.perf_counter()
+        yield
+        self.data_s += time.perf_counter() - t0
+
+    def step_done(self, device: torch.device, first: bool) -> None:
+        now = time.perf_counter()
+        if first:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+                now = time.perf_counter()
+            self.first_s, self.data_s = now - self.mark, 0.0
+        else:
+            self.window_s += now - self.mark
+            self.iters += 1
+        self.mark = now
+
+    def pause(self, seconds: float) -> float:
+        """Evaluation or a checkpoint took `seconds` since the last step: not part of any iteration."""
+        self.mark += seconds
+        return seconds
+
+    def window(self) -> dict:
+        out = {"it_per_s": round(self.iters / self.window_s, 3) if self.window_s > 0 else None,
+               "window_s": round(self.window_s, 4), "window_iters": self.iters, "data_wait_s": round(self.data_s, 4)}
+        if self.first_s is not None:
+            out["first_iter_s"] = round(self.first_s, 3)
+            self.first_s = None
+        self.window_s = self.data_s = 0.0
+        self.iters = 0
+        return out
 
 
 class _Trainer:
@@ -144,6 +194,9 @@ class _Trainer:
         if getattr(self, "init_state", None) is not None:
             self.segmentor.load_state_dict(self.init_state, strict=True)
         self.segmentor = self.segmentor.to(self.device)
+        if cfg.train.channels_last:
+            self.segmentor = self.segmentor.to(memory_format=torch.channels_last)
+        maybe_compile(self.segmentor, cfg.model)  # in place: state_dict and attributes stay the module's own
         self.loss_weights = dict(self.segmentor.loss_weights)
         self.align = _output_align_corners(self.segmentor)
         self.loss_fn = build_loss(cfg.train)
@@ -227,6 +280,8 @@ class _Trainer:
                           persistent_workers=False, prefetch_factor=2 if workers else None)
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        if self.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with _autocast(self.cfg.train.amp, self.device):
             outputs = self.model(images)
         loss, parts = segmentation_loss(outputs, labels, self.loss_weights, self.loss_fn, self.align)
@@ -263,14 +318,21 @@ class _Trainer:
         self.model.train()
         group_names = [g.get("name", str(i)) for i, g in enumerate(self.optimizer.param_groups)]
         segment_start, eval_time = time.perf_counter(), 0.0
-        last_log_time, last_log_iter = segment_start, self.start_iter
+        clock = _StepClock()
         try:
-            for images, labels, it in self._loader():
+            batches = iter(self._loader())
+            while True:
+                with clock.waiting():
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                images, labels, it = batch
                 lrs = dict(zip(group_names, self.schedule.step(it)))
                 images = images.to(self.device, non_blocking=True)
                 labels = labels.to(self.device, non_blocking=True)
                 loss, parts = self._step(images, labels)
                 done = it + 1
+                clock.step_done(self.device, first=done == self.start_iter + 1)
                 if bar is not None:
                     bar.update(1)
                 train_time = self.prior_time + time.perf_counter() - segment_start - eval_time
@@ -279,14 +341,11 @@ class _Trainer:
                     if not math.isfinite(values[0]):
                         raise FloatingPointError(f"loss is {values[0]} at iteration {done}; lower train.lr or "
                                                  f"check the data")
-                    now = time.perf_counter()
                     record = {"kind": "train", "iter": done, "loss": values[0],
                               **dict(zip(parts.keys(), values[1:])),
                               "lr": lrs.get(BACKBONE, next(iter(lrs.values()))), "lr_head": lrs.get(HEADS),
-                              "time_s": round(train_time, 3),
-                              "it_per_s": round((done - last_log_iter) / max(now - last_log_time, 1e-9), 3),
+                              "time_s": round(train_time, 3), **clock.window(),
                               "epoch": round(done * t.batch_size / len(self.train_set), 3)}
-                    last_log_time, last_log_iter = now, done
                     self.report(record)
                     if bar is not None:
                         bar.set_postfix(loss=f"{values[0]:.4f}", lr=f"{record['lr']:.2e}", refresh=False)
@@ -294,11 +353,12 @@ class _Trainer:
                     e0 = time.perf_counter()
                     self.report(self._eval_record(done, self._evaluate()))
                     self.model.train()
-                    eval_time += time.perf_counter() - e0
+                    eval_time += clock.pause(time.perf_counter() - e0)
                 if done % t.checkpoint_every == 0 or done == t.iterations:
                     c0 = time.perf_counter()
                     self._checkpoint(done, train_time)
-                    eval_time += time.perf_counter() - c0  # checkpoint I/O is not training time either
+                    # checkpoint I/O is not training time either
+                    eval_time += clock.pause(time.perf_counter() - c0)
         finally:
             if bar is not None:
                 bar.close()

@@ -17,6 +17,7 @@ from bench.measure.macs import MacCount, count_macs
 from bench.measure.noise_rule import noise_reason
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
+from bench.host.compiled import is_compiled, uncompiled
 from bench.results.schema import MEASUREMENTS, SWEEP_MEASUREMENTS
 
 __all__ = [
@@ -104,13 +105,16 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
             spec.segmentor.eval().to(device=device, dtype=dtype)
             generator = torch.Generator().manual_seed(0)
             images = torch.randn(1, 3, h, w, generator=generator, dtype=dtype).to(device)
-            parts.append({
-                "started_at": started_at, "images": images, "size": (h, w),
-                "macs": spec.macs if spec.macs is not None else count_macs(spec.segmentor, images),
-                "params": count_params(spec.segmentor),
-                "mem": measure_peak_memory(spec.segmentor, images) if spec.memory else None, "lat": None,
-            })
-        pooled = [i for i, spec in enumerate(specs) if spec.latency and spec.processes > 0 and device.type == "cpu"]
+            with uncompiled(spec.segmentor):  # fvcore traces, and the memory probe pickles, the eager module
+                parts.append({
+                    "started_at": started_at, "images": images, "size": (h, w),
+                    "macs": spec.macs if spec.macs is not None else count_macs(spec.segmentor, images),
+                    "params": count_params(spec.segmentor),
+                    "mem": measure_peak_memory(spec.segmentor, images) if spec.memory else None, "lat": None,
+                })
+        # a compiled model (model.compile) is timed in this process: a fresh process would compile it again
+        pooled = [i for i, spec in enumerate(specs) if spec.latency and spec.processes > 0 and device.type == "cpu"
+                  and not is_compiled(spec.segmentor)]
         jobs = [LatencyJob(specs[i].segmentor, parts[i]["images"], warmup=specs[i].warmup, runs=specs[i].runs,
                            processes=specs[i].processes, max_processes=specs[i].max_processes,
                            span_s=specs[i].span_s) for i in pooled]

@@ -41,6 +41,7 @@ def config_columns(cfg: ExperimentConfig, device_type: str = "cpu") -> dict[str,
         "eval_flip": cfg.eval.flip,
         "ifa_query": cfg.eval.ifa_query,
         "ifa_query_stride": _text(effective_query_stride(cfg)),  # "" for other heads, like formulation
+        "compile": cfg.model.compile,
     }
 
 

@@ -17,7 +17,7 @@ IDENTITY = ["trial_id", "config_hash", "sweep_name", "status", "error", "attempt
 
 CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
-    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride",
+    "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride", "compile",
 ]
 # crop: "HxW"; eval_scales: "1.0" or "0.5,0.75,1.0".
 # formulation: IFA's formulation ("reference"/"fused"), "" for other heads: what ran (a completed row's measurement,
@@ -79,7 +79,7 @@ RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + 
 FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
 _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
         "measure_threads", "latency_runs", "latency_processes", "threads"]
-_BOOL = ["eval_flip", "latency_noisy", "git_dirty"]
+_BOOL = ["eval_flip", "latency_noisy", "git_dirty", "compile"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
                       "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops",
                       "latency_noisy_reason", "gpu_state", "gpu_throttle"]

@@ -115,3 +115,15 @@ def test_segmentation_loss_needs_a_weight_for_every_output():
     with pytest.raises(KeyError, match="regions"):
         segmentation_loss({"main": torch.randn(1, 2, 4, 4), "regions": torch.randn(1, 2, 4, 4)}, label,
                           {"main": 1.0}, lambda lo, la: cross_entropy(lo, la))
+
+
+def test_losses_read_nothing_back_from_the_device():
+    """A step's loss must not wait for the device (a GPU then queues the next step's work ahead): on meta tensors any
+    read-back (bool(), .item(), float(), a data-dependent shape) raises, so these run only if there is none."""
+    from bench.engine.losses import cross_entropy, ohem_cross_entropy
+
+    logits = torch.empty(2, 5, 9, 11, device="meta", requires_grad=True)
+    label = torch.empty(2, 9, 11, dtype=torch.long, device="meta")
+    for loss in (cross_entropy(logits, label), ohem_cross_entropy(logits, label, 0.7, 10)):
+        assert loss.shape == () and loss.device.type == "meta"
+        loss.backward()

@@ -67,7 +67,7 @@ CASES = [
     ("wrong type", {"train": {"iterations": "many"}}, [], r"train\.iterations: .*integer"),
     ("missing dataset root", {"data": {"generate": False, "root": "/nonexistent/synth"}}, [], r"data\.root: "),
     ("wrong class count", {"model": {"num_classes": 19}}, [], r"model\.num_classes: 19.*10 classes"),
-    ("amp on CPU", {"train": {"amp": "bf16", "device": "cpu"}}, [], r"train\.amp: bf16 .*CUDA"),
+    ("fp16 on CPU", {"train": {"amp": "fp16", "device": "cpu"}}, [], r"train\.amp: fp16 .*CUDA"),
     ("bad --set", {}, ["--set", "train.iterations"], r"--set: expected KEY\.PATH=VALUE"),
     ("unknown --set key", {}, ["--set", "train.lrr=0.1"], r"train\.lrr: unknown key"),
     ("cuda missing", {"train": {"device": "cuda"}}, [], r"train\.device: cuda"),

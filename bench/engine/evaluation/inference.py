@@ -66,8 +66,10 @@ def planned_segmentor(planned) -> Iterator[torch.nn.Module]:
     duration. Seeded 0: weights do not change a cost, and a fixed init keeps the work identical across runs."""
     from bench.models import build_segmentor
 
+    from bench.host.compiled import maybe_compile
+
     torch.manual_seed(0)
-    model = build_segmentor(planned.model)
+    model = maybe_compile(build_segmentor(planned.model), planned.model)
     with ifa_query_mode(model, *planned.query) if planned.query else contextlib.nullcontext():
         yield model
 

@@ -1,0 +1,56 @@
+"""`model.compile: true`: torch.compile (inductor) applied in place, with a cache folder that survives the node.
+
+`Module.compile()` keeps the module itself (its state_dict keys, attributes such as IFA's query mode, DDP wrapping),
+so checkpoints of compiled and eager runs are interchangeable. The cache: `model.compile_cache`, else
+TORCHINDUCTOR_CACHE_DIR if the environment sets it, else ~/.cache/ifa-bench/inductor (inductor's own default is
+under /tmp, which a cluster's nodes do not share and clean between jobs).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+from torch import nn
+
+CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+DEFAULT_CACHE = Path("~/.cache/ifa-bench/inductor")
+
+
+def compile_cache_dir(configured: Optional[Path]) -> Path:
+    if configured is not None:
+        return Path(configured).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return DEFAULT_CACHE.expanduser()
+
+
+def maybe_compile(model: nn.Module, model_cfg) -> nn.Module:
+    """`model` compiled in place when `model_cfg.compile` is set (returned for chaining), else unchanged."""
+    if not getattr(model_cfg, "compile", False):
+        return model
+    cache = compile_cache_dir(model_cfg.compile_cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ[CACHE_ENV] = str(cache)  # read by inductor when it first compiles in this process (and its workers)
+    model.compile(backend="inductor")
+    return model
+
+
+def is_compiled(model: nn.Module) -> bool:
+    return getattr(model, "_compiled_call_impl", None) is not None
+
+
+def uncompiled(model: nn.Module):
+    """Context: `model` runs eagerly for the duration (fvcore tracing, pickling into a fresh process)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def ctx():
+        saved = getattr(model, "_compiled_call_impl", None)
+        model._compiled_call_impl = None
+        try:
+            yield model
+        finally:
+            model._compiled_call_impl = saved
+
+    return ctx()
