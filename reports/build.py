@@ -16,6 +16,7 @@ import pandas as pd
 from reports.figures import plots
 from reports.aggregate import common_settings, model_table
 from bench.files.atomic import make_temp_dir, write_text
+from bench.files.output_guard import REPORT_MARKER, mark
 from reports.regression.check import CheckResult, rule_text, run_check
 from reports.conditions import shared_conditions
 from reports.document import Document
@@ -66,6 +67,7 @@ def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
     tmp = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
         report = _build(results, tmp, pub_rows, ci)
+        mark(tmp, REPORT_MARKER)  # a later report may replace this folder, and nothing else (output_guard)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -52,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance: must be a finite number >= 0, got {args.tolerance}")
     if args.ci is not None and not (math.isfinite(args.ci) and 0 < args.ci < 100):
         raise UserError(f"--ci: a confidence level between 0 and 100 (e.g. 95), got {args.ci:g}")
+    if args.out is not None:  # bench/files/output_guard.py: never the input, nor a file `check` did not write
+        from bench.files.output_guard import claim_file, first_line, overlap
+
+        overlap(args.out, [args.results, args.against])
+        claim_file(args.out, "--out", lambda p: first_line(p).split(",")[-1].strip() == "matched",
+                   "a table written by `ifa-bench check`")
     keep: list = []  # a downloaded URI's temp folder, removed on return
     try:
         local = materialize(args.results, "check", args.storage_endpoint, keep)

@@ -114,12 +114,14 @@ def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config
     """on_prediction callback for evaluate(): writes each prediction as `fmt` ('cityscapes' or 'trainids')."""
     from bench.data.prediction_files import cityscapes_result_path, dataset_encoding, image_stem, write_png
 
+    from bench.files.output_guard import PREDICTIONS_MARKER, mark
+
     if fmt == "cityscapes" and dataset_name != "cityscapes":
         raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory")
 
     def save(index: int, pred) -> None:
+        if not (out_dir / PREDICTIONS_MARKER).exists():  # on the first write: a refused run leaves nothing
+            mark(out_dir, PREDICTIONS_MARKER)
         train_ids = pred.to("cpu").numpy().astype("uint8")
         image = dataset.image_path(index)
         if fmt == "cityscapes":
@@ -128,6 +130,30 @@ def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config
             write_png(train_ids, out_dir / f"{image_stem(image)}_trainIds.png")
 
     return save
+
+
+def guard_outputs(args, cfg) -> None:
+    """--out and --save-preds (bench/files/output_guard.py): never an input or the dataset, never a file or folder
+    that `eval` did not write."""
+    from bench.engine.evaluation.bootstrap import PER_IMAGE_FILE
+    from bench.files.output_guard import PREDICTIONS_MARKER, claim_dir, claim_file, overlap
+
+    inputs = [args.checkpoint, args.config, Path(cfg.data.root)]
+    if args.out is not None:
+        overlap(args.out, inputs)
+        claim_file(args.out, "--out", _eval_record, "a metrics file written by `ifa-bench eval`")
+        sibling = args.out.with_name(args.out.stem + "." + PER_IMAGE_FILE)
+        claim_file(sibling, "--out", lambda _: _eval_record(args.out), "the per-image file of an earlier `eval`")
+    if args.save_preds is not None:
+        overlap(args.save_preds, [*inputs, args.out], "--save-preds")
+        claim_dir(args.save_preds, PREDICTIONS_MARKER, "--save-preds")
+
+
+def _eval_record(path: Path) -> bool:
+    import json
+
+    record = json.loads(path.read_text())
+    return isinstance(record, dict) and {"protocol", "config_hash", "miou"} <= set(record)
 
 
 def format_table(result: dict) -> str:
@@ -162,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
+    guard_outputs(args, cfg)
     from bench.convert.loading import model_from_checkpoint
 
     device = resolve_device(args.device or cfg.train.device)

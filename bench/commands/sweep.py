@@ -52,6 +52,31 @@ def explain_ray_token_auth() -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_RayTokenAuthNotice())
 
 
+def checkpoint_inputs(spec: str | None) -> list[Path]:
+    """The folders and files an eval-only --checkpoints SPEC reads (a glob counts from its first fixed folder)."""
+    found = []
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if part and "://" not in part:
+            parts = Path(part).parts
+            cut = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
+            found.append(Path(*parts[:cut]) if cut else Path("."))
+    return found
+
+
+def guard_sweep_dir(sweep_dir: Path, name: str, args: argparse.Namespace) -> None:
+    """bench/files/output_guard.py: the sweep folder is new, empty, or a sweep folder of this sweep."""
+    from bench.errors import UserError
+    from bench.files.output_guard import SWEEP_MARKER, claim_dir, marker_text, overlap
+    from bench.sweep.folder.layout import TUNE_STATE
+
+    overlap(sweep_dir, [args.experiment, *checkpoint_inputs(args.checkpoints)])
+    claim_dir(sweep_dir, SWEEP_MARKER, records=(TUNE_STATE,))
+    owner = marker_text(sweep_dir / SWEEP_MARKER)
+    if owner and owner != name:
+        raise UserError(f"--out {sweep_dir}: is the folder of sweep {owner!r}, not {name!r}; choose another folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
     from bench.sweep.cost.dry_run import trial_table
@@ -76,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         storage = open_storage(args.storage, args.storage_endpoint)
     sweep = load_sweep(args.experiment, args.overrides)
     sweep_dir = args.out or Path("runs") / sweep.name
+    guard_sweep_dir(sweep_dir, sweep.name, args)
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
     if args.calibrate is not None and not args.dry_run:
