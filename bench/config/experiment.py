@@ -124,9 +124,14 @@ class MeasureConfig(_Strict):
         return self
 
 
+# A name is part of default paths (runs/<name>-<hash>, runs/<sweep name>): one safe file name, no folders
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+MAX_SEED = 2**32 - 1  # numpy's and the data loaders' seeds are 32-bit
+
+
 class ExperimentConfig(_Strict):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field("experiment", pattern=SAFE_NAME)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     model: ModelConfig
     train: TrainConfig = TrainConfig()

@@ -246,6 +246,44 @@ def cases(W: str) -> list[tuple]:
     case("report-bad-status", ["report", "s"], needle="column 'status' has unknown value 'done'",
          files={"s/results.csv": _results_csv(W, status="done")})
 
+    # --- issue 28: bounds, numbers YAML 1.1 and 1.2 read differently, names, storage URIs, predict's budget
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for level in range(1, 9):
+        name, prev = chr(ord("a") + level), chr(ord("a") + level - 1)
+        bomb += f"{name}: &{name} {{" + ", ".join(f"k{j}: *{prev}" for j in range(9)) + "}\n"
+    bomb_under_unknown = exp + "unknown:\n" + "".join(f"  {line}\n" for line in bomb.splitlines())
+    for cmd, extra in (("train", []), ("sweep", ["--dry-run"])):
+        case(f"{cmd}-alias-bomb", [cmd, "e.yaml", *extra], needle="e.yaml: line", files={"e.yaml": bomb_under_unknown})
+        case(f"{cmd}-nested-1000", [cmd, "e.yaml", *extra], needle="nested more than",
+             files={"e.yaml": exp + "x: " + "[" * 1000 + "]" * 1000 + "\n"})
+        case(f"{cmd}-nested-10000-maps", [cmd, "e.yaml", *extra], needle="nested more than",
+             files={"e.yaml": exp + "x: " + "{a: " * 10000 + "1" + "}" * 10000 + "\n"})
+    case("train-seed-10e30", ["train", "e.yaml", "--set", "seed=1000000000000000000000000000000"],
+         needle="seed: Input should be less than", files={"e.yaml": exp})
+    case("train-name-nul", ["train", "e.yaml", "--set", 'name="a\\0b"'], needle="name: String should match",
+         files={"e.yaml": exp})
+    case("train-name-parent", ["train", "e.yaml", "--set", "name=../../x"], needle="name: String should match",
+         files={"e.yaml": exp})
+    case("train-name-absolute", ["train", "e.yaml"], needle="name: String should match",
+         files={"e.yaml": exp.replace("name: tiny", "name: /tmp/x")})
+    case("train-name-empty", ["train", "e.yaml", "--set", "name="], needle="name", files={"e.yaml": exp})
+    case("sweep-name-parent", ["sweep", "e.yaml", "--dry-run"], needle="sweep.name",
+         files={"e.yaml": exp + "sweep:\n  name: ../x\n  axes: {seed: [0]}\n"})
+    case("train-true-key", ["train", "e.yaml"], needle="e.yaml: key 'true' is not text",
+         files={"e.yaml": "true: 1\n" + exp})
+    case("train-sexagesimal", ["train", "e.yaml"], needle="'1:30' is a sexagesimal number in YAML 1.1 (90)",
+         files={"e.yaml": exp.replace("iterations: 2,", "iterations: 1:30,")})
+    case("train-octal", ["train", "e.yaml"], needle="'010' is an octal number in YAML 1.1 (8)",
+         files={"e.yaml": exp.replace("iterations: 2,", "iterations: 010,")})
+    case("sweep-storage-one-slash", ["sweep", "e.yaml", "--storage", "s3:/bucket/x"],
+         needle="s3:/bucket/x: malformed URI", files={"e.yaml": exp + SWEEP})
+    case("report-one-slash-uri", ["report", "s3:/bucket/x", "--out", "r"], needle="s3:/bucket/x: malformed URI")
+    case("sweep-storage-endpoint-unreachable", ["sweep", "e.yaml", "--storage", "s3://bucket/x",
+                                                "--storage-endpoint", "http://127.0.0.1:9"],
+         needle="cannot reach the storage server 127.0.0.1:9 (from --storage-endpoint)", files={"e.yaml": exp + SWEEP})
+    case("predict-scales-huge", ["predict", ck, f"{W}/ds", "--config", "e.yaml", "--out", "p"],
+         needle="needs at least", files={"e.yaml": exp + "eval: {scales: [5000]}\n"})
+
     # --- the command line itself
     case("no-command", [], needle="")
     case("unknown-command", ["fly"], needle="fly")

@@ -61,8 +61,24 @@ def prepare_data(trials, local: bool) -> None:
                 build_dataset(data, split)
 
 
+def keep_secrets_out_of_runtime_env() -> None:
+    """Tune copies AWS_* credentials into every trial actor's runtime_env, which Ray's runtime_env agent writes to
+    its log (runtime_env_agent.log) in plain text. They are taken off Tune's list: a trial reads credentials from
+    its own environment (an embedded Ray's workers inherit the driver's; a cluster's nodes have their own,
+    docs/sweeps.md)."""
+    import re
+
+    from ray.tune.execution import class_cache
+
+    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(names, set):
+        names.difference_update({n for n in names if n.startswith(("AWS_", "GOOGLE_", "AZURE_"))
+                                 or re.search("SECRET|TOKEN|PASSWORD|CREDENTIAL|KEY", n)})
+
+
 def start_ray(address: str | None, sweep_dir: Path):
     """Join the cluster at `address`, or start the embedded Ray (returned, to be stopped by stop_ray)."""
+    keep_secrets_out_of_runtime_env()
     if address:
         ray_session.join_cluster(address)
         return None

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from bench.sweep.driver.cluster.ray_reaper import SESSION_VAR, TEMP_MARKER
-from bench.sweep.driver.cluster.ray_session import end_leftovers, temp_dir_for
+from bench.sweep.driver.cluster.ray_session import RAY_SUBDIR, end_leftovers, temp_dir_for
 from bench.sweep.folder.layout import RAY_SESSION as RECORD
 from tests.sweep.conftest import tiny_experiment, write_spec
 
@@ -186,6 +186,6 @@ def test_ray_temp_folder_leaves_room_for_unix_sockets(tmp_path):
     deep = tmp_path / ("x" * 150) / "sweep"
     temp = temp_dir_for(deep)
     # Ray's longest socket path: <temp>/session_YYYY-MM-DD_HH-MM-SS_ffffff_PID/sockets/plasma_store
-    longest = temp / "session_2026-11-25_23-59-59_999999_4194304" / "sockets" / "plasma_store"
+    longest = temp / RAY_SUBDIR / "session_2026-11-25_23-59-59_999999_4194304" / "sockets" / "plasma_store"
     assert len(str(longest).encode()) <= 107
     assert temp_dir_for(deep) == temp and temp_dir_for(tmp_path / "other") != temp

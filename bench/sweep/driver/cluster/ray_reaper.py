@@ -46,25 +46,37 @@ def temp_root() -> Path:
     return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
 
 
-def ours(p: psutil.Process, session: str | None) -> bool:
-    """A process this project started for the session `session`: the user's own, with our session marker in its
-    environment (EmbeddedRay sets it before Ray starts; every Ray process inherits it). A record is not trusted."""
+def ours(p: psutil.Process, session: str | None, temp_dir: Path | None = None) -> bool:
+    """A process this project started for the session `session`: the user's own, and either with our session
+    marker in its environment (EmbeddedRay sets it before Ray starts and Ray's processes inherit it), or holding a
+    file open inside that session's private temp folder (`temp_dir`, checked by our_temp_dir: Ray's agents rewrite
+    their process title over the memory /proc shows as their environment). A record is not trusted."""
     if not session:
         return False
     try:
-        return p.uids().real == os.getuid() and p.environ().get(SESSION_VAR) == session
+        if p.uids().real != os.getuid():
+            return False
+        try:
+            if p.environ().get(SESSION_VAR) == session:
+                return True
+        except (psutil.Error, OSError):
+            pass
+        inside = str(temp_dir).rstrip("/") + "/" if temp_dir else None
+        return bool(inside) and any(f.path.startswith(inside) for f in p.open_files())
     except (psutil.Error, OSError):
         return False
 
 
-def end_processes(procs: list[dict], session: str | None, grace_s: float = TERM_GRACE_S) -> list[int]:
+def end_processes(procs: list[dict], session: str | None, temp_dir: Path | None = None,
+                  grace_s: float = TERM_GRACE_S) -> list[int]:
     """SIGTERM, then SIGKILL after grace_s, every recorded {pid, create_time} still alive that is ours (`ours`);
-    a reused PID, another user's process or one without our session marker is left alone."""
+    a reused PID, another user's process or one without our session's marker is left alone."""
     alive = []
     for rec in procs if isinstance(procs, list) else ():
         try:
             p = psutil.Process(int(rec["pid"]))
-            if abs(p.create_time() - float(rec["create_time"])) < 0.01 and p.pid != os.getpid() and ours(p, session):
+            if (abs(p.create_time() - float(rec["create_time"])) < 0.01 and p.pid != os.getpid()
+                    and ours(p, session, temp_dir)):
                 alive.append(p)
         except (psutil.Error, KeyError, ValueError, TypeError):
             continue
@@ -83,23 +95,31 @@ def end_processes(procs: list[dict], session: str | None, grace_s: float = TERM_
     return [p.pid for p in alive]
 
 
-def remove_temp_dir(path, session: str | None = None) -> bool:
-    """Remove an embedded Ray's temp folder only if we made it: a real folder (not a link) named ifa-ray-<12 hex>
-    directly under temp_root(), the user's own, holding our marker (with `session`'s id when given)."""
+def our_temp_dir(path, session: str | None = None) -> Path | None:
+    """`path` if an embedded Ray of ours made it: a real folder (not a link) named ifa-ray-<12 hex> directly under
+    temp_root(), the user's own, holding our marker (with `session`'s id when given); else None."""
     if not path:
-        return False
+        return None
     path = Path(path)
     try:
         info = os.lstat(path)
-        if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or path.parent.resolve() != temp_root().resolve()
-                or not TEMP_NAME.fullmatch(path.name)):
-            return False
+        if (not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or not TEMP_NAME.fullmatch(path.name)
+                or path.parent.resolve() != temp_root().resolve()):
+            return None
         marker = read_text_no_follow(path / TEMP_MARKER).strip()
     except (OSError, UnicodeDecodeError, UserError):
-        return False
+        return None
     if not marker or (session is not None and marker != session):
+        return None
+    return path.parent.resolve() / path.name
+
+
+def remove_temp_dir(path, session: str | None = None) -> bool:
+    """Remove an embedded Ray's temp folder, only if it is ours (our_temp_dir)."""
+    ours_ = our_temp_dir(path, session)
+    if ours_ is None:
         return False
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(ours_, ignore_errors=True)
     return True
 
 
@@ -136,7 +156,8 @@ def watch(driver_pid: int, record_path: Path) -> None:
                 stdin_open = bool(line)
         else:
             time.sleep(POLL_S)
-    end_processes([{"pid": p, "create_time": c} for p, c in seen.items()], session)
+    end_processes([{"pid": p, "create_time": c} for p, c in seen.items()], session,
+                  our_temp_dir(record.get("temp_dir"), session) if session else None)
     if session:
         remove_temp_dir(record.get("temp_dir"), session)
     record_path.unlink(missing_ok=True)

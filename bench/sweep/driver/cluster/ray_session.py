@@ -18,7 +18,8 @@ from typing import Optional
 
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
-from bench.sweep.driver.cluster.ray_reaper import (SESSION_VAR, TEMP_MARKER, end_processes, remove_temp_dir,
+from bench.sweep.driver.cluster.ray_reaper import (SESSION_VAR, TEMP_MARKER, end_processes, our_temp_dir,
+                                                    remove_temp_dir,
                                                     temp_root)
 from bench.sweep.folder import layout
 REAPER_STOP_S = 15.0
@@ -30,6 +31,8 @@ def temp_dir_for(sweep_dir: Path) -> Path:
     return temp_root() / f"ifa-ray-{hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:12]}"
 
 
+# Ray makes its own temp folder world-writable (0777): it goes one level down, inside our private (0700) one
+RAY_SUBDIR = "ray"
 _LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
@@ -73,7 +76,8 @@ def end_leftovers(sweep_dir: Path) -> list[int]:
     record = record if isinstance(record, dict) else {}
     session = record.get("session") if isinstance(record.get("session"), str) else None
     # the record is not trusted: a process must carry the session marker, a folder ours (ray_reaper.ours/remove_temp_dir)
-    ended = end_processes(record.get("processes", []), session)
+    temp_dir = our_temp_dir(record.get("temp_dir"), session) if session else None
+    ended = end_processes(record.get("processes", []), session, temp_dir)
     if session:
         remove_temp_dir(record.get("temp_dir"), session)
     path.unlink(missing_ok=True)
@@ -107,7 +111,7 @@ class EmbeddedRay:
         try:
             ray.init(
                 num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir),
+                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir / RAY_SUBDIR),
                 object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
             )
         except BaseException:
