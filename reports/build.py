@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
+from bench.results.csv_export import csv_text
 from bench.errors import UserError
 
 import pandas as pd
@@ -110,7 +111,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Opti
     if len(report.not_completed):
         doc.para("Trials without a result (failed with their error; running, pending, or missing seeds):")
         doc.table(report.not_completed)
-        write_text(out / "tables" / "status.csv", report.not_completed.to_csv(index=False))
+        write_text(out / "tables" / "status.csv", csv_text(report.not_completed, index=False))
     if results.absent_columns:
         report.notes.append(f"{results.source.name} lacks columns {', '.join(results.absent_columns)} "
                             f"(shown as —)")
@@ -254,9 +255,9 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         if data.empty:
             doc.para(f"{plots.COSTS[cost]}: no model has both this cost and a completed mIoU.", note=True)
             continue
-        write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+        write_text(out / "plots" / f"{name}.csv", csv_text(data, index=False))
         if pub is not None:
-            write_text(out / "plots" / f"{name}_published.csv", pub.to_csv(index=False))
+            write_text(out / "plots" / f"{name}_published.csv", csv_text(pub, index=False))
         device_set = {d.strip() for ds in data["device"] for d in ds.split(",") if d.strip()}
         devices = ", ".join(sorted(device_set))
         if cost == "latency_ms_median" and len(device_set) > 1:
@@ -304,7 +305,7 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     else:
         name = f"curves_{slug}"
         report.plot_data[name] = curves
-        write_text(out / "plots" / f"{name}.csv", curves.to_csv(index=False))
+        write_text(out / "plots" / f"{name}.csv", csv_text(curves, index=False))
         report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", f"{dataset}: training",
                                                styles=report.styles)
         doc.image(f"plots/{name}.png", f"{dataset} training curves")
@@ -320,7 +321,7 @@ def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, key
         return
     name = f"resolution_{slug}"
     report.plot_data[name] = data
-    write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+    write_text(out / "plots" / f"{name}.csv", csv_text(data, index=False))
     done = models[models["label"].isin(data["label"])]
     protocol = ", ".join(f"{c}={v}" for c, v in common_settings(done, keys).items()
                          if c in ("eval_mode", "eval_scales", "eval_flip"))
@@ -373,7 +374,7 @@ def _published_section(doc: Document, report: Report, pub_rows: list[dict], ci: 
     if frames:
         table = pd.concat(frames, ignore_index=True)
         doc.table(table)
-        write_text(report.out_dir / "tables" / "published_check.csv", table.to_csv(index=False))
+        write_text(report.out_dir / "tables" / "published_check.csv", csv_text(table, index=False))
     else:
         doc.para("No model of this sweep matches a published row.", note=True)
     unmatched = report.checks["miou_ss"].unmatched

@@ -7,28 +7,28 @@ from pathlib import PurePosixPath
 import pandas as pd
 from markupsafe import Markup
 
-from reports.tables import html_table, markdown
+from reports.tables import html_table, markdown, md_text
 from reports.templates import render
 
 
 class Document:
     def __init__(self, title: str):
         self.title = title
-        self._md: list[str] = [f"# {title}\n"]
+        self._md: list[str] = [f"# {md_text(title)}\n"]
         self._blocks: list[dict] = []
 
     def heading(self, level: int, text: str) -> None:
-        self._md.append(f"{'#' * level} {text}\n")
+        self._md.append(f"{'#' * level} {md_text(text)}\n")
         self._blocks.append(dict(kind="heading", level=level, text=text))
 
     def para(self, text: str, note: bool = False, css: str = "") -> None:
-        self._md.append((f"_{text}_" if note else text) + "\n")
+        self._md.append((f"_{md_text(text)}_" if note else md_text(text)) + "\n")
         self._blocks.append(dict(kind="para", text=text, css="note" if note else css))
 
     def bullets(self, items: list[str]) -> None:
         if not items:
             return
-        self._md.append("\n".join(f"- {i}" for i in items) + "\n")
+        self._md.append("\n".join(f"- {md_text(i)}" for i in items) + "\n")
         self._blocks.append(dict(kind="bullets", entries=list(items)))
 
     def table(self, df: pd.DataFrame, index: bool = False) -> None:
@@ -37,13 +37,13 @@ class Document:
 
     def image(self, rel_path: str, alt: str) -> None:
         """A PNG, with links to the PDF and SVG written beside it."""
-        self._md.append(f"![{alt}]({rel_path})\n")
+        self._md.append(f"![{md_text(alt)}]({rel_path})\n")
         stem = PurePosixPath(rel_path)
         others = [(ext.upper(), str(stem.with_suffix("." + ext))) for ext in ("pdf", "svg")]
         self._blocks.append(dict(kind="image", src=rel_path, alt=alt, others=others))
 
     def links(self, items: list[tuple[str, str]]) -> None:
-        self._md.append(" · ".join(f"[{text}]({href})" for text, href in items) + "\n")
+        self._md.append(" · ".join(f"[{md_text(text)}]({href})" for text, href in items) + "\n")
         self._blocks.append(dict(kind="links", entries=list(items)))
 
     def markdown(self) -> str:

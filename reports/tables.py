@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import distinguishing_columns
+from bench.results.csv_export import csv_text
 from bench.files.atomic import write_text
 
 DASH = "—"
@@ -165,7 +166,13 @@ def markdown(df: pd.DataFrame, index: bool = False) -> str:
 def _md_cell(value) -> str:
     if isinstance(value, float):
         value = DASH if np.isnan(value) else f"{value:.2f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return md_text(str(value)).replace("|", "\\|").replace("\n", " ")
+
+
+def md_text(text: str) -> str:
+    """Text for Markdown with its HTML characters escaped: a result name holding `<script>` shows as text in every
+    Markdown viewer (the HTML report escapes through jinja2)."""
+    return html.escape(str(text), quote=False)
 
 
 _NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*\[[-+−]?\d[\d.]*,\s*[-+−]?\d[\d.]*\])?"
@@ -224,8 +231,8 @@ def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, ind
     LaTeX and HTML captions, a line under the Markdown table. The CSV states them in its own columns."""
     paths = {ext: base.with_suffix("." + ext) for ext in ("csv", "md", "tex", "html")}
     full = ". ".join(t for t in (caption, note) if t) or None
-    write_text(paths["csv"], numeric.to_csv(index=index))
-    write_text(paths["md"], markdown(display, index=index) + (f"\n{note}\n" if note else ""))
+    write_text(paths["csv"], csv_text(numeric, index=index))
+    write_text(paths["md"], markdown(display, index=index) + (f"\n{md_text(note)}\n" if note else ""))
     write_text(paths["tex"], latex(display, index=index, caption=full))
     write_text(paths["html"], f"<!-- {html.escape(caption or base.name)} -->\n"
                + html_table(display, index=index, caption=note and full))

@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, results_path: Path) -> int:
     from bench.files.atomic import write_text
+    from bench.results.csv_export import csv_text
     from reports.regression.check import format_report, run_check
     from reports.regression.check_input import check_miou_values, drop_repeated_trials
     from reports.load import CHECK_REQUIRED, read_results
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace, results_path: Path) -> int:
 
         both = pd.concat([result.matched.assign(matched=True), result.unmatched.assign(matched=False)],
                          ignore_index=True)
-        write_text(args.out, both.to_csv(index=False))
+        write_text(args.out, csv_text(both, index=False))
     if not result.matched["counts"].any() and not args.allow_empty:
         why = (f"none of the {len(result.unmatched)} reproduced model(s) matches a counted published row "
                f"(reasons above)" if len(result.unmatched) else "the results hold no reproduced model")

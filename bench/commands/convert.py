@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     overlap(args.dest, [args.source, args.config], "dest")
     claim_file(args.dest, "dest", _converted, "a checkpoint written by `ifa-bench convert`")
     raw, _ = read_state(args.source)
-    fmt = detect_format(raw) if args.fmt == "auto" else args.fmt
+    try:
+        fmt = detect_format(raw) if args.fmt == "auto" else args.fmt
+    except UserError as exc:  # "matches several formats": name the file
+        raise UserError(f"{args.source}: {exc}") from None
     if fmt == PROJECT:
         raise UserError(f"{args.source}: already an ifa-bench checkpoint (or an unrecognised format); "
                         "name the format with --format")

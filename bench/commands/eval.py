@@ -54,7 +54,7 @@ def _scales(text: str) -> list[float]:
 def eval_config(cfg, args):
     """The config's eval section with the command-line overrides, validated."""
     from bench.config import validate
-    from bench.config.experiment import EvalConfig
+    from bench.config.experiment import EvalConfig, slide_stride_problem
 
     data = cfg.eval.model_dump()
     if args.mode is not None:
@@ -77,12 +77,10 @@ def eval_config(cfg, args):
         if args.ifa_query is None:  # the stride alone decides: 1 is label resolution, 2 and 4 upsample
             data["ifa_query"] = "label" if args.ifa_query_stride == 1 else "upsample"
     eval_cfg = validate(EvalConfig, data, "command line (eval)")
-    if eval_cfg.mode == "slide" and eval_cfg.stride is not None:
-        crop = eval_cfg.crop_size or cfg.data.crop_size
-        if eval_cfg.stride[0] > crop[0] or eval_cfg.stride[1] > crop[1]:
-            where = "--stride" if args.stride is not None else f"{args.config}: eval.stride"
-            raise UserError(f"{where}: {eval_cfg.stride[0]}x{eval_cfg.stride[1]} is larger than "
-                            f"the window {crop[0]}x{crop[1]} and would leave pixels unpredicted")
+    problem = slide_stride_problem(eval_cfg, cfg.data.crop_size)
+    if problem:
+        where = "--stride" if args.stride is not None else f"{args.config}: eval.stride"
+        raise UserError(f"{where}: {problem}")
     return eval_cfg
 
 

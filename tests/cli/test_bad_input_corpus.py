@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -283,6 +284,19 @@ def cases(W: str) -> list[tuple]:
          needle="cannot reach the storage server 127.0.0.1:9 (from --storage-endpoint)", files={"e.yaml": exp + SWEEP})
     case("predict-scales-huge", ["predict", ck, f"{W}/ds", "--config", "e.yaml", "--out", "p"],
          needle="needs at least", files={"e.yaml": exp + "eval: {scales: [5000]}\n"})
+
+    for cid, entry, needle in (
+            ("zero", "{name: z, scales: [0]}", "sweep.evaluate 'z' (trial"),
+            ("huge", "{name: big, scales: [5000]}", "scales [5000.0] on a 32x32 image: needs at least"),
+            ("stride", "{name: st, mode: slide, crop_size: [16, 16], stride: [32, 32]}",
+             "stride 32x32 is larger than the window 16x16")):
+        case(f"sweep-evaluate-{cid}", ["sweep", "e.yaml", "--dry-run"], needle=needle,
+             files={"e.yaml": exp + f"sweep:\n  axes: {{seed: [0]}}\n  evaluate: [{entry}]\n"})
+    case("train-eval-stride-larger", ["train", "e.yaml", "--set", "eval.mode=slide", "--set", "eval.stride=[64,64]"],
+         needle="eval.stride: 64x64 is larger than the window 32x32", files={"e.yaml": exp})
+    case("convert-raw-pickle", ["convert", "raw.pkl", "out.pt", "--config", "e.yaml"],
+         needle="raw.pkl: not a readable weights-only checkpoint",
+         files={"e.yaml": exp, "raw.pkl": pickle.dumps({"a": [1, 2]}, protocol=4)})
 
     # --- the command line itself
     case("no-command", [], needle="")

@@ -4,7 +4,6 @@ under Ray's temp folder is read (runtime_env_agent.log is where Tune's runtime_e
 ends, every file of the sweep folder and the driver's output."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.sweep.driver.cluster.ray_session import temp_dir_for
-from tests.sweep.conftest import tiny_experiment, write_spec
+from tests.sweep.conftest import read_results, tiny_experiment, write_spec
 
 BIN = Path(sys.executable).parent / "ifa-bench"
 SENTINEL = "SeNtInEl-7f3a9c-SECRET"
@@ -70,4 +69,4 @@ def test_sentinel_secret_is_in_no_file_and_ray_temp_is_private(tmp_path, data_ro
     assert seen_running, log_path.read_text()[-3000:]
     assert _files_holding(out, SENTINEL.encode()) == []
     assert SENTINEL not in log_path.read_text()
-    assert json.loads(next((out / "trials").glob("*/result.json")).read_text())["row"]["status"] == "completed"
+    assert read_results(out)["status"].tolist() == ["completed"]
