@@ -55,13 +55,18 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:  # bench/files/output_guard.py: never the input, nor a file `check` did not write
         from bench.files.output_guard import claim_file, first_line, overlap
 
-        overlap(args.out, [args.results, args.against])
+        overlap(args.out, [args.results, args.against], file_output=True)
         claim_file(args.out, "--out", lambda p: first_line(p).split(",")[-1].strip() == "matched",
                    "a table written by `ifa-bench check`")
     keep: list = []  # a downloaded URI's temp folder, removed on return
     try:
         local = materialize(args.results, "check", args.storage_endpoint, keep)
-        return _run(args, local)
+        try:
+            return _run(args, local)
+        except UserError as exc:  # name the URI, not the temp folder it was downloaded to
+            if str(local) == str(args.results):
+                raise
+            raise UserError(str(exc).replace(str(local), str(args.results).rstrip("/"))) from None
     finally:
         for tmp in keep:
             tmp.cleanup()

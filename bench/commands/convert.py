@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(ExperimentConfig, args.config)
     if args.dest.is_dir():
         raise UserError(f"{args.dest}: is a directory; give the checkpoint file to write")
-    overlap(args.dest, [args.source, args.config], "dest")
+    overlap(args.dest, [args.source, args.config], "dest", file_output=True)
     claim_file(args.dest, "dest", _converted, "a checkpoint written by `ifa-bench convert`")
     raw, _ = read_state(args.source)
     try:

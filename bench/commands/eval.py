@@ -112,14 +112,10 @@ def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config
     """on_prediction callback for evaluate(): writes each prediction as `fmt` ('cityscapes' or 'trainids')."""
     from bench.data.prediction_files import cityscapes_result_path, dataset_encoding, image_stem, write_png
 
-    from bench.files.output_guard import PREDICTIONS_MARKER, mark
-
     if fmt == "cityscapes" and dataset_name != "cityscapes":
         raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
 
-    def save(index: int, pred) -> None:
-        if not (out_dir / PREDICTIONS_MARKER).exists():  # on the first write: a refused run leaves nothing
-            mark(out_dir, PREDICTIONS_MARKER)
+    def save(index: int, pred) -> None:  # into the staged folder (run()): --out gets them when every image is done
         train_ids = pred.to("cpu").numpy().astype("uint8")
         image = dataset.image_path(index)
         if fmt == "cityscapes":
@@ -138,7 +134,7 @@ def guard_outputs(args, cfg) -> None:
 
     inputs = [args.checkpoint, args.config, Path(cfg.data.root)]
     if args.out is not None:
-        overlap(args.out, inputs)
+        overlap(args.out, inputs, file_output=True)
         claim_file(args.out, "--out", _eval_record, "a metrics file written by `ifa-bench eval`")
         sibling = args.out.with_name(args.out.stem + "." + PER_IMAGE_FILE)
         claim_file(sibling, "--out", lambda _: _eval_record(args.out), "the per-image file of an earlier `eval`")
@@ -200,12 +196,19 @@ def run(args: argparse.Namespace) -> int:
 
     split = args.split or cfg.data.val_split
     dataset = open_split(cfg, split, args.config)
-    save = None
+    from contextlib import nullcontext
+
+    from bench.files.output_guard import PREDICTIONS_MARKER, StagedFolder
+
+    save, staged = None, nullcontext()
     if args.save_preds is not None:
-        save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
+        staged = StagedFolder(args.save_preds, PREDICTIONS_MARKER)
     _require_eval_fits(dataset, eval_cfg, cfg, args, device)
-    result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
-                                                  progress=not args.no_progress and sys.stderr.isatty())
+    with staged:
+        if args.save_preds is not None:
+            save = prediction_saver(dataset, cfg.data.dataset, staged.tmp, args.pred_format, args.config)
+        result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
+                                                      progress=not args.no_progress and sys.stderr.isatty())
     from bench.engine.evaluation import bootstrap
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.host.device import resolve_device
     from bench.engine.evaluation.inference import ifa_query_mode, predict_labels
 
-    from bench.files.output_guard import PREDICTIONS_MARKER, claim_dir, overlap
+    from bench.files.output_guard import PREDICTIONS_MARKER, StagedFolder, claim_dir, overlap
 
     cfg = load_config(ExperimentConfig, args.config)
     overlap(args.out, [*args.inputs, args.checkpoint, args.config, Path(cfg.data.root)])
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         iterator = tqdm(images, desc="predict", unit="image", dynamic_ncols=True, disable=not sys.stderr.isatty())
-    staging = _Staging(args.out)  # every file lands in out only when every image has been predicted
+    staging = StagedFolder(args.out, PREDICTIONS_MARKER)  # files land in --out only when every image is done
     with staging, ifa_query_mode(model, ev.ifa_query, ev.ifa_query_stride), torch.inference_mode():
         for path in iterator:
             _require_fits(path, cfg, device)
@@ -114,47 +114,3 @@ def _require_fits(path: Path, cfg, device) -> None:
     window = tuple(ev.crop_size or cfg.data.crop_size) if ev.mode == "slide" else None
     require_fits(eval_bytes(height, width, ev.scales, cfg.model.num_classes, window,
                             stem_channels(cfg.model.backbone)), f"{path} ({height}x{width})", device)
-
-
-class _Staging:
-    """A private folder beside --out that receives the predictions; on success its files move into --out (with our
-    marker), on failure it is removed with any parent folders it made, so an error leaves nothing behind."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.made = next((p for p in [out, *out.parents][::-1] if not p.exists()), None)
-
-    def __enter__(self) -> "_Staging":
-        import tempfile
-
-        try:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
-        except OSError as exc:
-            raise UserError(f"--out {self.out}: cannot write ({exc.strerror})") from None
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        import os
-        import shutil
-
-        from bench.files.atomic import dir_mode
-        from bench.files.output_guard import PREDICTIONS_MARKER, mark
-
-        if kind is None:
-            mark(self.tmp, PREDICTIONS_MARKER)
-            self.out.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.tmp, dir_mode())
-            for item in sorted(self.tmp.iterdir()):
-                os.replace(item, self.out / item.name)
-            self.tmp.rmdir()
-            return
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if self.made is not None and self.made != self.out:  # parents this run made, and no others
-            for d in [self.out.parent, *self.out.parent.parents]:
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
-                if d == self.made:
-                    break

@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     keep: list = []  # downloaded URIs' temp folders, removed when the report is written
     try:
         inputs = [materialize(r, "report", args.storage_endpoint, keep) for r in args.results]
-        report = build_report(inputs, out, args.published, ci=args.ci)
+        try:
+            report = build_report(inputs, out, args.published, ci=args.ci)
+        except UserError as exc:  # name the URI, not the temp folder it was downloaded to
+            raise UserError(_named_as_given(str(exc), inputs, args.results)) from None
     finally:
         for tmp in keep:
             tmp.cleanup()
@@ -65,3 +68,10 @@ def _guard_out(args: argparse.Namespace):
     overlap(out, [*local, args.published], allowed=[d for r, d in zip(local, defaults) if r.is_dir()])
     claim_dir(out, REPORT_MARKER)
     return out
+
+
+def _named_as_given(message: str, local: list, given: list) -> str:
+    for path, name in zip(local, given):
+        if str(path) != str(name):
+            message = message.replace(str(path), str(name).rstrip("/"))
+    return message

@@ -53,14 +53,17 @@ def explain_ray_token_auth() -> None:
 
 
 def checkpoint_inputs(spec: str | None) -> list[Path]:
-    """The folders and files an eval-only --checkpoints SPEC reads (a glob counts from its first fixed folder)."""
+    """The folders and files an eval-only --checkpoints SPEC reads (a glob: the files it matches)."""
+    import glob
+
     found = []
     for part in (spec or "").split(","):
         part = part.strip()
         if part and "://" not in part:
-            parts = Path(part).parts
-            cut = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
-            found.append(Path(*parts[:cut]) if cut else Path("."))
+            if any(c in part for c in "*?["):  # what the glob matches now; the spec's own check says if nothing
+                found += [Path(p) for p in sorted(glob.glob(part, recursive=True))]
+            else:
+                found.append(Path(part))
     return found
 
 

@@ -34,8 +34,10 @@ def _within(child: Path, parent: Path) -> bool:
 
 
 def overlap(out: Path, inputs: Iterable[Optional[Path]], flag: str = "--out", *,
-            allowed: Iterable[Path] = ()) -> None:
-    """Refuse `out` equal to an input, inside an input folder, or above an input (symlinks resolved)."""
+            allowed: Iterable[Path] = (), file_output: bool = False) -> None:
+    """Refuse `out` equal to an input, inside an input folder, or above an input (symlinks resolved). A new file
+    (`file_output`) may go inside an input folder: it is read as nothing there, and claim_file refuses replacing
+    one of the input's files; a folder inside an input would be read back as part of it."""
     target = _real(out)
     allow = {_real(a) for a in allowed}
     for given in inputs:
@@ -46,7 +48,7 @@ def overlap(out: Path, inputs: Iterable[Optional[Path]], flag: str = "--out", *,
             raise UserError(f"{flag} {out}: is the input {given}; write the output elsewhere")
         if _within(source, target):
             raise UserError(f"{flag} {out}: holds the input {given}; write the output elsewhere")
-        if _within(target, source) and not any(_within(target, a) for a in allow):
+        if _within(target, source) and not file_output and not any(_within(target, a) for a in allow):
             raise UserError(f"{flag} {out}: is inside the input {given}; write the output elsewhere")
 
 
@@ -115,3 +117,44 @@ def claim_file(out: Path, flag: str, is_ours: Callable[[Path], bool], what: str)
 def first_line(path: Path, limit: int = 65536) -> str:
     with open(path, "rb") as f:
         return f.read(limit).split(b"\n", 1)[0].decode("utf-8")
+
+
+class StagedFolder:
+    """A private folder beside `out` that receives a command's files; on success they move into `out` with our
+    `marker`, on failure it is removed with any parent folders it made, so an error leaves nothing behind."""
+
+    def __init__(self, out: Path, marker: str):
+        self.out, self.marker = Path(out), marker
+        self.made = next((p for p in [self.out, *self.out.parents][::-1] if not p.exists()), None)
+
+    def __enter__(self) -> "StagedFolder":
+        import tempfile
+
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", dir=self.out.parent))
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot write ({exc.strerror})") from None
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        import os
+        import shutil
+
+        if kind is None:
+            mark(self.tmp, self.marker)
+            for path in sorted(p for p in self.tmp.rglob("*") if not p.is_dir()):
+                target = self.out / path.relative_to(self.tmp)
+                target.parent.mkdir(parents=True, exist_ok=True)  # with the mode mkdir gives (tmp is 0700)
+                os.replace(path, target)
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.made is not None and self.made != self.out:  # parents this run made, and no others
+            for d in [self.out.parent, *self.out.parent.parents]:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+                if d == self.made:
+                    break

@@ -71,7 +71,8 @@ CASES = [
      "s/report: holds files ifa-bench did not write"),
     ("check-out-is-input", ["check", "{W}/sweep/results.csv", "--out", "{W}/sweep/results.csv"], {},
      "results.csv: is the input"),
-    ("check-out-in-sweep", ["check", "{W}/sweep", "--out", "{W}/sweep/check.csv"], {}, "is inside the input"),
+    ("check-out-over-sweep-table", ["check", "{W}/sweep", "--out", "{W}/sweep/results.csv"], {},
+     "results.csv: exists and is not a table written by `ifa-bench check`"),
     ("check-out-foreign", ["check", "{W}/sweep", "--out", "mine.csv"], {"mine.csv": b"a,b\n1,2\n"},
      "mine.csv: exists and is not a table written by `ifa-bench check`"),
     ("eval-save-preds-dataset", ["eval", "{W}/ckpt.pt", "--config", "{W}/exp.yaml",
@@ -97,7 +98,7 @@ CASES = [
      {"mine.pt": USER_FILE}, "mine.pt: exists and is not a checkpoint written by `ifa-bench convert`"),
     ("sweep-checkpoints-out-same", ["sweep", "e.yaml", "--checkpoints", "{W}/sweep", "--out", "{W}/sweep"],
      {"e.yaml": "sweep-exp"}, "sweep: is the input"),
-    ("sweep-checkpoints-glob-out-above", ["sweep", "e.yaml", "--checkpoints", "{W}/sweep/trials/*/x.pt",
+    ("sweep-checkpoints-glob-out-above", ["sweep", "e.yaml", "--checkpoints", "{W}/sweep/result*.csv",
                                           "--out", "{W}/sweep"], {"e.yaml": "sweep-exp"}, "holds the input"),
     ("sweep-out-foreign", ["sweep", "e.yaml", "--dry-run", "--out", "d"], {"e.yaml": "sweep-exp",
                                                                            "d/notes.txt": USER_FILE},
@@ -203,3 +204,23 @@ def test_train_resume_never_writes_through_a_planted_link(world, tmp_path, name)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and "is a symbolic link" in lines[0], proc.stderr[-1500:]
     assert target.read_bytes() == USER_FILE and (run / name).is_symlink()
+
+
+def test_eval_save_preds_leaves_nothing_when_an_image_fails(world, tmp_path):
+    """Issue 28: `eval --save-preds` over a split whose last image is truncated left the first predictions behind.
+    The predictions are staged and reach --save-preds only when every image was evaluated."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(world / "ds", ds)
+    last = sorted(ds.rglob("val/**/*leftImg8bit.png"))[-1]
+    last.write_bytes(last.read_bytes()[:-60])
+    proc = _cli(["eval", str(world / "ckpt.pt"), "--config", str(world / "exp.yaml"), "--set", f"data.root={ds}",
+                 "--save-preds", "out/preds", "--no-progress"], tmp_path)
+    assert proc.returncode == 2 and last.name in proc.stderr, proc.stderr[-1500:]
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".*preds*"))
+    ok = _cli(["eval", str(world / "ckpt.pt"), "--config", str(world / "exp.yaml"), "--save-preds", "out/preds",
+               "--no-progress"], tmp_path)
+    assert ok.returncode == 0, ok.stderr[-1500:]
+    saved = sorted(p.name for p in (tmp_path / "out" / "preds").iterdir())
+    assert ".ifa-bench-predictions" in saved and len([n for n in saved if n.endswith("_trainIds.png")]) == 2

@@ -189,3 +189,30 @@ def test_ray_temp_folder_leaves_room_for_unix_sockets(tmp_path):
     longest = temp / RAY_SUBDIR / "session_2026-11-25_23-59-59_999999_4194304" / "sockets" / "plasma_store"
     assert len(str(longest).encode()) <= 107
     assert temp_dir_for(deep) == temp and temp_dir_for(tmp_path / "other") != temp
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigterm_ends_a_sweep_like_ctrl_c_without_a_stack_dump(tmp_path, data_root):
+    """Issue 28: SIGTERM to a sweep printed a 4-line C++ stack dump (Ray's failure-signal handler). It now ends the
+    sweep as Ctrl-C does: exit 130, the --resume line, no dump."""
+    spec = write_spec(tmp_path / "spec.yaml", tiny_experiment(data_root, iterations=400, checkpoint_every=200,
+                                                              measure=False),
+                      {"name": "term", "axes": {"seed": [0]}, "resources": {"cpus": 1}})
+    out = tmp_path / "out"
+    driver = subprocess.Popen([*_cli(), "sweep", str(spec), "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and driver.poll() is None and not any((out / "trials").glob("*/metrics.jsonl")):
+            time.sleep(1)
+        assert driver.poll() is None
+        driver.send_signal(signal.SIGTERM)
+        output = driver.communicate(timeout=180)[0].decode(errors="replace")
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=30)
+    assert driver.returncode == 130, output[-3000:]
+    assert "--resume" in output and "SIGTERM received" not in output and "@ 0x" not in output, output[-3000:]

@@ -47,7 +47,7 @@ def test_unreachable_endpoint_and_missing_bucket_fail_before_any_trial(s3_server
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, _, err = _sweep_cli([str(spec), "--out", str(tmp_path / "a"), "--storage", f"s3://{BUCKET}/x",
                                "--storage-endpoint", dead], capsys)
-    assert code == 2 and "cannot use the storage" in err and err.count("\n") == 1, err
+    assert code == 2 and "cannot reach the storage server" in err and err.count("\n") == 1, err  # not "no bucket"
     assert not (tmp_path / "a").exists()
     code, _, err = _sweep_cli([str(spec), "--out", str(tmp_path / "b"), "--storage", s3_server.uri("x", "no-such-bucket")],
                               capsys)
