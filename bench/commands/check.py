@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.sweep.folder.storage import materialize
+    from bench.sweep.folder.storage import materialize, shown_uri
     from reports.mapping import METRICS
 
     if args.metric not in METRICS:
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         except UserError as exc:  # name the URI, not the temp folder it was downloaded to
             if str(local) == str(args.results):
                 raise
-            raise UserError(str(exc).replace(str(local), str(args.results).rstrip("/"))) from None
+            raise UserError(str(exc).replace(str(local), shown_uri(args.results))) from None
     finally:
         for tmp in keep:
             tmp.cleanup()

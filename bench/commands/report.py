@@ -71,7 +71,9 @@ def _guard_out(args: argparse.Namespace):
 
 
 def _named_as_given(message: str, local: list, given: list) -> str:
+    from bench.sweep.folder.storage import shown_uri
+
     for path, name in zip(local, given):
         if str(path) != str(name):
-            message = message.replace(str(path), str(name).rstrip("/"))
+            message = message.replace(str(path), shown_uri(name))
     return message

@@ -337,6 +337,12 @@ def download_sweep(storage: Storage, sweep_dir: Path) -> Path:
     return sweep_dir
 
 
+def shown_uri(value) -> str:
+    """A storage URI as messages name it: without its query (the endpoint) and trailing slash."""
+    text = str(value)
+    return text.split("?", 1)[0].rstrip("/") if is_uri(text) else text
+
+
 def materialize(value, option: str, endpoint: Optional[str], holder: list) -> Path:
     """A report/check input: a local path as it is; a URI downloaded into a temp dir that `holder` keeps alive."""
     if not is_uri(str(value)):
