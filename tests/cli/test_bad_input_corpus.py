@@ -282,7 +282,7 @@ def cases(W: str) -> list[tuple]:
     case("sweep-storage-endpoint-unreachable", ["sweep", "e.yaml", "--storage", "s3://bucket/x",
                                                 "--storage-endpoint", "http://127.0.0.1:9"],
          needle="cannot reach the storage server 127.0.0.1:9 (from --storage-endpoint)", files={"e.yaml": exp + SWEEP})
-    case("predict-scales-huge", ["predict", ck, f"{W}/ds/leftImg8bit", "--config", "e.yaml", "--out", "p"],
+    case("predict-scales-huge", ["predict", ck, f"{W}/ds/leftImg8bit/val", "--config", "e.yaml", "--out", "p"],
          needle="needs at least", files={"e.yaml": exp + "eval: {scales: [5000]}\n"})
 
     for cid, entry, needle in (
