@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
+from bench.results.csv_export import csv_text
 from bench.errors import UserError
 
 import pandas as pd
@@ -16,6 +17,7 @@ import pandas as pd
 from reports.figures import plots
 from reports.aggregate import common_settings, model_table
 from bench.files.atomic import make_temp_dir, write_text
+from bench.files.output_guard import REPORT_MARKER, mark
 from reports.regression.check import CheckResult, rule_text, run_check
 from reports.conditions import shared_conditions
 from reports.document import Document
@@ -26,7 +28,7 @@ from reports.regression.published import load_published
 from reports.figures.style import PAPER_SINGLE, Style, model_styles
 from reports.ranking import RULES
 from reports.tables import (
-    DASH, csv_safe, fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table,
+    DASH, fmt_mean_std, per_class_table, summary_display, summary_numeric, write_table,
 )
 
 BOLD_RULE = ("bold: the best value and every value tied with it (GMACs, params within 0.5%; latencies whose "
@@ -71,6 +73,7 @@ def build_report(source: Path | Sequence[Path], out_dir: Optional[Path] = None,
     tmp = make_temp_dir(f".{out_dir.name}.", out_dir.parent)
     try:
         report = _build(results, tmp, pub_rows, ci)
+        mark(tmp, REPORT_MARKER)  # a later report may replace this folder, and nothing else (output_guard)
         _swap_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -113,7 +116,7 @@ def _build(results: Results, out: Path, pub_rows: Optional[list[dict]], ci: Opti
     if len(report.not_completed):
         doc.para("Trials without a result (failed with their error; running, pending, or missing seeds):")
         doc.table(report.not_completed)
-        write_text(out / "tables" / "status.csv", report.not_completed.to_csv(index=False))
+        write_text(out / "tables" / "status.csv", csv_text(report.not_completed, index=False))
     if results.absent_columns:
         report.notes.append(f"{results.source.name} lacks columns {', '.join(results.absent_columns)} "
                             f"(shown as —)")
@@ -284,9 +287,9 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
             doc.para(f"{plots.COSTS[cost]}: no model has both this cost and a completed mIoU.", note=True)
             continue
         rankings.append((kind, data))
-        write_text(out / "plots" / f"{name}.csv", csv_safe(data).to_csv(index=False))
+        write_text(out / "plots" / f"{name}.csv", csv_text(data, index=False))
         if pub is not None:
-            write_text(out / "plots" / f"{name}_published.csv", csv_safe(pub).to_csv(index=False))
+            write_text(out / "plots" / f"{name}_published.csv", csv_text(pub, index=False))
         device_set = {d.strip() for ds in data["device"] for d in ds.split(",") if d.strip()}
         devices = ", ".join(sorted(device_set))
         if cost == "latency_ms_median" and len(device_set) > 1:
@@ -314,7 +317,7 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
         doc.para("Ranks by cost (1 = cheapest) with ties shared, and whether the model is on the Pareto frontier "
                  "(max mIoU, min cost). " + RULES, note=True)
         doc.table(ranking)
-        write_text(out / "tables" / f"ranking_{slug}.csv", csv_safe(ranking).to_csv(index=False))
+        write_text(out / "tables" / f"ranking_{slug}.csv", csv_text(ranking, index=False))
 
     _resolution_section(doc, report, models, keys, out, slug, dataset, conditions if shared else "")
 
@@ -346,7 +349,7 @@ def _dataset_section(doc: Document, report: Report, dataset: str, keys: list[str
     else:
         name = f"curves_{slug}"
         report.plot_data[name] = curves
-        write_text(out / "plots" / f"{name}.csv", curves.to_csv(index=False))
+        write_text(out / "plots" / f"{name}.csv", csv_text(curves, index=False))
         report.plots[name] = plots.plot_curves(curves, out / "plots" / f"{name}.png", styles=report.styles)
         doc.image(f"plots/{name}.png", f"{dataset} training curves",
                   caption=f"{dataset}: training curves, one line per trial")
@@ -420,7 +423,7 @@ def _resolution_section(doc: Document, report: Report, models: pd.DataFrame, key
         return
     name = f"resolution_{slug}"
     report.plot_data[name] = data
-    write_text(out / "plots" / f"{name}.csv", data.to_csv(index=False))
+    write_text(out / "plots" / f"{name}.csv", csv_text(data, index=False))
     done = models[models["label"].isin(data["label"])]
     protocol = ", ".join(f"{c}={v}" for c, v in common_settings(done, keys).items()
                          if c in ("eval_mode", "eval_scales", "eval_flip"))
@@ -473,7 +476,7 @@ def _published_section(doc: Document, report: Report, pub_rows: list[dict], ci: 
     if frames:
         table = pd.concat(frames, ignore_index=True)
         doc.table(table)
-        write_text(report.out_dir / "tables" / "published_check.csv", table.to_csv(index=False))
+        write_text(report.out_dir / "tables" / "published_check.csv", csv_text(table, index=False))
     else:
         doc.para("No model of this sweep matches a published row.", note=True)
     unmatched = report.checks["miou_ss"].unmatched

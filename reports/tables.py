@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import distinguishing_columns
+from bench.results.csv_export import csv_text
 from bench.files.atomic import write_text
 
 DASH = "—"
@@ -212,9 +213,15 @@ def markdown(df: pd.DataFrame, index: bool = False) -> str:
 
 def _md_cell(value, bold: bool = False) -> str:
     """HTML escaped; backslash, pipe and the `](` of a link or image escaped; one line."""
-    text = html.escape(_text(value), quote=False).replace("\n", " ").replace("\r", " ")
+    text = md_text(_text(value)).replace("\n", " ").replace("\r", " ")
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("](", "]\\(")
     return f"**{text}**" if bold and text != DASH else text
+
+
+def md_text(text: str) -> str:
+    """Text for Markdown with its HTML characters escaped: a result name holding `<script>` shows as text in every
+    Markdown viewer (the HTML report escapes through jinja2)."""
+    return html.escape(str(text), quote=False)
 
 
 _NUMERIC_CELL = re.compile(r"^[-+−]?\d[\d.,]*(\s*±\s*\d[\d.,]*)?(\s*\[[-+−]?\d[\d.]*,\s*[-+−]?\d[\d.]*\])?"
@@ -328,30 +335,6 @@ def html_table(df: pd.DataFrame, index: bool = False, caption: str | None = None
                         for i, row in enumerate(shown.itertuples(index=False))], caption=caption)
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula (starting with = + - @, tab or CR) prefixed with a
-    single quote; numbers (negative ones too) stay numbers."""
-    def neutral(value):
-        if isinstance(value, str) and value.startswith(_FORMULA_START):
-            try:
-                float(value)
-                return value
-            except ValueError:
-                return "'" + value
-        return value
-
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(neutral)
-    if out.index.dtype == object or pd.api.types.is_string_dtype(out.index):
-        out.index = out.index.map(neutral)
-    return out
-
-
 def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, index=False,
                 caption: str | None = None, note: str | None = None) -> dict[str, Path]:
     """base.csv (numbers, formula-like text neutralised), base.md, base.tex, base.html (display). Returns the paths.
@@ -360,7 +343,7 @@ def write_table(base: Path, numeric: pd.DataFrame, display: pd.DataFrame, *, ind
     them in its own columns. The LaTeX \\label is tab:<file name>."""
     paths = {ext: base.with_suffix("." + ext) for ext in ("csv", "md", "tex", "html")}
     full = ". ".join(t for t in (caption, note) if t) or None
-    write_text(paths["csv"], csv_safe(numeric).to_csv(index=index))
+    write_text(paths["csv"], csv_text(numeric, index=index))
     write_text(paths["md"], markdown(display, index=index) + (f"\n{_md_cell(note)}\n" if note else ""))
     write_text(paths["tex"], latex(display, index=index, caption=full, label=f"tab:{base.name}"))
     write_text(paths["html"], f"<!-- {html.escape(caption or base.name).replace('--', '- -')} -->\n"

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
-    from bench.sweep.folder.storage import materialize
+    from bench.sweep.folder.storage import materialize, shown_uri
     from reports.mapping import METRICS
 
     if args.metric not in METRICS:
@@ -50,10 +50,21 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance: must be a finite number >= 0, got {args.tolerance}")
     if args.ci is not None and not (math.isfinite(args.ci) and 0 < args.ci < 100):
         raise UserError(f"--ci: a confidence level between 0 and 100 (e.g. 95), got {args.ci:g}")
+    if args.out is not None:  # bench/files/output_guard.py: never the input, nor a file `check` did not write
+        from bench.files.output_guard import claim_file, first_line, overlap
+
+        overlap(args.out, [args.results, args.against], file_output=True)
+        claim_file(args.out, "--out", lambda p: first_line(p).split(",")[-1].strip() == "matched",
+                   "a table written by `ifa-bench check`")
     keep: list = []  # a downloaded URI's temp folder, removed on return
     try:
         local = materialize(args.results, "check", args.storage_endpoint, keep)
-        return _run(args, local)
+        try:
+            return _run(args, local)
+        except UserError as exc:  # name the URI, not the temp folder it was downloaded to
+            if str(local) == str(args.results):
+                raise
+            raise UserError(str(exc).replace(str(local), shown_uri(args.results))) from None
     finally:
         for tmp in keep:
             tmp.cleanup()
@@ -62,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, results_path: Path) -> int:
     from bench.files.atomic import write_text
     from bench.results.text_table import plural
+    from bench.results.csv_export import csv_text
     from reports.regression.check import format_report, run_check
     from reports.regression.check_input import check_miou_values, drop_repeated_trials
     from reports.load import CHECK_REQUIRED, read_results
@@ -91,7 +103,7 @@ def _run(args: argparse.Namespace, results_path: Path) -> int:
 
         both = pd.concat([result.matched.assign(matched=True), result.unmatched.assign(matched=False)],
                          ignore_index=True)
-        write_text(args.out, both.to_csv(index=False))
+        write_text(args.out, csv_text(both, index=False))
     if not result.matched["counts"].any() and not args.allow_empty:
         why = (f"none of the {plural(len(result.unmatched), 'reproduced model')} matches a counted published row "
                f"(reasons above)" if len(result.unmatched) else "the results hold no reproduced model")

@@ -25,11 +25,18 @@ def run(args: argparse.Namespace) -> int:
     from bench.convert.registry import PROJECT, detect_format
     from bench.files.atomic import replacing
 
+    from bench.files.output_guard import claim_file, overlap
+
     cfg = load_config(ExperimentConfig, args.config)
     if args.dest.is_dir():
         raise UserError(f"{args.dest}: is a directory; give the checkpoint file to write")
+    overlap(args.dest, [args.source, args.config], "dest", file_output=True)
+    claim_file(args.dest, "dest", _converted, "a checkpoint written by `ifa-bench convert`")
     raw, _ = read_state(args.source)
-    fmt = detect_format(raw) if args.fmt == "auto" else args.fmt
+    try:
+        fmt = detect_format(raw) if args.fmt == "auto" else args.fmt
+    except UserError as exc:  # "matches several formats": name the file
+        raise UserError(f"{args.source}: {exc}") from None
     if fmt == PROJECT:
         raise UserError(f"{args.source}: already an ifa-bench checkpoint (or an unrecognised format); "
                         "name the format with --format")
@@ -40,3 +47,14 @@ def run(args: argparse.Namespace) -> int:
                     **{f"source_{k}": v for k, v in meta.items()}}, tmp)
     print(f"{args.dest}: {len(state)} tensors converted from {fmt} ({args.source})")
     return 0
+
+
+def _converted(path: Path) -> bool:
+    """An earlier output of convert (its "converted_from" key), which a rerun may replace."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - not a checkpoint we can read: not ours
+        return False
+    return isinstance(data, dict) and "converted_from" in data

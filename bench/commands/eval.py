@@ -54,7 +54,7 @@ def _scales(text: str) -> list[float]:
 def eval_config(cfg, args):
     """The config's eval section with the command-line overrides, validated."""
     from bench.config import validate
-    from bench.config.experiment import EvalConfig
+    from bench.config.experiment import EvalConfig, slide_stride_problem
 
     data = cfg.eval.model_dump()
     if args.mode is not None:
@@ -77,12 +77,10 @@ def eval_config(cfg, args):
         if args.ifa_query is None:  # the stride alone decides: 1 is label resolution, 2 and 4 upsample
             data["ifa_query"] = "label" if args.ifa_query_stride == 1 else "upsample"
     eval_cfg = validate(EvalConfig, data, "command line (eval)")
-    if eval_cfg.mode == "slide" and eval_cfg.stride is not None:
-        crop = eval_cfg.crop_size or cfg.data.crop_size
-        if eval_cfg.stride[0] > crop[0] or eval_cfg.stride[1] > crop[1]:
-            where = "--stride" if args.stride is not None else f"{args.config}: eval.stride"
-            raise UserError(f"{where}: {eval_cfg.stride[0]}x{eval_cfg.stride[1]} is larger than "
-                            f"the window {crop[0]}x{crop[1]} and would leave pixels unpredicted")
+    problem = slide_stride_problem(eval_cfg, cfg.data.crop_size)
+    if problem:
+        where = "--stride" if args.stride is not None else f"{args.config}: eval.stride"
+        raise UserError(f"{where}: {problem}")
     return eval_cfg
 
 
@@ -116,10 +114,8 @@ def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config
 
     if fmt == "cityscapes" and dataset_name != "cityscapes":
         raise UserError(f"--format cityscapes: {config} evaluates {dataset_name!r}, not cityscapes")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a directory")
 
-    def save(index: int, pred) -> None:
+    def save(index: int, pred) -> None:  # into the staged folder (run()): --out gets them when every image is done
         train_ids = pred.to("cpu").numpy().astype("uint8")
         image = dataset.image_path(index)
         if fmt == "cityscapes":
@@ -128,6 +124,30 @@ def prediction_saver(dataset, dataset_name: str, out_dir: Path, fmt: str, config
             write_png(train_ids, out_dir / f"{image_stem(image)}_trainIds.png")
 
     return save
+
+
+def guard_outputs(args, cfg) -> None:
+    """--out and --save-preds (bench/files/output_guard.py): never an input or the dataset, never a file or folder
+    that `eval` did not write."""
+    from bench.engine.evaluation.bootstrap import PER_IMAGE_FILE
+    from bench.files.output_guard import PREDICTIONS_MARKER, claim_dir, claim_file, overlap
+
+    inputs = [args.checkpoint, args.config, Path(cfg.data.root)]
+    if args.out is not None:
+        overlap(args.out, inputs, file_output=True)
+        claim_file(args.out, "--out", _eval_record, "a metrics file written by `ifa-bench eval`")
+        sibling = args.out.with_name(args.out.stem + "." + PER_IMAGE_FILE)
+        claim_file(sibling, "--out", lambda _: _eval_record(args.out), "the per-image file of an earlier `eval`")
+    if args.save_preds is not None:
+        overlap(args.save_preds, [*inputs, args.out], "--save-preds")
+        claim_dir(args.save_preds, PREDICTIONS_MARKER, "--save-preds")
+
+
+def _eval_record(path: Path) -> bool:
+    import json
+
+    record = json.loads(path.read_text())
+    return isinstance(record, dict) and {"protocol", "config_hash", "miou"} <= set(record)
 
 
 def format_table(result: dict) -> str:
@@ -162,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.is_dir():
         raise UserError(f"{args.out}: is a directory; --out takes a file name")
+    guard_outputs(args, cfg)
     from bench.convert.loading import model_from_checkpoint
 
     device = resolve_device(args.device or cfg.train.device)
@@ -175,12 +196,19 @@ def run(args: argparse.Namespace) -> int:
 
     split = args.split or cfg.data.val_split
     dataset = open_split(cfg, split, args.config)
-    save = None
+    from contextlib import nullcontext
+
+    from bench.files.output_guard import PREDICTIONS_MARKER, StagedFolder
+
+    save, staged = None, nullcontext()
     if args.save_preds is not None:
-        save = prediction_saver(dataset, cfg.data.dataset, args.save_preds, args.pred_format, args.config)
+        staged = StagedFolder(args.save_preds, PREDICTIONS_MARKER)
     _require_eval_fits(dataset, eval_cfg, cfg, args, device)
-    result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
-                                                  progress=not args.no_progress and sys.stderr.isatty())
+    with staged:
+        if args.save_preds is not None:
+            save = prediction_saver(dataset, cfg.data.dataset, staged.tmp, args.pred_format, args.config)
+        result, inter, union = evaluate_with_interval(model, cfg, eval_cfg, device, dataset, on_prediction=save,
+                                                      progress=not args.no_progress and sys.stderr.isatty())
     from bench.engine.evaluation import bootstrap
     if args.out is not None:  # written before printing, so a closed stdout cannot lose it
         record = {

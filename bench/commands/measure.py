@@ -360,6 +360,10 @@ def run(args: argparse.Namespace) -> int:
     size = parse_size(args.input)
     _check_args(args)
     device = resolve_device(args.device)
+    if args.out is not None:  # appends only to a file of measure rows (RowFile); never to an input
+        from bench.files.output_guard import overlap
+
+        overlap(args.out, [args.config, args.checkpoint], file_output=True)
     out_file = RowFile(args.out) if args.out is not None else None
     _require_fits(args, size, device)
     if args.threads is not None:

@@ -36,22 +36,38 @@ def find_images(inputs: list[Path]) -> list[Path]:
     return found
 
 
+def unique_stems(images: list[Path]) -> dict[Path, str]:
+    """Each image's output stem; two images with one stem (a/x.png and b/x.png, x.png and x.jpg) are refused."""
+    from bench.data.prediction_files import image_stem
+
+    seen: dict[str, Path] = {}
+    for path in images:
+        stem = image_stem(path)
+        if stem in seen:
+            raise UserError(f"{path}: same name as {seen[stem]}; predictions would overwrite each other")
+        seen[stem] = path
+    return {path: stem for stem, path in seen.items()}
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from bench.config import ExperimentConfig, load_config
     from bench.convert.loading import model_from_checkpoint
     from bench.data.image_io import read_image
-    from bench.data.prediction_files import colourise, dataset_encoding, image_stem, overlay, write_png
+    from bench.data.prediction_files import colourise, dataset_encoding, overlay, write_png
     from bench.data.registry import dataset_classes
     from bench.data.transforms import to_tensors
     from bench.host.device import resolve_device
     from bench.engine.evaluation.inference import ifa_query_mode, predict_labels
 
+    from bench.files.output_guard import PREDICTIONS_MARKER, StagedFolder, claim_dir, overlap
+
     cfg = load_config(ExperimentConfig, args.config)
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"{args.out}: exists and is not a directory")
+    overlap(args.out, [*args.inputs, args.checkpoint, args.config, Path(cfg.data.root)])
+    claim_dir(args.out, PREDICTIONS_MARKER)
     images = find_images(args.inputs)
+    stems = unique_stems(images)  # before anything is written
     device = resolve_device(args.device or cfg.train.device)
     torch.manual_seed(cfg.seed)
     model, _ = model_from_checkpoint(args.checkpoint, cfg, args.config, device)
@@ -63,23 +79,38 @@ def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         iterator = tqdm(images, desc="predict", unit="image", dynamic_ncols=True, disable=not sys.stderr.isatty())
-    stems = {}
-    with ifa_query_mode(model, ev.ifa_query, ev.ifa_query_stride), torch.inference_mode():
+    staging = StagedFolder(args.out, PREDICTIONS_MARKER)  # files land in --out only when every image is done
+    with staging, ifa_query_mode(model, ev.ifa_query, ev.ifa_query_stride), torch.inference_mode():
         for path in iterator:
+            _require_fits(path, cfg, device)
             image = read_image(path)
             tensor, _ = to_tensors(image, image[..., 0], tuple(cfg.data.mean), tuple(cfg.data.std))
             pred = predict_labels(model, tensor.unsqueeze(0).to(device), image.shape[:2], mode=ev.mode,
                                   scales=ev.scales, flip=ev.flip, crop=crop, stride=ev.stride,
                                   window_batch=ev.batch_size)[0]
             train_ids = pred.cpu().numpy().astype("uint8")
-            stem = image_stem(path)
-            if stem in stems:
-                raise UserError(f"{path}: same name as {stems[stem]}; predictions would overwrite each other")
-            stems[stem] = path
+            stem = stems[path]
             name, encoded = dataset_encoding(cfg.data.dataset, train_ids)
-            write_png(train_ids, args.out / f"{stem}_trainIds.png")
+            write_png(train_ids, staging.tmp / f"{stem}_trainIds.png")
             if name != "trainIds":
-                write_png(encoded, args.out / f"{stem}_{name}.png")
-            write_png(overlay(image, colourise(train_ids, palette)), args.out / f"{stem}_overlay.png")
+                write_png(encoded, staging.tmp / f"{stem}_{name}.png")
+            write_png(overlay(image, colourise(train_ids, palette)), staging.tmp / f"{stem}_overlay.png")
     print(f"{args.out}: predictions for {len(images)} images")
     return 0
+
+
+def _require_fits(path: Path, cfg, device) -> None:
+    """The decoded size judged from the header before decoding, as `eval` does (bench/host/budget.py)."""
+    from PIL import Image
+
+    from bench.host.budget import eval_bytes, require_fits, stem_channels
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except Exception:  # noqa: BLE001 - read_image names an unreadable image
+        return
+    ev = cfg.eval
+    window = tuple(ev.crop_size or cfg.data.crop_size) if ev.mode == "slide" else None
+    require_fits(eval_bytes(height, width, ev.scales, cfg.model.num_classes, window,
+                            stem_channels(cfg.model.backbone)), f"{path} ({height}x{width})", device)

@@ -35,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--ci: applies to the comparison with published numbers; give --published YAML too")
     if args.out is None and any(is_uri(r) for r in args.results):
         raise UserError("--out: required when an input is a storage URI (the report is written locally)")
+    out = _guard_out(args)
     keep: list = []  # downloaded URIs' temp folders, removed when the report is written
     try:
         inputs = [materialize(r, "report", args.storage_endpoint, keep) for r in args.results]
-        report = build_report(inputs, args.out, args.published, ci=args.ci)
+        try:
+            report = build_report(inputs, out, args.published, ci=args.ci)
+        except UserError as exc:  # name the URI, not the temp folder it was downloaded to
+            raise UserError(_named_as_given(str(exc), inputs, args.results)) from None
     finally:
         for tmp in keep:
             tmp.cleanup()
@@ -48,3 +52,28 @@ def run(args: argparse.Namespace) -> int:
     for note in report.notes:
         sys.stdout.write(f"note: {note}\n")
     return 0
+
+
+def _guard_out(args: argparse.Namespace):
+    """The report folder (bench/files/output_guard.py): not an input, not above one, not inside one but for a sweep's
+    own report/; empty, new, or an earlier report (its marker)."""
+    from bench.files.output_guard import REPORT_MARKER, claim_dir, overlap
+    from bench.sweep.folder.storage import is_uri
+
+    local = [Path(r) for r in args.results if not is_uri(r)]
+    defaults = [r / "report" if r.is_dir() else r.parent / "report" for r in local]
+    out = args.out if args.out is not None else (defaults[0] if len(defaults) == 1 else None)
+    if out is None:
+        return None  # several inputs without --out: build_report says so
+    overlap(out, [*local, args.published], allowed=[d for r, d in zip(local, defaults) if r.is_dir()])
+    claim_dir(out, REPORT_MARKER)
+    return out
+
+
+def _named_as_given(message: str, local: list, given: list) -> str:
+    from bench.sweep.folder.storage import shown_uri
+
+    for path, name in zip(local, given):
+        if str(path) != str(name):
+            message = message.replace(str(path), shown_uri(name))
+    return message

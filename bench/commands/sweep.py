@@ -56,6 +56,34 @@ def explain_ray_token_auth() -> None:
     logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_RayTokenAuthNotice())
 
 
+def checkpoint_inputs(spec: str | None) -> list[Path]:
+    """The folders and files an eval-only --checkpoints SPEC reads (a glob: the files it matches)."""
+    import glob
+
+    found = []
+    for part in (spec or "").split(","):
+        part = part.strip()
+        if part and "://" not in part:
+            if any(c in part for c in "*?["):  # what the glob matches now; the spec's own check says if nothing
+                found += [Path(p) for p in sorted(glob.glob(part, recursive=True))]
+            else:
+                found.append(Path(part))
+    return found
+
+
+def guard_sweep_dir(sweep_dir: Path, name: str, args: argparse.Namespace) -> None:
+    """bench/files/output_guard.py: the sweep folder is new, empty, or a sweep folder of this sweep."""
+    from bench.errors import UserError
+    from bench.files.output_guard import SWEEP_MARKER, claim_dir, marker_text, overlap
+    from bench.sweep.folder.layout import TUNE_STATE
+
+    overlap(sweep_dir, [args.experiment, *checkpoint_inputs(args.checkpoints)])
+    claim_dir(sweep_dir, SWEEP_MARKER, records=(TUNE_STATE,))
+    owner = marker_text(sweep_dir / SWEEP_MARKER)
+    if owner and owner != name:
+        raise UserError(f"--out {sweep_dir}: is the folder of sweep {owner!r}, not {name!r}; choose another folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
     from bench.sweep.cost.dry_run import trial_table
@@ -80,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         storage = open_storage(args.storage, args.storage_endpoint)
     sweep = load_sweep(args.experiment, args.overrides)
     sweep_dir = args.out or Path("runs") / sweep.name
+    guard_sweep_dir(sweep_dir, sweep.name, args)
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
     if args.remeasure is not None and (args.dry_run or args.checkpoints is not None or storage is not None):

@@ -50,6 +50,11 @@ def _init_state(path: Path, cfg, config_path: Path) -> dict:
 def run(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.config, args.overrides)
     out = args.out or Path("runs") / f"{cfg.name}-{cfg.config_hash()}"
+    from bench.engine.run_dir import HASH
+    from bench.files.output_guard import claim_dir, overlap
+
+    overlap(out, [args.config, args.init, Path(cfg.data.root)])
+    claim_dir(out, HASH, records=(HASH,))  # a run of ours (config_hash.txt) is resumed or refused by the trainer
 
     from bench.engine import train_experiment
 

@@ -37,6 +37,9 @@ def format_number(value, digits: int = 2) -> str:
 
 def path_or_uri(text: str):
     """argparse type: a URI (s3://..., gs://...) stays text (Path would fold its `//`); anything else is a Path."""
+    import re
     from pathlib import Path
 
+    if "://" not in text and re.match(r"(?i)(s3|gs|gcs|https?):", text):  # s3:/bucket is a typo, not a folder
+        raise argparse.ArgumentTypeError(f"{text}: malformed URI (expected s3://BUCKET/PREFIX or gs://BUCKET/PREFIX)")
     return text if "://" in text else Path(text)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from bench.host.budget import MAX_ITERATIONS
 from bench.config.formulation import hashed_formulation
@@ -88,7 +88,7 @@ class EvalConfig(_Strict):
     mode: Literal["whole", "slide"] = "whole"
     crop_size: Optional[tuple[PositiveInt, PositiveInt]] = None  # slide window; default: data.crop_size
     stride: Optional[tuple[PositiveInt, PositiveInt]] = None  # default: 2/3 of the window
-    scales: tuple[float, ...] = (1.0,)
+    scales: tuple[PositiveFloat, ...] = Field((1.0,), min_length=1)
     flip: bool = False
     ifa_query: Literal["label", "upsample"] = "upsample"  # IFA: query at label resolution, or upsample stride-4 logits
     boundary_dilation_ratio: float = Field(0.02, gt=0)  # boundary IoU band: ratio of the image diagonal
@@ -99,6 +99,17 @@ class EvalConfig(_Strict):
 
     _stride_1_means_label = model_validator(mode="before")(classmethod(stride_one_implies_label))
     _consistent_query = model_validator(mode="after")(check_query_stride)
+
+
+def slide_stride_problem(ev: "EvalConfig", data_crop) -> Optional[str]:
+    """Why a slide evaluation's stride cannot work (larger than its window: pixels left unpredicted), or None."""
+    if ev.mode != "slide" or ev.stride is None:
+        return None
+    crop = ev.crop_size or data_crop
+    if ev.stride[0] > crop[0] or ev.stride[1] > crop[1]:
+        return (f"{ev.stride[0]}x{ev.stride[1]} is larger than the window {crop[0]}x{crop[1]} and would leave pixels "
+                f"unpredicted")
+    return None
 
 
 DEFAULT_MEASURE_PROCESSES = 3
@@ -132,9 +143,14 @@ class MeasureConfig(_Strict):
         return self
 
 
+# A name is part of default paths (runs/<name>-<hash>, runs/<sweep name>): one safe file name, no folders
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+MAX_SEED = 2**32 - 1  # numpy's and the data loaders' seeds are 32-bit
+
+
 class ExperimentConfig(_Strict):
-    name: str = "experiment"
-    seed: int = 0
+    name: str = Field("experiment", pattern=SAFE_NAME)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     model: ModelConfig
     train: TrainConfig = TrainConfig()
@@ -142,6 +158,13 @@ class ExperimentConfig(_Strict):
     measure: MeasureConfig = MeasureConfig()
 
     _query_stride_needs_ifa = model_validator(mode="after")(only_ifa_queries)
+
+    @model_validator(mode="after")
+    def _slide_stride_fits(self):  # refused before training, not by the final evaluation
+        problem = slide_stride_problem(self.eval, self.data.crop_size)
+        if problem:
+            raise key_conflict("eval.stride", problem)
+        return self
 
     def config_hash(self) -> str:
         """Stable 12-hex-digit hash of everything that changes a result (not the run's name)."""

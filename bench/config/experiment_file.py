@@ -34,8 +34,9 @@ def validate_experiment(data: dict, provenance: dict[str, str], path: Path, over
 
     from bench.config import ExperimentConfig
     from bench.config.inherit import source_of
-    from bench.config.loading import error_key, format_validation_error
+    from bench.config.loading import error_key, format_validation_error, refuse_non_text_keys
 
+    refuse_non_text_keys(data, str(path))
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """YAML -> typed config, with errors that name the file and the key path."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,7 +16,9 @@ M = TypeVar("M", bound=BaseModel)
 def _key_path(loc: tuple) -> str:
     parts = []
     for item in loc:
-        if isinstance(item, int):
+        if isinstance(item, bool) or item is None:  # a YAML 1.1 `true:`/`yes:`/`null:` key, not a list index
+            parts.append(("." if parts else "") + ("null" if item is None else str(item).lower()))
+        elif isinstance(item, int):
             parts.append(f"[{item}]")
         else:
             parts.append(("." if parts else "") + str(item))
@@ -59,15 +62,77 @@ def error_key(error: dict, data: Any = None) -> str:
     return _key_path(loc)
 
 
+def _non_text_key(data: Any, loc: tuple = ()) -> tuple | None:
+    """The location of the first mapping key that is not text (YAML 1.1 reads `true:`, `yes:`, `null:`, `1:` as
+    a boolean, null or number), or None."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str):
+                return loc + (key,)
+            found = _non_text_key(value, loc + (key,))
+            if found:
+                return found
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found = _non_text_key(value, loc + (i,))
+            if found:
+                return found
+    return None
+
+
+def refuse_non_text_keys(data: Any, source: str) -> None:
+    bad = _non_text_key(data)
+    if bad is not None:
+        key = bad[-1]
+        shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
+        where = f"{_key_path(bad[:-1])}: " if bad[:-1] else ""
+        raise UserError(f"{source}: {where}key {shown!r} is not text ({type(key).__name__} in YAML 1.1); config keys "
+                        f"are names, quote it if it is one")
+
+
 def validate(model_cls: type[M], data: Any, source: str = "<config>") -> M:
+    refuse_non_text_keys(data, source)
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
         raise UserError(format_validation_error(exc, source, data)) from None
 
 
+# Bounds checked before the tree is built: a file nested deeper, or whose aliases expand to more nodes, is refused
+# in one line at once (an alias bomb, 9 levels of 9 aliases, would otherwise take minutes and gigabytes).
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+
+# The YAML accepted is YAML 1.1 as PyYAML's SafeLoader reads it, with three refusals (docs/configuration.md):
+# duplicate keys, and integers that YAML 1.1 and YAML 1.2 read differently: sexagesimal (`1:30` is 90 in 1.1, a
+# string in 1.2) and leading-zero octal (`010` is 8 in 1.1, 10 elsewhere).
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+
+
+class AmbiguousNumberError(yaml.YAMLError):
+    def __init__(self, text: str, value, line: int):
+        kind = "a sexagesimal number" if ":" in text else "an octal number"
+        super().__init__(f"line {line}: {text!r} is {kind} in YAML 1.1 ({value}) but not in YAML 1.2; quote it "
+                         f"(\"{text}\") if it is text, or write {value}")
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last one silently)."""
+    """yaml.SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last one silently), and
+    numbers that YAML 1.1 and 1.2 read differently (sexagesimal, leading-zero octal)."""
+
+    def construct_yaml_int(self, node):
+        value = super().construct_yaml_int(node)
+        text = str(node.value)
+        if _SEXAGESIMAL.fullmatch(text) or _OCTAL.fullmatch(text):
+            raise AmbiguousNumberError(text, value, node.start_mark.line + 1)
+        return value
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        if _SEXAGESIMAL.fullmatch(str(node.value)):
+            raise AmbiguousNumberError(str(node.value), value, node.start_mark.line + 1)
+        return value
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -92,11 +157,75 @@ class DuplicateKeyError(yaml.YAMLError):
         self.key, self.first_line, self.second_line = key, first_line, second_line
 
 
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", UniqueKeyLoader.construct_yaml_int)
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", UniqueKeyLoader.construct_yaml_float)
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Nesting depth from the event stream (PyYAML's parser is iterative; its composer would recurse). Flow
+    brackets are counted on the text first: PyYAML's scanner is quadratic in open brackets (`[` x 10000)."""
+    depth, line, quote = 0, 1, ""
+    for char in re.sub(r"(?m)(^|\s)#.*$", "", text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UserError(f"{source}: line {line}: nested more than {MAX_DEPTH} levels deep; a config needs "
+                                f"far fewer")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        elif char == "\n":
+            line += 1
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UserError(f"{source}: line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels "
+                                f"deep; a config needs far fewer")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_size(node, source: str) -> None:
+    """The number of nodes the tree would have with every alias expanded, counted on the graph (each node once)."""
+    sizes: dict[int, int] = {}
+
+    def size(n) -> int:
+        if id(n) in sizes:
+            return sizes[id(n)]
+        total = 1
+        if isinstance(n, yaml.SequenceNode):
+            total += sum(size(child) for child in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in n.value)
+        if total > MAX_NODES:
+            raise UserError(f"{source}: line {n.start_mark.line + 1}: its aliases expand to more than {MAX_NODES:,} "
+                            f"values (an alias bomb?); a config needs far fewer")
+        sizes[id(n)] = total
+        return total
+
+    size(node)
+
+
 def parse_yaml(text: str, source: str = "<yaml>") -> Any:
-    """YAML text -> Python values through the project's one loader (safe, duplicate keys refused)."""
+    """YAML text -> Python values through the project's one loader (safe, duplicate keys and ambiguous numbers
+    refused, depth and alias expansion bounded before anything is built)."""
     try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 - UniqueKeyLoader is a SafeLoader
-    except DuplicateKeyError as exc:
+        _check_depth(text, source)
+        loader = UniqueKeyLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_size(node, source)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except (DuplicateKeyError, AmbiguousNumberError) as exc:
         raise UserError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -9,6 +9,29 @@ from bench.errors import UserError
 from bench.files.unreadable import unreadable_reason
 
 
+def _torch_load(path: Path):
+    """torch.load, weights only; torch's warning about a raw pickle's protocol is not printed (our error says it)."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def require_tensors(state: dict, path: Path) -> None:
+    """Every value of a state_dict a tensor, every floating one finite: the one check of every loading path."""
+    import torch
+
+    from bench.models.finite import require_finite
+
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise UserError(f"{path}: key {key!r} holds a {type(value).__name__}, not a tensor")
+    require_finite(state, path)
+
+
 def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
     """(model state_dict, the checkpoint's other scalar entries such as the iteration)."""
     import torch
@@ -16,7 +39,7 @@ def load_checkpoint_state(path: Path) -> tuple[dict, dict]:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = _torch_load(path)
     except Exception as exc:  # corrupt file, not a torch file, or objects outside the weights-only allowlist
         raise UserError(f"{path}: not a readable weights-only checkpoint ({unreadable_reason(exc)})") from None
     if not isinstance(ckpt, dict):
@@ -61,14 +84,13 @@ def load_weights(model, state: dict, path: Path, config_path: Path) -> None:
 def read_state(path: Path) -> tuple[dict, dict]:
     """(state_dict, scalar metadata) of a checkpoint of any supported container: {'model': ...} (ifa-bench),
     {'model_state': ...} (hzhupku/IFA), {'state_dict': ...} (mmcv), or a bare state_dict; `module.` stripped."""
-    import torch
 
     try:
         return load_checkpoint_state(path)
     except UserError as exc:
         first = exc
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = _torch_load(path)
     except Exception:  # noqa: BLE001 - load_checkpoint_state's message says why
         raise first from None
     for wrapper in ("model_state", "state_dict"):
@@ -76,6 +98,7 @@ def read_state(path: Path) -> tuple[dict, dict]:
             state = ckpt[wrapper]
             if state and all(k.startswith("module.") for k in state):
                 state = {k[len("module."):]: v for k, v in state.items()}
+            require_tensors(state, path)  # the release's format too: no path skips the check
             meta = {k: v for k, v in ckpt.items() if isinstance(v, (int, float, str, bool))}
             return state, meta
     raise first
@@ -87,9 +110,11 @@ def load_converted(path: Path, model_cfg, fmt: str = "auto") -> tuple[dict, dict
 
     state, meta = read_state(path)
     try:
-        return to_project(state, model_cfg, fmt), meta
+        converted = to_project(state, model_cfg, fmt)
     except UserError as exc:
         raise UserError(f"{path}: {exc}") from None
+    require_tensors(converted, path)  # what a conversion computed (folded biases) is checked as well
+    return converted, meta
 
 
 def build_and_load(path: Path, cfg, config_label, fmt: str = "auto") -> tuple:

@@ -26,6 +26,15 @@ def _open(path: Path, what: str) -> Image.Image:
 def read_image(path) -> np.ndarray:
     """RGB uint8 HxWx3 (greyscale/RGBA/palette images are converted)."""
     img = _open(Path(path), "image")
+    if img.mode in _LABEL_MODES_WIDE:  # 16-bit greyscale: PIL's convert("RGB") clips it to white, so scale it
+        arr = np.asarray(img)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise UserError(f"{path}: image values {int(arr.min())}..{int(arr.max())} exceed 16 bits (mode "
+                            f"{img.mode}); expected an 8- or 16-bit image")
+        grey = np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "F":
+        raise UserError(f"{path}: floating-point image (mode F); expected an 8- or 16-bit image")
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8).copy()

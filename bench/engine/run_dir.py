@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,7 @@ import yaml
 
 from bench.files.atomic import json_safe, named, write_text
 from bench.errors import UserError
+from bench.files.no_follow import open_no_follow, read_text_no_follow
 
 
 CONFIG, HASH, METRICS = "config.yaml", "config_hash.txt", "metrics.jsonl"
@@ -49,9 +51,9 @@ class MetricsLog:
         interrupted, and about to be recomputed) and a torn last line are dropped first, and so is the final
         evaluation's record (iter == final_iter), which runs after the last checkpoint."""
         self.path = path
-        if upto_iter is not None and path.is_file():
+        if upto_iter is not None and (path.is_file() or path.is_symlink()):
             kept = []
-            for line in path.read_text().splitlines():
+            for line in read_text_no_follow(path).splitlines():
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError:
@@ -62,7 +64,7 @@ class MetricsLog:
             write_text(path, "".join(line + "\n" for line in kept))
         elif upto_iter is None:
             write_text(path, "")
-        self._f = path.open("a")
+        self._f = os.fdopen(open_no_follow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a")  # never through a link
 
     def write(self, record: dict) -> None:
         try:

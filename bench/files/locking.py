@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from bench.files.atomic import file_mode
+from bench.files.no_follow import open_no_follow, read_text_no_follow
 from bench.errors import UserError
 
 LOCK_FILE = ".ifa-bench.lock"
@@ -22,8 +23,8 @@ LOCK_FILE = ".ifa-bench.lock"
 
 def _holder(path: Path) -> str:
     try:
-        info = json.loads(path.read_text() or "{}")
-    except (OSError, ValueError):
+        info = json.loads(read_text_no_follow(path) or "{}")
+    except (OSError, ValueError, UserError):
         info = {}
     if not isinstance(info, dict) or "pid" not in info:
         return "another process"
@@ -49,7 +50,7 @@ class DirLock:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
+            fd = open_no_follow(self.path, os.O_RDWR | os.O_CREAT, file_mode())  # a planted link: refused
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

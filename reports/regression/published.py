@@ -5,7 +5,10 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
-from bench.config.loading import read_yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.config.loading import error_key, read_yaml
+from bench.config.strict_numbers import refuse_bool_numbers
 from bench.errors import UserError
 from reports.mapping import BACKBONES, DATASETS, HEADS, METRICS, parse_batch, parse_crop
 
@@ -32,6 +35,26 @@ def derive_match(row: dict) -> dict:
     }
 
 
+class PublishedNumbers(BaseModel):
+    """The numbers of a published row, through a schema: finite, in range, no booleans (`miou_ss: true` is not 1)."""
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
+
+    miou_ss: Optional[float] = Field(None, ge=0, le=100)
+    miou_ms_flip: Optional[float] = Field(None, ge=0, le=100)
+    fps: Optional[float] = Field(None, gt=0)
+    train_mem_gb: Optional[float] = Field(None, gt=0)
+    iterations: Optional[int] = Field(None, gt=0)
+
+
+def _check_numbers(row: dict, where: str) -> None:
+    try:
+        PublishedNumbers.model_validate(row)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UserError(f"{where}.{error_key(first, row)}: {first['msg']}") from None
+
+
 def load_published(path: Optional[Path] = None) -> list[dict]:
     """Rows of a published.yaml, each with a complete `match` block (derived from the mapping when absent)."""
     path = Path(path) if path else DEFAULT_PATH
@@ -51,6 +74,7 @@ def load_published(path: Optional[Path] = None) -> list[dict]:
         for key in NUMBERS:
             if key in row and not isinstance(row[key], (int, float)):
                 raise UserError(f"{where}.{key}: expected a number, got {row[key]!r}")
+        _check_numbers(row, where)
         match = derive_match(row)
         given = row.get("match") or {}
         if not isinstance(given, dict):

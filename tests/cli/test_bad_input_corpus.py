@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -245,6 +246,57 @@ def cases(W: str) -> list[tuple]:
          files={"s/results.csv": "dataset,head\nx,y\n"})
     case("report-bad-status", ["report", "s"], needle="column 'status' has unknown value 'done'",
          files={"s/results.csv": _results_csv(W, status="done")})
+
+    # --- issue 28: bounds, numbers YAML 1.1 and 1.2 read differently, names, storage URIs, predict's budget
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for level in range(1, 9):
+        name, prev = chr(ord("a") + level), chr(ord("a") + level - 1)
+        bomb += f"{name}: &{name} {{" + ", ".join(f"k{j}: *{prev}" for j in range(9)) + "}\n"
+    bomb_under_unknown = exp + "unknown:\n" + "".join(f"  {line}\n" for line in bomb.splitlines())
+    for cmd, extra in (("train", []), ("sweep", ["--dry-run"])):
+        case(f"{cmd}-alias-bomb", [cmd, "e.yaml", *extra], needle="e.yaml: line", files={"e.yaml": bomb_under_unknown})
+        case(f"{cmd}-nested-1000", [cmd, "e.yaml", *extra], needle="nested more than",
+             files={"e.yaml": exp + "x: " + "[" * 1000 + "]" * 1000 + "\n"})
+        case(f"{cmd}-nested-10000-maps", [cmd, "e.yaml", *extra], needle="nested more than",
+             files={"e.yaml": exp + "x: " + "{a: " * 10000 + "1" + "}" * 10000 + "\n"})
+    case("train-seed-10e30", ["train", "e.yaml", "--set", "seed=1000000000000000000000000000000"],
+         needle="seed: Input should be less than", files={"e.yaml": exp})
+    case("train-name-nul", ["train", "e.yaml", "--set", 'name="a\\0b"'], needle="name: String should match",
+         files={"e.yaml": exp})
+    case("train-name-parent", ["train", "e.yaml", "--set", "name=../../x"], needle="name: String should match",
+         files={"e.yaml": exp})
+    case("train-name-absolute", ["train", "e.yaml"], needle="name: String should match",
+         files={"e.yaml": exp.replace("name: tiny", "name: /tmp/x")})
+    case("train-name-empty", ["train", "e.yaml", "--set", "name="], needle="name", files={"e.yaml": exp})
+    case("sweep-name-parent", ["sweep", "e.yaml", "--dry-run"], needle="sweep.name",
+         files={"e.yaml": exp + "sweep:\n  name: ../x\n  axes: {seed: [0]}\n"})
+    case("train-true-key", ["train", "e.yaml"], needle="e.yaml: key 'true' is not text",
+         files={"e.yaml": "true: 1\n" + exp})
+    case("train-sexagesimal", ["train", "e.yaml"], needle="'1:30' is a sexagesimal number in YAML 1.1 (90)",
+         files={"e.yaml": exp.replace("iterations: 2,", "iterations: 1:30,")})
+    case("train-octal", ["train", "e.yaml"], needle="'010' is an octal number in YAML 1.1 (8)",
+         files={"e.yaml": exp.replace("iterations: 2,", "iterations: 010,")})
+    case("sweep-storage-one-slash", ["sweep", "e.yaml", "--storage", "s3:/bucket/x"],
+         needle="s3:/bucket/x: malformed URI", files={"e.yaml": exp + SWEEP})
+    case("report-one-slash-uri", ["report", "s3:/bucket/x", "--out", "r"], needle="s3:/bucket/x: malformed URI")
+    case("sweep-storage-endpoint-unreachable", ["sweep", "e.yaml", "--storage", "s3://bucket/x",
+                                                "--storage-endpoint", "http://127.0.0.1:9"],
+         needle="cannot reach the storage server 127.0.0.1:9 (from --storage-endpoint)", files={"e.yaml": exp + SWEEP})
+    case("predict-scales-huge", ["predict", ck, f"{W}/ds/leftImg8bit/val", "--config", "e.yaml", "--out", "p"],
+         needle="needs at least", files={"e.yaml": exp + "eval: {scales: [5000]}\n"})
+
+    for cid, entry, needle in (
+            ("zero", "{name: z, scales: [0]}", "sweep.evaluate 'z' (trial"),
+            ("huge", "{name: big, scales: [5000]}", "scales [5000.0] on a 32x32 image: needs at least"),
+            ("stride", "{name: st, mode: slide, crop_size: [16, 16], stride: [32, 32]}",
+             "stride 32x32 is larger than the window 16x16")):
+        case(f"sweep-evaluate-{cid}", ["sweep", "e.yaml", "--dry-run"], needle=needle,
+             files={"e.yaml": exp + f"sweep:\n  axes: {{seed: [0]}}\n  evaluate: [{entry}]\n"})
+    case("train-eval-stride-larger", ["train", "e.yaml", "--set", "eval.mode=slide", "--set", "eval.stride=[64,64]"],
+         needle="eval.stride: 64x64 is larger than the window 32x32", files={"e.yaml": exp})
+    case("convert-raw-pickle", ["convert", "raw.pkl", "out.pt", "--config", "e.yaml"],
+         needle="raw.pkl: not a readable weights-only checkpoint",
+         files={"e.yaml": exp, "raw.pkl": pickle.dumps({"a": [1, 2]}, protocol=4)})
 
     # --- the command line itself
     case("mistyped-command", ["swep"], needle="did you mean 'sweep'")  # bare `ifa-bench` is help: tests/cli/test_usability.py

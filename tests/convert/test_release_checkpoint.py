@@ -181,3 +181,39 @@ def test_cli_convert_then_eval_loader(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "decoder.ifa.extra" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad.pt").exists()
+
+
+@pytest.mark.parametrize("bad,needle", [
+    (float("nan"), "has 1 non-finite value(s)"),
+    (float("inf"), "has 1 non-finite value(s)"),
+    ("a string", "holds a str, not a tensor"),
+])
+def test_release_checkpoint_with_bad_values_is_refused_on_every_path(tmp_path, capsys, bad, needle):
+    """Issue 28: the release format skipped the finiteness check (NaN passed convert and predict) and a string where
+    a tensor belongs raised AttributeError. convert, train --init and eval now refuse it in one line, writing
+    nothing."""
+    exp = read_yaml("experiments/synthetic.yaml")
+    exp.pop("sweep", None)
+    exp["data"]["root"] = str(tmp_path / "nodata")  # refused before the data is needed
+    exp["model"] = {"num_classes": 5, "backbone": {"name": "resnet18", "stem": "deep", "width": 0.5},
+                    "head": {"name": "ifa", "channels": 16, "mlp": [32, 16, 16], "sampling": "release"},
+                    "aux_head": {"channels": 16}}
+    config = tmp_path / "exp.yaml"
+    config.write_text(json.dumps(exp))
+    state = _release_state(_release_model())
+    key = "module.decoder.enc2.0.bias"
+    if isinstance(bad, float):
+        state[key] = state[key].clone()
+        state[key].view(-1)[0] = bad
+    else:
+        state[key] = bad
+    src = tmp_path / "ckpt_best.pth"
+    torch.save({"epoch": 1, "model_state": state}, src)
+    for argv in (["convert", str(src), str(tmp_path / "out.pt"), "--config", str(config)],
+                 ["train", str(config), "--init", str(src), "--out", str(tmp_path / "run")],
+                 ["eval", str(src), "--config", str(config)]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and "ckpt_best.pth" in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt_best.pth", "exp.yaml"]

@@ -157,3 +157,20 @@ def test_palette_and_16_bit_labels(tmp_path):
     with pytest.raises(UserError, match=r"do not fit 8 bits") as e:
         ds.load(0)
     assert str(e.value).startswith(str(fx[0].label))
+
+
+def test_a_16_bit_image_is_scaled_not_clipped(tmp_path):
+    """Issue 28: a 16-bit greyscale PNG was read as all white (clipped by PIL's convert). It is scaled to 8 bits."""
+    import numpy as np
+    from PIL import Image
+
+    from bench.data.image_io import read_image
+
+    values = np.array([[0, 257, 32896], [65535, 1000, 50000]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")
+    rgb = read_image(path)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    assert rgb[..., 0].tolist() == [[0, 1, 128], [255, 4, 195]]
+    assert (rgb[..., 0] == rgb[..., 2]).all()

@@ -1,9 +1,11 @@
 """Names from the results are data, never markup or formulas: a model named with HTML, Markdown and a spreadsheet
 formula shows as text in report.md, index.html and the tables, and its CSV cells start with a quote."""
+import io
 import pandas as pd
 
 from reports.build import build_report
-from reports.tables import csv_safe, markdown
+from bench.results.csv_export import csv_text
+from reports.tables import markdown
 from tests.reports.fixture import trial, write_sweep
 
 HOSTILE = "<img src=x onerror=alert(1)>|[x](http://e.example)"
@@ -28,9 +30,9 @@ def test_hostile_names_are_neutralised_everywhere(tmp_path):
     assert not any(str(v).startswith(("=", "+", "@")) for col in csv.columns for v in csv[col])
 
 
-def test_csv_safe_keeps_numbers_and_quotes_formulas():
+def test_csv_export_keeps_numbers_and_quotes_formulas():
     frame = pd.DataFrame({"a": ["=1+2", "+x", "-y", "@SUM(A1)", "-0.5", "plain"], "b": [-1.0, 2, 3, 4, 5, 6]})
-    out = csv_safe(frame)
+    out = pd.read_csv(io.StringIO(csv_text(frame)), dtype={"a": str})
     assert out["a"].tolist() == ["'=1+2", "'+x", "'-y", "'@SUM(A1)", "-0.5", "plain"]
     assert out["b"].tolist() == frame["b"].tolist()
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.files.locking import DirLock
+from bench.files.output_guard import SWEEP_MARKER, mark
 from bench.sweep.driver import ray_run
 from bench.sweep.driver.table import write_table
 from bench.sweep.folder import layout
@@ -64,6 +65,7 @@ def _run(sweep, payloads, sweep_dir, lock, address, max_concurrent, stream):
     jobs = [j for p in payloads for j in eval_tasks.jobs_of(p)]
     ray_run.prepare_data([spec_from_payload(j["payload"]) for j in jobs], local=address is None)
     lock.acquire()
+    mark(sweep_dir, SWEEP_MARKER, sweep.name + "\n")  # a later run of this sweep may write here (output_guard)
     write_table(sweep_dir, sweep.name, payloads)
     done, total = eval_tasks.eval_counts(payloads)
     print(f"[{sweep.name}] eval-only: {len(payloads)} checkpoint x dataset, {total} evaluations"

@@ -62,19 +62,63 @@ def prepare_data(trials, local: bool) -> None:
                 build_dataset(data, split)
 
 
+def keep_secrets_out_of_runtime_env() -> None:
+    """Tune copies AWS_* credentials into every trial actor's runtime_env, which Ray's runtime_env agent writes to
+    its log (runtime_env_agent.log) in plain text. They are taken off Tune's list: a trial reads credentials from
+    its own environment (an embedded Ray's workers inherit the driver's; a cluster's nodes have their own,
+    docs/sweeps.md)."""
+    import re
+
+    from ray.tune.execution import class_cache
+
+    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(names, set):
+        names.difference_update({n for n in names if n.startswith(("AWS_", "GOOGLE_", "AZURE_"))
+                                 or re.search("SECRET|TOKEN|PASSWORD|CREDENTIAL|KEY", n)})
+
+
 def start_ray(address: str | None, sweep_dir: Path):
     """Join the cluster at `address`, or start the embedded Ray (returned, to be stopped by stop_ray)."""
+    keep_secrets_out_of_runtime_env()
     if address:
         ray_session.join_cluster(address)
+        _sigterm_as_interrupt()
         return None
     session = ray_session.EmbeddedRay(sweep_dir)
     session.start()
+    _sigterm_as_interrupt()
     return session
+
+
+_SIGTERM_BEFORE: list = []
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM (`kill`, a scheduler's stop) ends the sweep as Ctrl-C does: trials stop, the table is written, and
+    `--resume` continues. Installed after ray.init, it replaces the C++ failure handler of Ray's core worker, which
+    printed a stack dump on SIGTERM. A second SIGTERM ends the driver at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    _SIGTERM_BEFORE.append(signal.signal(signal.SIGTERM, interrupt))
 
 
 def stop_ray(session) -> None:
     """Stop the embedded Ray that start_ray returned, or leave the joined cluster."""
+    import signal
+
     import ray
+
+    while _SIGTERM_BEFORE:
+        before = _SIGTERM_BEFORE.pop()
+        signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
     if session is not None:
         session.stop()

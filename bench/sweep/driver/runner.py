@@ -16,6 +16,7 @@ from bench.errors import typed_line
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
 from bench.files.locking import DirLock
+from bench.files.output_guard import SWEEP_MARKER, mark
 from bench.sweep.driver import ray_run
 from bench.sweep.driver.cluster import ray_session
 from bench.sweep.driver.cluster.ray_address import probe
@@ -109,6 +110,7 @@ def _run_sweep(sweep: Sweep, sweep_dir: Path, lock: DirLock, *, address: str | N
     todo_hashes = {p["config_hash"] for p in todo} | {j["payload"]["config_hash"] for j in eval_todo}
     ray_run.prepare_data([t for t in sweep.trials if t.config_hash in todo_hashes], local=address is None)
     lock.acquire()
+    mark(sweep_dir, SWEEP_MARKER, sweep.name + "\n")  # a later run of this sweep may write here (output_guard)
     ended = ray_session.end_leftovers(sweep_dir)
     if ended:
         print(f"[{sweep.name}] ended {len(ended)} Ray processes left by an earlier run of this sweep", file=stream)

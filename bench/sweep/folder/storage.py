@@ -40,13 +40,46 @@ def is_uri(text: str) -> bool:
     return "://" in str(text)
 
 
+ADDRESS_ENV = ("STORAGE_EMULATOR_HOST", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")  # may hold user:password@
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+
+
+def _userinfo(address: str) -> tuple[str, str, str]:
+    """(scheme://, user:password, rest) of an address; the user part ends at the LAST '@' before the host, so that
+    a password holding '/' or '@' (`http://u:pa55/wordPW42@host`, `u:p@ssPW42@host`) is taken whole."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "", address
+    else:
+        scheme += sep
+    if "@" not in rest:
+        return scheme, "", rest
+    userinfo, host = rest.rsplit("@", 1)
+    return scheme, userinfo, host
+
+
+def redact_url(address: str) -> str:
+    """The address with any password (or bare token) before its host replaced by ***: `http://u:***@host:port`."""
+    scheme, userinfo, host = _userinfo(address)
+    if not userinfo:
+        return address
+    user, colon, _ = userinfo.partition(":")
+    return f"{scheme}{user + ':***' if colon else '***'}@{host}"
+
+
 def redact(text: str) -> str:
-    """The text with the value of every credential variable of the environment replaced by ***."""
+    """The text with the value of every credential variable of the environment, the password of every address
+    variable, and the user part of every URL in it replaced by ***."""
     for name in SECRET_ENV:
         value = os.environ.get(name)
         if value and len(value) >= 4:
             text = text.replace(value, "***")
-    return text
+    for name in ADDRESS_ENV:
+        userinfo = _userinfo(os.environ.get(name, ""))[1]
+        secret = userinfo.partition(":")[2] or userinfo
+        if len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def _redacted_line(exc: BaseException) -> str:
@@ -59,6 +92,7 @@ class Storage:
     fs: "object"  # pyarrow.fs.FileSystem
     root: str  # the URI's path inside fs (bucket/prefix for S3)
     scheme: str  # "s3", "gs", or "" for a local path
+    endpoint_from: str = ""  # what named the server: "--storage-endpoint", "AWS_ENDPOINT_URL", ... ("" = the URI)
 
     @property
     def display(self) -> str:
@@ -140,6 +174,9 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
     text = str(uri).strip()
     if not text:
         raise UserError(f"{option}: empty URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or a local path)")
+    if not is_uri(text) and re.match(r"(?i)(s3|gs|gcs|https?|file):", text):  # s3:/bucket, gs:bucket: a typo, not a local folder
+        raise UserError(f"{option} {redact_url(text)}: malformed URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX "
+                        f"or a local path)")
     if not is_uri(text):
         if endpoint:
             raise UserError(f"--storage-endpoint: only for an s3:// storage, not the local path {text}")
@@ -165,17 +202,20 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         if unknown:
             raise UserError(f"{option} {safe}: unknown query parameter {unknown[0]!r} (known: "
                             f"{', '.join(S3_QUERY_KEYS)}; credentials belong in the environment or ~/.aws)")
-        endpoint = endpoint or (None if "endpoint_override" in query else os.environ.get("AWS_ENDPOINT_URL_S3")
-                                or os.environ.get("AWS_ENDPOINT_URL"))
+        given = "--storage-endpoint " if endpoint else ""
+        if not endpoint and "endpoint_override" not in query:
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+                if os.environ.get(name):
+                    endpoint, given = os.environ[name], f"{name}="
+                    break
         if endpoint:
             ep, port, ok = _server_address(endpoint)
             if not ok:
-                raise UserError(f"--storage-endpoint {ep.scheme}://{ep.hostname}:{port}: expected "
-                                f"http(s)://HOST:PORT")
+                raise UserError(f"{given}{redact_url(endpoint)}: expected http(s)://HOST:PORT")
             query.update(endpoint_override=ep.netloc, scheme=ep.scheme)
         fs = _s3_filesystem(parts, query)
         full = f"s3://{root}" + (f"?{urlencode(query)}" if query else "")
-        return Storage(uri=full, fs=fs, root=root, scheme="s3")
+        return Storage(uri=full, fs=fs, root=root, scheme="s3", endpoint_from=given.rstrip("= "))
     if query or endpoint:
         raise UserError(f"{option} {safe}: query parameters and --storage-endpoint are for s3:// only")
     try:
@@ -210,10 +250,46 @@ def _gcs_filesystem(root: str):
         return pafs.FileSystem.from_uri(f"gs://{root}")[0]
     ep, port, ok = _server_address(host)
     if not ok or not port or ep.path.strip("/") or ep.query:
-        shown = re.sub(r"[^/@]*@", "***@", host, count=1)  # never echo a user:password part
+        shown = redact_url(host)  # never echo a user:password part
         raise UserError(f"STORAGE_EMULATOR_HOST={shown}: expected http(s)://HOST:PORT (a GCS emulator's address)")
     return pafs.GcsFileSystem(anonymous=True, scheme=ep.scheme, endpoint_override=ep.netloc,
                               retry_time_limit=timedelta(seconds=CONNECT_TIMEOUT_S))
+
+
+def _server_of(storage: Storage) -> tuple[str, int, str] | None:
+    """(host, port, what named it) of the server an object storage talks to; None for a local path or AWS itself
+    (which answers or fails at once)."""
+    if storage.scheme == "s3":
+        query = dict(parse_qsl(urlsplit(storage.uri).query))
+        if "endpoint_override" not in query:
+            return None
+        ep = urlsplit(f"{query.get('scheme', 'https')}://{query['endpoint_override']}")
+        port = ep.port or (443 if ep.scheme == "https" else 80)
+        return ep.hostname or "", port, storage.endpoint_from or "endpoint_override"
+    if storage.scheme == "gs":
+        host = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+        if host:
+            ep = _server_address(host)[0]
+            return ep.hostname or "", ep.port or 80, "STORAGE_EMULATOR_HOST"
+        return "storage.googleapis.com", 443, ""
+    return None
+
+
+def _require_reachable(storage: Storage, where: str) -> None:
+    """A server that does not answer is one line within CONNECT_TIMEOUT_S, naming the server and the variable or
+    option that chose it; not a missing bucket, and not minutes of the SDK's retries (gs:// without a network)."""
+    import socket
+
+    server = _server_of(storage)
+    if server is None:
+        return
+    host, port, named_by = server
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        by = f" (from {named_by})" if named_by else ""
+        raise UserError(f"{where}: cannot reach the storage server {host}:{port}{by}: {reason}") from None
 
 
 def check_storage(storage: Storage, option: str = "--storage") -> None:
@@ -221,6 +297,7 @@ def check_storage(storage: Storage, option: str = "--storage") -> None:
     from pyarrow import fs as pafs
 
     where = f"{option} {storage.display}"
+    _require_reachable(storage, where)
     try:
         if storage.scheme:
             bucket = storage.root.split("/", 1)[0]
@@ -258,6 +335,12 @@ def download_sweep(storage: Storage, sweep_dir: Path) -> Path:
         storage.pull(trial_rel(key), layout.trial_dir(sweep_dir, key), layout.RECORD_FILES)
     storage.pull(layout.MEASUREMENTS, sweep_dir / layout.MEASUREMENTS)
     return sweep_dir
+
+
+def shown_uri(value) -> str:
+    """A storage URI as messages name it: without its query (the endpoint) and trailing slash."""
+    text = str(value)
+    return text.split("?", 1)[0].rstrip("/") if is_uri(text) else text
 
 
 def materialize(value, option: str, endpoint: Optional[str], holder: list) -> Path:

@@ -112,7 +112,20 @@ def parse_protocols(entries: list, where: str) -> list[Protocol]:
 
 def check_trials(protocols: list[Protocol], trials, where: str) -> None:
     """Every protocol must give a valid eval section for every trial it applies to (refused before Ray starts)."""
+    from bench.config.experiment import slide_stride_problem
+    from bench.host.budget import eval_bytes, require_fits, stem_channels
+
     for t in trials:
         for p in protocols:
             if p.applies_to(t.config):
-                p.eval_config(t.config, f"{where}: sweep.evaluate {p.name!r} (trial {t.trial_id})")
+                at = f"{where}: sweep.evaluate {p.name!r} (trial {t.trial_id})"
+                ev = p.eval_config(t.config, at)
+                problem = slide_stride_problem(ev, t.config.data.crop_size)
+                if problem:
+                    raise UserError(f"{at}: stride {problem}")
+                # as `eval` judges its flags, on the least image the trial sees (its crop), before any training
+                h, w = t.config.data.crop_size
+                window = tuple(ev.crop_size or t.config.data.crop_size) if ev.mode == "slide" else None
+                require_fits(eval_bytes(h, w, ev.scales, t.config.model.num_classes, window,
+                                        stem_channels(t.config.model.backbone)),
+                             f"{at}: scales {list(ev.scales)} on a {h}x{w} image")

@@ -74,3 +74,22 @@ def test_loader_validates(tmp_path):
                    "source: x, miou_ss: 'n/a'}\n")
     with pytest.raises(UserError, match=r"results\[0\].miou_ss: expected a number"):
         load_published(bad)
+
+
+@pytest.mark.parametrize("value,needle", [
+    ("true", "miou_ss: expected a number, got true"),
+    (".nan", "miou_ss: Input should be a finite number"),
+    ("-.inf", "miou_ss: Input should be a finite number"),
+    ("101.0", "miou_ss: Input should be less than or equal to 100"),
+    ("-3", "miou_ss: Input should be greater than or equal to 0"),
+])
+def test_published_numbers_go_through_a_schema(tmp_path, value, needle):
+    """Issue 28: `miou_ss: true` read as 1.00 and `.nan` passed `report --published`."""
+    from bench.errors import UserError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("results:\n- {dataset: cityscapes_val, method: PSPNet, backbone: R-50-D8, kind: published, "
+                   f"source: x, miou_ss: {value}}}\n")
+    with pytest.raises(UserError) as info:
+        load_published(bad)
+    assert str(info.value).startswith(f"{bad}: results[0].") and needle in str(info.value), str(info.value)

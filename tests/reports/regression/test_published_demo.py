@@ -4,7 +4,6 @@ fails here), and the check must compare all four rows (at least 4, the issue's a
 import re
 from pathlib import Path
 
-import yaml
 
 from bench.cli import main
 from bench.results.row import base_row, write_tables

@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.sweep.driver.cluster.ray_session import end_leftovers, temp_dir_for
+from bench.sweep.driver.cluster.ray_reaper import SESSION_VAR, TEMP_MARKER
+from bench.sweep.driver.cluster.ray_session import RAY_SUBDIR, end_leftovers, temp_dir_for
 from bench.sweep.folder.layout import RAY_SESSION as RECORD
 from tests.sweep.conftest import tiny_experiment, write_spec
 
@@ -104,21 +105,30 @@ def test_killed_driver_leaves_no_ray_process_and_sockets_are_loopback(tmp_path, 
     assert not temp_dir.exists() and not record_path.exists()
 
 
+def _our_temp_dir(out: Path, session: str) -> Path:
+    """The temp folder an embedded Ray of ours made for the sweep at `out` (EmbeddedRay._prepare_temp_dir)."""
+    temp = temp_dir_for(out)
+    (temp / "session_x").mkdir(parents=True)
+    (temp / TEMP_MARKER).write_text(session + "\n")
+    return temp
+
+
 @pytest.mark.timeout(60)
 def test_next_start_ends_what_an_earlier_session_left(tmp_path):
     """The record of an earlier embedded session whose driver and watchdog were both killed: its processes are
     ended and its temp folder removed; a PID now used by another process (other start time) is left alone."""
     out = tmp_path / "sweep"
     out.mkdir()
-    orphan = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    bystander = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    temp = tmp_path / "ray-temp"
-    (temp / "session_x").mkdir(parents=True)
+    session = "ab" * 16
+    orphan = subprocess.Popen(["sleep", "120"], start_new_session=True, env=dict(os.environ, **{SESSION_VAR: session}))
+    bystander = subprocess.Popen(["sleep", "120"], start_new_session=True,
+                                 env=dict(os.environ, **{SESSION_VAR: session}))
+    temp = _our_temp_dir(out, session)
     try:
         ct = psutil.Process(orphan.pid).create_time()
         other_ct = psutil.Process(bystander.pid).create_time() - 1000  # as if the PID were reused since
         (out / RECORD).write_text(json.dumps({
-            "driver_pid": 1, "temp_dir": str(temp),
+            "driver_pid": 1, "temp_dir": str(temp), "session": session,
             "processes": [{"pid": orphan.pid, "create_time": ct}, {"pid": bystander.pid, "create_time": other_ct}],
         }))
         assert end_leftovers(out) == [orphan.pid]
@@ -134,10 +144,75 @@ def test_next_start_ends_what_an_earlier_session_left(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_planted_record_kills_nothing_and_deletes_nothing(tmp_path):
+    """Issue 28: a .ray_session.json naming a process without our session marker (or with another session's), a
+    folder outside our temp root, our own temp folder under another session's id, or a link to a folder: nothing is
+    ended and nothing removed."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    session = "cd" * 16
+    plain = subprocess.Popen(["sleep", "120"], start_new_session=True)  # not started by us
+    other = subprocess.Popen(["sleep", "120"], start_new_session=True, env=dict(os.environ, **{SESSION_VAR: "ef" * 16}))
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    (precious / TEMP_MARKER).write_text(session + "\n")  # even with our marker: not under our temp root
+    ours_other_session = _our_temp_dir(out, "12" * 16)
+    try:
+        records = [
+            {"session": session, "temp_dir": str(precious),
+             "processes": [{"pid": p.pid, "create_time": psutil.Process(p.pid).create_time()} for p in (plain, other)]},
+            {"session": session, "temp_dir": str(ours_other_session), "processes": []},
+            {"temp_dir": str(ours_other_session),  # no session: nothing is ours
+             "processes": [{"pid": plain.pid, "create_time": psutil.Process(plain.pid).create_time()}]},
+        ]
+        for record in records:
+            (out / RECORD).write_text(json.dumps(record))
+            assert end_leftovers(out) == []
+        link = tmp_path / "linked"
+        link.symlink_to(precious)
+        (out / RECORD).write_text(json.dumps({"session": session, "temp_dir": str(link), "processes": []}))
+        assert end_leftovers(out) == []
+        assert plain.poll() is None and other.poll() is None
+        assert (precious / "thesis.tex").read_text() == "years of work" and ours_other_session.is_dir()
+    finally:
+        for p in (plain, other):
+            p.kill()
+            p.wait(timeout=10)
+
+
+@pytest.mark.timeout(60)
 def test_ray_temp_folder_leaves_room_for_unix_sockets(tmp_path):
     deep = tmp_path / ("x" * 150) / "sweep"
     temp = temp_dir_for(deep)
     # Ray's longest socket path: <temp>/session_YYYY-MM-DD_HH-MM-SS_ffffff_PID/sockets/plasma_store
-    longest = temp / "session_2026-11-25_23-59-59_999999_4194304" / "sockets" / "plasma_store"
+    longest = temp / RAY_SUBDIR / "session_2026-11-25_23-59-59_999999_4194304" / "sockets" / "plasma_store"
     assert len(str(longest).encode()) <= 107
     assert temp_dir_for(deep) == temp and temp_dir_for(tmp_path / "other") != temp
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sigterm_ends_a_sweep_like_ctrl_c_without_a_stack_dump(tmp_path, data_root):
+    """Issue 28: SIGTERM to a sweep printed a 4-line C++ stack dump (Ray's failure-signal handler). It now ends the
+    sweep as Ctrl-C does: exit 130, the --resume line, no dump."""
+    spec = write_spec(tmp_path / "spec.yaml", tiny_experiment(data_root, iterations=400, checkpoint_every=200,
+                                                              measure=False),
+                      {"name": "term", "axes": {"seed": [0]}, "resources": {"cpus": 1}})
+    out = tmp_path / "out"
+    driver = subprocess.Popen([*_cli(), "sweep", str(spec), "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and driver.poll() is None and not any((out / "trials").glob("*/metrics.jsonl")):
+            time.sleep(1)
+        assert driver.poll() is None
+        driver.send_signal(signal.SIGTERM)
+        output = driver.communicate(timeout=180)[0].decode(errors="replace")
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(timeout=30)
+    assert driver.returncode == 130, output[-3000:]
+    assert "--resume" in output and "SIGTERM received" not in output and "@ 0x" not in output, output[-3000:]

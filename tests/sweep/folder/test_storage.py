@@ -47,7 +47,7 @@ def test_unreachable_endpoint_and_missing_bucket_fail_before_any_trial(s3_server
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     code, _, err = _sweep_cli([str(spec), "--out", str(tmp_path / "a"), "--storage", f"s3://{BUCKET}/x",
                                "--storage-endpoint", dead], capsys)
-    assert code == 2 and "cannot use the storage" in err and err.count("\n") == 1, err
+    assert code == 2 and "cannot reach the storage server" in err and err.count("\n") == 1, err  # not "no bucket"
     assert not (tmp_path / "a").exists()
     code, _, err = _sweep_cli([str(spec), "--out", str(tmp_path / "b"), "--storage", s3_server.uri("x", "no-such-bucket")],
                               capsys)
@@ -105,3 +105,16 @@ def test_sweep_on_s3_then_report_and_check_read_it(s3_server, spec, tmp_path):  
         assert FAKE_SECRET.encode() not in blob and FAKE_KEY_ID.encode() not in blob, p
     for text in (run.stdout, run.stderr, rep.stdout, rep.stderr, chk.stdout, chk.stderr):
         assert FAKE_SECRET not in text and FAKE_KEY_ID not in text
+
+
+def test_a_bad_table_at_a_uri_is_named_by_its_uri(s3_server, tmp_path, capsys):  # noqa: F811
+    """Issue 28: `report s3://...` on a bad table named the deleted temp folder it was downloaded to."""
+    with s3_server.fs().open_output_stream(f"{BUCKET}/badtable/results.csv") as f:
+        f.write(b"dataset,head\nx,y\n")
+    uri = s3_server.uri("badtable")
+    for argv in (["report", uri, "--out", str(tmp_path / "r")], ["check", uri]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "ifa-storage-" not in err and f"s3://{BUCKET}/badtable/results.csv" in err, err
+        assert err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()

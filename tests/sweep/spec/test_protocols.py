@@ -77,8 +77,12 @@ def test_bad_checkpoint_specs_are_one_line_errors(tmp_path, data_root, capsys):
     junk = tmp_path / "junk.pt"
     junk.write_text("not a checkpoint")
     _one_line_refusal(capsys, ["sweep", str(spec), "--out", out, "--checkpoints", str(junk)], str(junk))
-    _one_line_refusal(capsys, ["sweep", str(spec), "--out", out, "--checkpoints", str(tmp_path)],
+    plain = tmp_path / "plain"  # a folder that is not a sweep (not above --out: that is refused first, issue 28)
+    plain.mkdir()
+    _one_line_refusal(capsys, ["sweep", str(spec), "--out", out, "--checkpoints", str(plain)],
                       "not a sweep folder")
+    _one_line_refusal(capsys, ["sweep", str(spec), "--out", out, "--checkpoints", str(tmp_path)],
+                      f"--out {out}: is inside the input {tmp_path}")
     ifa = ExperimentConfig.model_validate({**tiny_experiment(data_root), "model": {
         **tiny_experiment(data_root)["model"], "head": TINY_HEADS["ifa"]}})
     ckpt = tmp_path / "ifa.pt"

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import secrets
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
 from bench.files.json_records import read_json
 from bench.files.atomic import write_json
-from bench.sweep.driver.cluster.ray_reaper import end_processes
+from bench.sweep.driver.cluster.ray_reaper import (SESSION_VAR, TEMP_MARKER, end_processes, our_temp_dir,
+                                                    remove_temp_dir,
+                                                    temp_root)
 from bench.sweep.folder import layout
 REAPER_STOP_S = 15.0
 
@@ -27,10 +28,11 @@ REAPER_STOP_S = 15.0
 def temp_dir_for(sweep_dir: Path) -> Path:
     """Ray's temp folder for the sweep at `sweep_dir`: ${RAY_TMPDIR:-/tmp}/ifa-ray-<12 hex of the sweep folder's path>.
     Not inside the sweep folder: Ray puts unix sockets under it and a socket path has at most 107 bytes."""
-    base = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())
-    return base / f"ifa-ray-{hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:12]}"
+    return temp_root() / f"ifa-ray-{hashlib.sha256(str(Path(sweep_dir).resolve()).encode()).hexdigest()[:12]}"
 
 
+# Ray makes its own temp folder world-writable (0777): it goes one level down, inside our private (0700) one
+RAY_SUBDIR = "ray"
 _LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
@@ -65,13 +67,19 @@ def end_leftovers(sweep_dir: Path) -> list[int]:
     """End the processes and remove the temp folder that an earlier embedded Ray of this sweep left (its driver and
     watchdog were killed). Call it only while holding the sweep folder's lock. Returns the PIDs it ended."""
     path = Path(sweep_dir) / layout.RAY_SESSION
+    if path.is_symlink():  # not ours: never followed, only the link goes
+        path.unlink()
+        return []
     record = read_json(path)
     if record is None:
         return []
-    ended = end_processes(record.get("processes", []) if isinstance(record, dict) else [])
-    temp_dir = record.get("temp_dir") if isinstance(record, dict) else None
-    if temp_dir:
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    record = record if isinstance(record, dict) else {}
+    session = record.get("session") if isinstance(record.get("session"), str) else None
+    # the record is not trusted: a process must carry the session marker, a folder ours (ray_reaper.ours/remove_temp_dir)
+    temp_dir = our_temp_dir(record.get("temp_dir"), session) if session else None
+    ended = end_processes(record.get("processes", []), session, temp_dir)
+    if session:
+        remove_temp_dir(record.get("temp_dir"), session)
     path.unlink(missing_ok=True)
     return ended
 
@@ -84,16 +92,18 @@ class EmbeddedRay:
         self.temp_dir = temp_dir_for(self.sweep_dir)
         self._reaper: Optional[subprocess.Popen] = None
         self._env: Optional[tuple] = None
+        self.session = secrets.token_hex(16)  # the marker of this Ray's processes and temp folder
+        self._session_env = os.environ.get(SESSION_VAR)
 
     def start(self) -> None:
         self._env = loopback_env()
         import ray
 
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
-        self.temp_dir.mkdir(mode=0o700, parents=True)
+        self._prepare_temp_dir()
+        os.environ[SESSION_VAR] = self.session  # inherited by every Ray process and the watchdog
         record = self.sweep_dir / layout.RAY_SESSION
-        write_json(record, {"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir),
-                                           "processes": []})
+        write_json(record, {"driver_pid": os.getpid(), "temp_dir": str(self.temp_dir), "session": self.session,
+                            "processes": []})
         self._reaper = subprocess.Popen(
             [sys.executable, "-m", "bench.sweep.driver.cluster.ray_reaper", str(os.getpid()), str(record)],
             stdin=subprocess.PIPE, text=True, start_new_session=True, cwd=str(Path(__file__).resolve().parents[4]),
@@ -101,12 +111,27 @@ class EmbeddedRay:
         try:
             ray.init(
                 num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir),
+                logging_level="WARNING", _node_ip_address="127.0.0.1", _temp_dir=str(self.temp_dir / RAY_SUBDIR),
                 object_store_memory=256 * 1024**2,  # trials pass configs and metrics only
             )
         except BaseException:
             self.stop()
             raise
+
+    def _prepare_temp_dir(self) -> None:
+        """A fresh temp folder, private to the user (0700, whatever the umask), marked as ours; an earlier one of
+        ours is replaced, anything else at that path refused."""
+        from bench.errors import UserError
+
+        if os.path.lexists(self.temp_dir) and not remove_temp_dir(self.temp_dir):
+            raise UserError(f"{self.temp_dir}: exists and was not made by ifa-bench (RAY_TMPDIR or the system temp "
+                            f"folder); remove it or set RAY_TMPDIR to a folder of yours")
+        temp_root().mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.temp_dir.mkdir(mode=0o700)
+        os.chmod(self.temp_dir, 0o700)
+        fd = os.open(self.temp_dir / TEMP_MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.session + "\n")
 
     def stop(self) -> None:
         import ray
@@ -126,10 +151,14 @@ class EmbeddedRay:
                 self._reaper.wait()
             self._reaper = None
         end_leftovers(self.sweep_dir)  # what the watchdog did not get to
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        remove_temp_dir(self.temp_dir, self.session)
         if self._env is not None:
             restore_env(self._env)
             self._env = None
+            if self._session_env is None:
+                os.environ.pop(SESSION_VAR, None)
+            else:
+                os.environ[SESSION_VAR] = self._session_env
 
 
 def join_cluster(address: str) -> None:
