@@ -103,11 +103,13 @@ MODULES = {
                           "x__threads", "x_evaluate_protocol")),
     "intervals": Module("reports/regression/intervals.py", (f"{PLANTED}/test_check_interval_rule.py",
                                                            "tests/reports/regression/test_check_ci.py", *AUDIT)),
+    # the command around run_check: validation, the --paired path, --out, the exit code
     "check_command": Module("bench/commands/check.py",
                             (f"{PLANTED}/test_check_interval_rule.py", "tests/reports/regression/test_check.py",
                              "tests/reports/regression/test_check_ci.py", "tests/reports/regression/test_check_input.py",
                              *AUDIT, "--deselect",
-                             "tests/reports/regression/test_check.py::test_real_command_exit_codes")),
+                             "tests/reports/regression/test_check.py::test_real_command_exit_codes"),
+                            ("x_run", "x__run")),  # add_arguments is declarations and help text (tests/cli/test_help.py)
     "mmseg": Module("bench/convert/mmseg.py", (f"{PLANTED}/test_key_mappings.py", "tests/convert/test_mmseg_import.py",
                                               *AUDIT)),
     "release": Module("bench/convert/release.py", (f"{PLANTED}/test_key_mappings.py",
