@@ -80,12 +80,13 @@ MODULES = {
     # --- issue 32: the modules added since issue 16 (the second pass). Ray-marked tests are left out ("-m not
     # ray": each would start a Ray runtime per mutant); tests/audit/planted/ holds the tests of the audit's rows.
     # the measurement phase: its key and its reservation (run_phase, reserved_node, measure_in and pick_node need
-    # a Ray cluster and _run_measurements a whole measurement: covered by the Ray tests, not by mutmut)
+    # a Ray cluster and _run_measurements a whole measurement: covered by the Ray tests, not by mutmut; describe is
+    # the console line)
     "measurement": Module("bench/sweep/tasks/measurement.py",
                           (f"{PLANTED}/test_measurement_key_and_bundle.py", "tests/sweep/tasks/test_measurement_phase.py",
                            "tests/sweep/driver/test_driver_imports.py", "tests/measure/test_measurement_plan.py",
                            *AUDIT, *NOT_RAY),
-                          ("x_device_kind", "x_measure_threads", "x_measure_key", "x_node_bundle", "x_describe")),
+                          ("x_device_kind", "x_measure_threads", "x_measure_key", "x_node_bundle")),
     "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py",
                                             "tests/measure/test_measure_command.py", *AUDIT)),
     # the latency pool: its statistics and scheduling (the serving child processes are real in its tests)
