@@ -34,6 +34,9 @@ class Module:
     path: str
     tests: tuple[str, ...]
     functions: Optional[tuple[str, ...]] = None  # mutmut keys: x_name, or xǁClassǁmethod; None = the whole file
+    # mutmut's process_isolation for this module, when not [tool.mutmut]'s "fork": "forkserver" where the tests
+    # start processes of their own (mutmut 3.8's fork runner reaps any child of its main process as a worker)
+    isolation: Optional[str] = None
 
     @property
     def dotted(self) -> str:
@@ -121,7 +124,8 @@ MODULES = {
                                                                "tests/data/test_label_agreement.py", *AUDIT)),
     "cost": Module("bench/sweep/cost/estimate.py", (f"{PLANTED}/test_cost_evaluations.py",
                                                    "tests/sweep/cost/test_cost_estimate.py", *AUDIT)),
-    "locking": Module("bench/files/locking.py", ("tests/cli/test_locking_modes.py", *AUDIT)),
+    # its tests start a lock holder process: mutmut 3.8.1's fork runner stopped with KeyError on a reaped pid
+    "locking": Module("bench/files/locking.py", ("tests/cli/test_locking_modes.py", *AUDIT), isolation="forkserver"),
 }
 
 
@@ -152,6 +156,8 @@ def run_one(name: str, jobs: int) -> None:
     cfg = configuration.config()
     cfg.only_mutate = [module.path]
     cfg.pytest_add_cli_args_test_selection = [*module.tests, *_extra_tests(name)]
+    if module.isolation:
+        cfg.process_isolation = configuration.ProcessIsolation(module.isolation)
     cli(["run", "--max-children", str(jobs), *module.patterns()], standalone_mode=False)
 
 
