@@ -51,3 +51,10 @@ def test_a_stale_holder_is_recorded_and_its_longer_line_replaced(tmp_path):
     (tmp_path / LOCK_FILE).write_text("  \n")  # an empty (whitespace) file names no earlier holder
     with DirLock(tmp_path, "sweep folder") as lock:
         assert lock.stale is None
+
+
+def test_release_after_someone_removed_the_lock_file(tmp_path):
+    lock = DirLock(tmp_path, "run directory").acquire()
+    (tmp_path / LOCK_FILE).unlink()  # e.g. a user cleaning the folder by hand
+    lock.release()  # no error: the lock is let go all the same
+    assert not lock.held
