@@ -1,6 +1,5 @@
 """Kill tests for reports/regression/intervals.py (issue 32's mutation pass): which trials an interval is made of,
 and the exact reasons given when there is none. Real per-image files, real bootstrap."""
-import numpy as np
 import pytest
 
 from bench.engine.evaluation.bootstrap import PER_IMAGE_FILE, miou_from_sums, miou_interval, paired_difference, save_per_image

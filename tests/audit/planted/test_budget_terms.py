@@ -3,7 +3,6 @@ eval estimate made the refusal stop triggering (ADE20K 512x2048: 0.7 -> 0.1 GiB)
 by hand from the module's documented model: per input pixel, 3 input values + (3 in inference, 6 in training) x
 stem/4 stem activations (+ 2 for the int64 labels in training), 4 bytes each; evaluation adds the per-class score map
 at the image's size and, in slide mode, the logits stitched at each scaled size."""
-import pytest
 
 from bench.host.budget import eval_bytes, forward_bytes, stem_channels
 from bench.config.model import BackboneConfig

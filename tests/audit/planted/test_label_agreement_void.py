@@ -2,7 +2,6 @@
 that gives void pixels (labelIds 0-6, 9, 10, ...; trainId 255) a class must be reported, as any other disagreement."""
 import numpy as np
 
-from bench.cli import main
 from bench.data.label_agreement import check_agreement
 from tests.data.fixtures import write_label
 

@@ -3,7 +3,6 @@ and "storage download"): credentials never reach an error line, a URI with any c
 download brings every table file. No network: a local path is a Storage too (pyarrow's LocalFileSystem), and the
 errors are pyarrow's own."""
 import filecmp
-from pathlib import Path
 
 import pandas as pd
 import pytest
