@@ -28,6 +28,14 @@ def test_config_hash_is_sha256_of_the_canonical_json_without_the_name():
     assert payload["eval"].pop("ifa_query_stride") is None and payload["measure"].pop("processes") == 3
     assert payload["measure"].pop("max_processes") is None and payload["measure"].pop("span_s") == 240.0
     assert payload["measure"].pop("max_phase_s") is None  # the phase's time bound, none by default
+    # opt-in options added later stay out while off; the compile cache folder never counts
+    assert payload["model"].pop("compile") is False and payload["data"].pop("crop_first") is False
+    assert payload["train"].pop("channels_last") is False
+    payload["model"].pop("compile_cache")
+    head = payload["model"]["head"]
+    if head["name"] == "ifa":  # `auto` hashes as the "fused" it replaced; how the fused head executes stays out
+        assert head["formulation"] == "auto" and head.pop("kernels") == "auto" and head.pop("cuda_graph") is False
+        head["formulation"] = "fused"
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     assert cfg.config_hash() == hashlib.sha256(canonical.encode()).hexdigest()[:12]
     # the earlier default span (60 s) stays out too, so sweeps run before round 10 keep their trial folders; any
