@@ -148,6 +148,19 @@ SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 MAX_SEED = 2**32 - 1  # numpy's and the data loaders' seeds are 32-bit
 
 
+def model_for_hashing(model: dict) -> dict:
+    """A model section (as JSON) without the keys added after trials and measurements were first keyed, while they
+    are at their defaults, so that those keys stay what they were: how the model is compiled (`compile`, off; the
+    cache folder never counts) and how IFA's fused head executes (`kernels` auto, no `cuda_graph`). The config hash
+    and the sweep's measurement key both go through it."""
+    model = {k: v for k, v in model.items() if k != "compile_cache" and not (k == "compile" and not v)}
+    head = dict(model["head"])
+    for key, default in (("kernels", "auto"), ("cuda_graph", False)):
+        if head.get(key, default) == default:
+            head.pop(key, None)
+    return {**model, "head": head}
+
+
 class ExperimentConfig(_Strict):
     name: str = Field("experiment", pattern=SAFE_NAME)
     seed: int = Field(0, ge=0, le=MAX_SEED)
@@ -174,17 +187,13 @@ class ExperimentConfig(_Strict):
         # (the span only changes the measurement, which is keyed apart: at any default, past or present, it stays out)
         later = {"processes": (DEFAULT_MEASURE_PROCESSES,), "max_processes": (None,), "max_phase_s": (None,),
                  "span_s": (DEFAULT_MEASURE_SPAN_S, *EARLIER_DEFAULT_SPANS_S)}
-        payload["model"].pop("compile_cache", None)
-        for section, key in (("model", "compile"), ("data", "crop_first"), ("train", "channels_last")):
+        for section, key in (("data", "crop_first"), ("train", "channels_last")):
             if not payload[section].get(key):  # opt-in options added later: out of the hash while off
                 payload[section].pop(key, None)
         payload["measure"] = {k: v for k, v in payload["measure"].items() if k not in later or v not in later[k]}
         head = payload["model"]["head"]
         if "formulation" in head:  # `auto` hashes as "fused", the default it replaced (bench/config/formulation.py)
             head["formulation"] = hashed_formulation(head["formulation"])
-        # how the fused head executes (kernels, CUDA graph) was added later: at its defaults it stays out
-        for key, default in (("kernels", "auto"), ("cuda_graph", False)):
-            if head.get(key, default) == default:
-                head.pop(key, None)
+        payload["model"] = model_for_hashing(payload["model"])
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -28,7 +28,7 @@ def test_a_gpu_sweeps_measurement_phase_prints_it(tmp_path, monkeypatch, capsys)
             return False
 
     monkeypatch.setattr(measurement, "reserved_node", lambda node, kind, timeout: Held())
-    monkeypatch.setattr(measurement, "measure_in", lambda pg, bundle, todo, run_timeout_s: [rec for _ in todo])
+    monkeypatch.setattr(measurement, "measure_in", lambda pg, bundle, todo, run_timeout_s, **_: [rec for _ in todo])
     measurement.run_phase([payload], tmp_path, "s")
     assert f"note: {FUSED_ON_GPU}" in capsys.readouterr().out
     for formulation in ("reference", "auto"):

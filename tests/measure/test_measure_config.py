@@ -38,7 +38,8 @@ def test_config_gives_the_sweeps_gmacs_and_params_for_the_demo_ifa(capsys):
     # the README's demo row for IFA: 2.57 GMACs at 256x512, 2.93 M parameters
     assert round(row["gmacs"], 2) == 2.57 and round(row["params_m"], 2) == 2.93
     assert row["measure_input"] == "256x512" and row["batch"] == 1 and row["backbone_width"] == 0.5
-    assert row["model"] == "IFA (fused)" and row["num_classes"] == 10 and row["stem"] == "deep"
+    assert row["model"] == "IFA (auto: fused)" and row["formulation"] == "fused"  # what auto ran on the CPU
+    assert row["num_classes"] == 10 and row["stem"] == "deep"
     assert row["config_hash"] == load_experiment(SYNTHETIC, []).config_hash()
 
 

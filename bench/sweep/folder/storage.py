@@ -59,12 +59,12 @@ def _userinfo(address: str) -> tuple[str, str, str]:
 
 
 def redact_url(address: str) -> str:
-    """The address with any password (or bare token) before its host replaced by ***: `http://u:***@host:port`."""
+    """The address with everything before its host replaced by ***: `http://***@host:port`. The user part goes too:
+    it can be a credential of its own (an access key id)."""
     scheme, userinfo, host = _userinfo(address)
     if not userinfo:
         return address
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}{user + ':***' if colon else '***'}@{host}"
+    return f"{scheme}***@{host}"
 
 
 def redact(text: str) -> str:

@@ -34,6 +34,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.config.experiment import model_for_hashing
 from bench.config.formulation import head_ran_as, trial_device_type
 from bench.config.query_stride import query_mode
 from bench.errors import UserError, typed_line
@@ -66,7 +67,7 @@ def measure_key(payload: dict) -> str:
     if model["head"].get("name") == "ifa":  # keyed by the formulation that runs there: `auto` shares its key
         model = {**model, "head": {**model["head"], "formulation": head_ran_as(model["head"], kind)}}
     measure = {k: v for k, v in cfg["measure"].items() if k not in UNKEYED_MEASURE}
-    what = {"model": model, "measure": measure, "device": kind, "threads": measure_threads(payload)}
+    what = {"model": model_for_hashing(model), "measure": measure, "device": kind, "threads": measure_threads(payload)}
     query = query_mode(cfg["model"]["head"]["name"], cfg.get("eval", {}).get("ifa_query", "upsample"),
                        cfg.get("eval", {}).get("ifa_query_stride"))
     if query is not None:  # only a query off IFA's own grid changes the cost (older keys stay as they were)

@@ -26,7 +26,7 @@ def secret_env(monkeypatch):
 
 
 def test_an_sdk_error_that_holds_a_credential_is_redacted(secret_env, tmp_path):
-    """Catches: an SDK error line printed without redaction (check_storage's `_one_line` not redacting, or a call site
+    """Catches: an SDK error line printed without redaction (check_storage's `_redacted_line` not redacting, or a call site
     using the bare one_line). pyarrow's real error names the folder it could not create; that folder's name is the
     secret, so the SDK's part of the message shows it unless it is redacted."""
     blocker = tmp_path / "a-file"
@@ -41,10 +41,10 @@ def test_an_sdk_error_that_holds_a_credential_is_redacted(secret_env, tmp_path):
 
 
 def test_redact_replaces_every_credential_variable(secret_env, monkeypatch):
-    """Catches: redact() skipping one of the credential variables, or _one_line not applying it."""
+    """Catches: redact() skipping one of the credential variables, or _redacted_line not applying it."""
     text = f"id {KEY_ID} secret {SECRET} token tok-{SECRET[::-1]} google ya29.{SECRET[:12]} end"
     assert st.redact(text) == "id *** secret *** token *** google *** end"
-    assert st._one_line(OSError(f"denied for {SECRET}")) == "denied for ***"
+    assert st._redacted_line(OSError(f"denied for {SECRET}")) == "denied for ***"
     monkeypatch.setenv("AWS_SESSION_TOKEN", "abc")  # too short to be a credential: "abc" stays readable
     assert st.redact("abc") == "abc"
 

@@ -79,6 +79,7 @@ def test_estimate_from_an_earlier_sweeps_records(tmp_path, data_root, capsys):
     """A trial trained into the sweep folder's layout (the real engine) is the source for its model's other
     seed too; the other model has no source."""
     from bench.engine.trainer import train_experiment
+    from bench.files.output_guard import SWEEP_MARKER, mark
     from bench.sweep.folder import layout, records
     spec = _spec(tmp_path, data_root, seeds=(0, 1))
     sweep = load_sweep(spec)
@@ -88,6 +89,7 @@ def test_estimate_from_an_earlier_sweeps_records(tmp_path, data_root, capsys):
     records.bump_attempts(tdir, {"train_started_at": "2026-01-01T00:00:00.000000+00:00",
                                  "train_finished_at": "2026-01-01T00:00:30.000000+00:00"})
     final = train_experiment(first.config, tdir, progress=False)
+    mark(out, SWEEP_MARKER, sweep.name + "\n")  # what the sweep that wrote these records leaves (output_guard)
 
     cost = estimate.cost_from_trial_dir(tdir)
     iters = [json.loads(ln) for ln in (tdir / "metrics.jsonl").read_text().splitlines()]

@@ -8,8 +8,8 @@ from bench.sweep.folder.storage import open_storage, redact, redact_url
 
 
 @pytest.mark.parametrize("address,shown", [
-    ("http://u:pa55/wordPW42@127.0.0.1:4443", "http://u:***@127.0.0.1:4443"),
-    ("u:p@ssPW42@127.0.0.1:4443", "u:***@127.0.0.1:4443"),
+    ("http://u:pa55/wordPW42@127.0.0.1:4443", "http://***@127.0.0.1:4443"),
+    ("u:p@ssPW42@127.0.0.1:4443", "***@127.0.0.1:4443"),
     ("https://token123@host", "https://***@host"),
     ("http://127.0.0.1:4443", "http://127.0.0.1:4443"),
 ])

@@ -100,8 +100,9 @@ def test_unreachable_emulator_and_missing_bucket_fail_before_any_trial(gcs_serve
         m.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # nothing listens there
         code = main(["sweep", str(spec), "--out", str(tmp_path / "a"), "--storage", f"gs://{BUCKET}/x"])
     _, err = capsys.readouterr()
-    assert code == 2 and "cannot use the storage" in err and err.count("\n") == 1, err
-    assert not (tmp_path / "a").exists()
+    # an unreachable server is told apart from a missing bucket, and the variable that chose it is named
+    assert code == 2 and "cannot reach the storage server" in err and "STORAGE_EMULATOR_HOST" in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "a").exists(), err
     code = main(["sweep", str(spec), "--out", str(tmp_path / "b"), "--storage", "gs://no-such-bucket/x"])
     _, err = capsys.readouterr()
     assert code == 2 and "bucket 'no-such-bucket' does not exist" in err and err.count("\n") == 1, err
