@@ -9,6 +9,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from tests.ifa.batchnorm import randomise_batchnorm
 from ifa import IFAHead, ShapeSpec
 from ifa import fused_ops
 
@@ -52,14 +53,7 @@ def _head(shapes=SHAPES, classes=5, **kw):
     torch.manual_seed(0)
     opts = dict(channels=8, mlp=(32, 16, 16)) if shapes is SHAPES else {}
     opts.update(kw)
-    head = IFAHead(shapes, classes, **opts)
-    for m in head.modules():  # non-trivial BatchNorm, so that eval mode is not a near-identity
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return head
+    return randomise_batchnorm(IFAHead(shapes, classes, **opts))
 
 
 def _both(head, feats, size=None):

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.ifa.batchnorm import randomise_batchnorm
 from ifa import IFAHead, ShapeSpec
 from ifa.coords import cell_centers
 
@@ -31,15 +32,7 @@ def _head(**kw):
     torch.manual_seed(0)
     opts = dict(channels=8, mlp=(32, 16, 16))
     opts.update(kw)
-    head = IFAHead(SHAPES, 5, **opts)
-    # non-trivial running statistics, so that eval mode is not a near-identity
-    for m in head.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return head
+    return randomise_batchnorm(IFAHead(SHAPES, 5, **opts))
 
 
 def _release_style(head: IFAHead, feats: dict, size) -> tuple[torch.Tensor, torch.Tensor]:
