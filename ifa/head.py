@@ -87,10 +87,8 @@ class _LevelPlan:
 def to_device(t: Tensor, device, dtype=None) -> Tensor:
     """A tensor built on the host (sampling indices, weights, PE coordinates) onto the features' device. To a GPU it
     goes through pinned memory without blocking: a plain copy from pageable memory first waits for all the GPU work
-    queued before it, and the fused path makes several such copies per band, so the host and the GPU took turns
-    instead of overlapping. That is only part of the fused head's slowdown on a GPU: on an H200 (round 8) it took
-    27.5 ms a call, of which 21.7 ms host time and 14.1 ms GPU kernels, against 9.0 ms for the whole reference head
-    (docs/performance.md). tests/ifa/test_no_gpu_sync.py checks that no copy blocks."""
+    queued before it. With the plan cache (ifa/plan.py) these copies happen only on the first call at a shape.
+    tests/ifa/test_no_gpu_sync.py checks that no copy blocks."""
     if dtype is not None:
         t = t.to(dtype)
     if torch.device(device).type != "cuda":
