@@ -38,7 +38,7 @@ def _seed_torch():
 
 # Ray tests whose clusters are `ray start` processes with ports of their own (tests/sweep/ray_processes.py): they can
 # run beside an embedded Ray, whose agents take Ray's fixed default ports.
-OWN_PORTS = ("test_cluster_processes.py",)
+OWN_PORTS = ("test_cluster_processes.py", "test_node_loss_window.py")
 
 
 def pytest_addoption(parser):

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 MARKER = "IFA_BENCH_TEST_CLUSTER"
+NODE_MARKER = "IFA_BENCH_TEST_NODE"  # the node's name, in the environment of the processes a node's `ray start` makes
 
 
 def ray_exe() -> str:
@@ -38,6 +39,8 @@ class ProcessCluster:
         self.env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # set, it refuses a second node; a user's shell has not
         self.temp_dir = Path(f"/tmp/rc{self.marker[:6]}")  # short: Ray's socket paths have at most 107 bytes
         self.port = self.dashboard_port = None
+        self.blocking: dict[str, subprocess.Popen] = {}  # node name -> its `ray start --block` process
+        self.node_temp: dict[str, Path] = {}
 
     def _start(self, args: list[str], what: str) -> None:
         log = self.base / f"{what}.log"
@@ -71,9 +74,28 @@ class ProcessCluster:
                                            "health_check_failure_threshold": 3}),
         ], "head")
 
+    def _node_args(self, name: str, cpus: int) -> list[str]:
+        return [*self._agent_ports(), "--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1",
+                "--num-cpus", str(cpus), "--resources", json.dumps({name: 1})]
+
     def add_node(self, name: str, cpus: int = 1) -> None:
-        self._start([*self._agent_ports(), "--address", f"127.0.0.1:{self.port}", "--node-ip-address", "127.0.0.1",
-                     "--num-cpus", str(cpus), "--resources", json.dumps({name: 1})], name)
+        self._start(self._node_args(name, cpus), name)
+
+    def add_blocking_node(self, name: str, cpus: int = 1, timeout_s: float = 150) -> None:
+        """A worker node as `ray start --block` (the form docs/cluster.md gives for nodes started by hand and the
+        Slurm script uses): the `ray start` process stays as the parent of the node's processes, and when one of them
+        dies (a killed raylet) it kills the others and exits. The node has a temp folder and a marker of its own, so
+        node_processes finds exactly its processes."""
+        temp = Path(f"{self.temp_dir}{name[-1]}")
+        self.node_temp[name] = temp
+        log = self.base / f"{name}.log"
+        proc = subprocess.Popen([ray_exe(), "start", *self._node_args(name, cpus), "--temp-dir", str(temp), "--block"],
+                                env={**self.env, NODE_MARKER: name}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.blocking[name] = proc
+        wait_for(lambda: proc.poll() is not None or "will now block forever" in log.read_text(), timeout_s,
+                 f"ray start --block ({name})")
+        assert proc.poll() is None, f"ray start --block ({name}) exited:\n{log.read_text()[-3000:]}"
 
     @property
     def address(self) -> str:
@@ -92,6 +114,24 @@ class ProcessCluster:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         return mine
+
+    def node_processes(self, name: str) -> list[psutil.Process]:
+        """The live processes of worker node `name` (started by add_blocking_node or by hand with its marker): its
+        marker in their environment, or its temp folder in their command line or open files (Ray's agents and workers
+        overwrite the memory /proc shows as environment and command line with their titles)."""
+        temp = str(self.node_temp.get(name, f"/nonexistent/{name}")) + "/"
+        found = []
+        for p in psutil.process_iter(["pid"]):
+            try:
+                if p.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                env = p.environ()
+                if (env.get(MARKER) == self.marker and env.get(NODE_MARKER) == name) or any(
+                        temp in a for a in p.cmdline()) or any(f.path.startswith(temp) for f in p.open_files()):
+                    found.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
 
     def kill_node_of(self, pid: int) -> int:
         """SIGKILL the raylet that started process `pid` and every process under it: the node is gone, as when a
@@ -123,7 +163,14 @@ class ProcessCluster:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=10)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        for proc in self.blocking.values():  # reaped: ended above with the rest, or exited by itself
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for temp in (self.temp_dir, *self.node_temp.values()):
+            shutil.rmtree(temp, ignore_errors=True)
         return [p.pid for p in procs]
 
 

@@ -147,13 +147,15 @@ class SweepProgress(Callback):
 
     @staticmethod
     def _retry_from(trial) -> str:
-        """Where the retry starts: Tune's latest registered checkpoint, else the start. A checkpoint can be in
-        storage without being registered: the node died between the upload and the driver receiving the report."""
+        """Where the retry starts, as far as the driver knows: Tune's latest registered checkpoint. A checkpoint can be
+        in storage without being registered (the node died between the upload and the driver receiving the report);
+        the attempt then restores that one (checkpoint_handoff.newest_stored) and its attempt record says so."""
         latest = getattr(trial, "latest_checkpoint_result", None)
         if latest is None or getattr(latest, "checkpoint", None) is None:
-            return "from the start (no checkpoint of it had reached the driver)"
+            return "from the newest checkpoint it left in storage, else from the start (none had reached the driver)"
         it = (getattr(latest, "metrics", None) or {}).get("iter")
-        return f"from its checkpoint at iteration {it}" if it is not None else "from its last checkpoint"
+        where = f"its checkpoint at iteration {it}" if it is not None else "its last checkpoint"
+        return f"from {where} (or a newer one it left in storage)"
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         h = self._hash(trial)

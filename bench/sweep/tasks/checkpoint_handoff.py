@@ -32,7 +32,8 @@ def report_checkpoint(record: dict, metrics: dict, trial_dir: Path, report: Call
         return
     with tempfile.TemporaryDirectory(prefix=layout.HANDOFF_PREFIX, dir=trial_dir) as tmp:
         link_or_copy(src, Path(tmp) / src.name)
-        (Path(tmp) / layout.HANDOFF_META).write_text(json.dumps({"iter": record.get("iter"), "name": src.name}))
+        meta = {"iter": record.get("iter"), "name": src.name, "bytes": src.stat().st_size}
+        (Path(tmp) / layout.HANDOFF_META).write_text(json.dumps(meta))
         report(metrics, checkpoint=checkpoint_type.from_directory(tmp))
 
 
@@ -45,6 +46,50 @@ def handed_off_iter(ckpt) -> int:
     """The engine iteration of a checkpoint handed to Ray (0 when it names none)."""
     with ckpt.as_directory() as d:
         return json.loads((Path(d) / layout.HANDOFF_META).read_text()).get("iter") or 0
+
+
+def _stored_meta(fs, folder: str) -> dict | None:
+    """The hand-off record of a checkpoint folder in storage, if the folder is complete: its record and the engine
+    file it names are both there, the file at the size the record gives (S3 and GCS objects appear whole; a local
+    or shared file system can show a file mid-copy)."""
+    from pyarrow import fs as pafs
+
+    try:
+        with fs.open_input_stream(f"{folder}/{layout.HANDOFF_META}") as f:
+            meta = json.loads(f.read())
+        info = fs.get_file_info(f"{folder}/{meta['name']}")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if info.type != pafs.FileType.File or (meta.get("bytes") is not None and info.size != meta["bytes"]):
+        return None
+    return meta if isinstance(meta.get("iter"), int) else None
+
+
+def newest_stored(store, trial_folder: str, registered=None):
+    """The checkpoint to restore a trial from: the newest complete one in its Tune trial folder in storage
+    (`trial_folder`, e.g. <URI>/tune/<experiment>/<hash>) when that is newer than `registered` (what
+    tune.get_checkpoint() gave: the newest the driver has registered), else `registered`.
+
+    A checkpoint is uploaded inside the trial's report and registered by Tune's driver only when the driver processes
+    that report: a node lost in between leaves a checkpoint in storage that Tune does not know (docs/cluster.md)."""
+    from pyarrow import fs as pafs
+    from ray import tune
+
+    newest, newest_iter = registered, -1
+    if registered is not None:
+        meta = _stored_meta(registered.filesystem, registered.path) if registered.filesystem is not None else None
+        newest_iter = meta["iter"] if meta else handed_off_iter(registered)
+    try:
+        infos = store.fs.get_file_info(pafs.FileSelector(trial_folder, allow_not_found=True, recursive=False))
+    except OSError:
+        return registered
+    for info in infos:
+        if info.type != pafs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        meta = _stored_meta(store.fs, info.path)
+        if meta is not None and meta["iter"] > newest_iter:
+            newest, newest_iter = tune.Checkpoint(info.path, filesystem=store.fs), meta["iter"]
+    return newest
 
 
 def restore(ckpt, trial_dir: Path, store) -> dict:

@@ -52,15 +52,19 @@ def _tune_metrics(record: dict) -> dict:
     return metrics
 
 
-def _restore_from_tune(trial_dir: Path, store=None) -> dict:
-    """A retry on a node without the trial's checkpoints: bring back the one Tune stored. Returns what the attempt
-    record notes: where the checkpoint came from (a URI with --storage) and its iteration."""
+def _restore_from_tune(trial_dir: Path, store=None, trial: dict | None = None) -> dict:
+    """A retry on a node without the trial's checkpoints: bring back the one Tune stored (with --storage, the newest
+    complete one in the trial's Tune folder there, registered by the driver or not). Returns what the attempt record
+    notes: where the checkpoint came from (a URI with --storage) and its iteration."""
     from ray import tune
 
     ck_dir = layout.checkpoint_dir(trial_dir)
     if ck_dir.is_dir() and any(ck_dir.iterdir()):
         return {}
     ckpt = tune.get_checkpoint()
+    if store is not None and trial and trial.get("experiment"):
+        ckpt = checkpoint_handoff.newest_stored(
+            store, store.path(layout.TUNE, trial["experiment"], trial["config_hash"]), ckpt)
     if ckpt is None:
         return {}
     return checkpoint_handoff.restore(ckpt, trial_dir, store)
@@ -318,7 +322,7 @@ def _run_attempt(trial: dict, trial_dir: Path, store) -> None:
             torch.set_num_threads(Resources(**res).threads())
         checkpoint_handoff.remove_handoffs(trial_dir)
         if res["workers"] <= 1:  # multi-worker trials restore inside Ray Train (_restore_from_train)
-            _note_attempt(trial_dir, **_restore_from_tune(trial_dir, store))
+            _note_attempt(trial_dir, **_restore_from_tune(trial_dir, store, trial))
         _note_attempt(trial_dir, resume_from=_newest_checkpoint(trial_dir))
         _push(store, trial_dir, trial["config_hash"])
         t0 = time.time()

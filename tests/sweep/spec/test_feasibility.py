@@ -152,7 +152,7 @@ def test_progress_says_whether_a_retry_resumes_or_starts_over(tmp_path, data_roo
     config = {"trial": {"config_hash": payloads[0]["config_hash"]}}
     capsys.readouterr()
     prog.on_trial_recover(0, [], SimpleNamespace(config=config, latest_checkpoint_result=None))
-    assert "from the start (no checkpoint of it had reached the driver)" in capsys.readouterr().out
+    assert "else from the start (none had reached the driver)" in capsys.readouterr().out
     ckpt = SimpleNamespace(checkpoint=Checkpoint(str(tmp_path)), metrics={"iter": 40})
     prog.on_trial_recover(0, [], SimpleNamespace(config=config, latest_checkpoint_result=ckpt))
     assert "from its checkpoint at iteration 40" in capsys.readouterr().out
