@@ -15,6 +15,7 @@ from bench.host.budget import MAX_ITERATIONS
 from bench.config.formulation import hashed_formulation
 from bench.config.key_conflict import key_conflict
 from bench.config.model import ModelConfig
+from bench.config.safe_name import SafeName
 from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
 from bench.config.strict_numbers import refuse_bool_numbers
 
@@ -143,8 +144,6 @@ class MeasureConfig(_Strict):
         return self
 
 
-# A name is part of default paths (runs/<name>-<hash>, runs/<sweep name>): one safe file name, no folders
-SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 MAX_SEED = 2**32 - 1  # numpy's and the data loaders' seeds are 32-bit
 
 
@@ -162,7 +161,7 @@ def model_for_hashing(model: dict) -> dict:
 
 
 class ExperimentConfig(_Strict):
-    name: str = Field("experiment", pattern=SAFE_NAME)
+    name: SafeName = "experiment"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     model: ModelConfig
