@@ -28,6 +28,10 @@ class _Strict(BaseModel):
     _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
 
 
+MAX_THREADS = 1024  # intra-op threads (train.threads, measure.threads)
+MAX_WORKERS = 64  # data loader processes: each is a process of its own; more than a node's cores only costs memory
+
+
 class DataConfig(_Strict):
     dataset: DatasetName
     root: Path
@@ -49,7 +53,7 @@ class DataConfig(_Strict):
     crop_first: bool = False
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
-    num_workers: int = Field(2, ge=0)
+    num_workers: int = Field(2, ge=0, le=MAX_WORKERS)  # loader processes per trial
 
     @model_validator(mode="after")
     def _check(self):
@@ -77,7 +81,7 @@ class TrainConfig(_Strict):
     amp: Literal["none", "bf16", "fp16"] = "none"  # fp16: CUDA only; bf16 on CUDA and CPU (autocast)
     channels_last: bool = False  # weights and input batches in channels-last memory format
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: Optional[PositiveInt] = None  # CPU intra-op threads
+    threads: Optional[PositiveInt] = Field(None, le=MAX_THREADS)  # CPU intra-op threads
     deterministic: bool = True
     checkpoint_every: PositiveInt = 200
     log_every: PositiveInt = 10
