@@ -243,3 +243,15 @@ def test_eval_save_preds_leaves_nothing_when_an_image_fails(world, tmp_path):
     assert ok.returncode == 0, ok.stderr[-1500:]
     saved = sorted(p.name for p in (tmp_path / "out" / "preds").iterdir())
     assert ".ifa-bench-predictions" in saved and len([n for n in saved if n.endswith("_trainIds.png")]) == 2
+
+
+@pytest.mark.timeout(600)
+def test_a_storage_folder_of_this_sweep_or_an_empty_one_is_accepted(world, tmp_path):
+    """The other side of the sweep-storage-* refusals: an empty folder, or one marked by this sweep, is taken."""
+    C = tmp_path / "case"
+    C.mkdir()
+    _materialise(world, C, {"e.yaml": "sweep-exp", "mine/.ifa-bench-sweep": b"tiny\n"})
+    (C / "empty").mkdir()
+    for storage in ("mine", "empty"):
+        proc = _cli(["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", storage], C)
+        assert proc.returncode == 0, proc.stderr[-1500:]
