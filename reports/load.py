@@ -22,6 +22,11 @@ CHECK_REQUIRED = REPORT_REQUIRED + ["stem", "output_stride", "iterations", "crop
 NUMERIC = columns_of_type(FLOAT) | columns_of_type(INT)  # read as floats: NaN where a value is absent
 BOOLEAN = columns_of_type(BOOL)
 STATUSES = ("completed", "failed", "running", "pending")
+# The most trials a results table may hold. One row is one trained model, and the report reads each trial's own
+# files (metrics.jsonl, per_image.npz): a real sweep holds hundreds of rows, far below this. A longer table is refused
+# after reading MAX_ROWS + 1 rows, so memory stays bounded whatever the file's size (docs/reports.md).
+MAX_ROWS = 20_000
+MAX_PER_CLASS_ROWS = MAX_ROWS * 256  # per_class_iou.csv: one row per class per trial
 
 
 @dataclass
@@ -88,9 +93,13 @@ def read_results(path: Path, required: list[str] = REPORT_REQUIRED) -> Results:
     source = resolve_results_file(path)
     try:
         if source.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            too_many(source, pq.ParquetFile(source).metadata.num_rows)
             raw = pd.read_parquet(source)
         else:
-            raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+            raw = pd.read_csv(source, dtype=str, keep_default_na=False, nrows=MAX_ROWS + 1)
+            too_many(source, len(raw))
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise UserError(f"{source}: cannot be read as a results table ({one_line(exc)})") from None
     return results_from_frame(raw, source, source.parent, _read_per_class(source.parent / PER_CLASS_CSV),
@@ -115,10 +124,20 @@ def results_from_frame(raw: pd.DataFrame, source: Path, sweep_dir: Path, per_cla
     return Results(df, per_class, sweep_dir, source, absent)
 
 
+def too_many(source, rows: int, limit: int = MAX_ROWS) -> None:
+    if rows > limit:
+        raise UserError(f"{source}: more than {limit:,} rows; a results table of up to {limit:,} trials can be "
+                        f"reported (split it, e.g. by dataset)")
+
+
 def _read_per_class(path: Path) -> Optional[pd.DataFrame]:
     if not path.is_file():
         return None
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=MAX_PER_CLASS_ROWS + 1)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path}: cannot be read as a per-class table ({one_line(exc)})") from None
+    too_many(path, len(df), MAX_PER_CLASS_ROWS)
     missing = [c for c in ("trial_id", "class_index", "class_name", "iou") if c not in df.columns]
     if missing:
         raise UserError(f"{path}: missing required column(s): {', '.join(missing)}")

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.results.schema import ENVIRONMENT, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET
-from reports.load import Results, read_results, resolve_results_file, results_from_frame
+from reports.load import Results, read_results, resolve_results_file, results_from_frame, too_many
 
 
 def is_run_dir(path: Path) -> bool:
@@ -53,6 +53,7 @@ def read_sources(paths: Sequence[Path]) -> Results:
     if not paths:
         raise UserError("no sweep or run folder given")
     parts = [read_run_dir(p) if is_run_dir(p) else _read_sweep(p) for p in paths]
+    too_many(", ".join(map(str, paths)), sum(len(p.trials) for p in parts))
     if len(parts) == 1:
         return add_model_options(parts[0])
     trials, per_class, absent = [], [], set(parts[0].absent_columns)

@@ -84,6 +84,25 @@ def guard_sweep_dir(sweep_dir: Path, name: str, args: argparse.Namespace) -> Non
         raise UserError(f"--out {sweep_dir}: is the folder of sweep {owner!r}, not {name!r}; choose another folder")
 
 
+def guard_storage_dir(root: Path, sweep_dir: Path, name: str, args: argparse.Namespace) -> None:
+    """A local-path --storage under the same rule as the sweep folder: not an input, not the sweep folder (nor inside
+    or above it), and new, empty, or the storage of this sweep (its marker, or Tune's state of an earlier run)."""
+    from bench.errors import UserError
+    from bench.files.output_guard import SWEEP_MARKER, claim_dir, marker_text, overlap
+
+    flag = "--storage"
+    overlap(root, [args.experiment, *checkpoint_inputs(args.checkpoints)], flag)
+    try:
+        overlap(root, [sweep_dir], flag)
+    except UserError:
+        raise UserError(f"{flag} {root}: overlaps the sweep folder {sweep_dir}; give the storage a folder of its "
+                        f"own") from None
+    claim_dir(root, SWEEP_MARKER, flag, records=("tune",))
+    owner = marker_text(root / SWEEP_MARKER)
+    if owner and owner != name:
+        raise UserError(f"{flag} {root}: is the storage of sweep {owner!r}, not {name!r}; choose another folder")
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.errors import UserError
     from bench.sweep.cost.dry_run import trial_table
@@ -109,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.experiment, args.overrides)
     sweep_dir = args.out or Path("runs") / sweep.name
     guard_sweep_dir(sweep_dir, sweep.name, args)
+    if storage is not None and not storage.scheme:
+        guard_storage_dir(Path(storage.root), sweep_dir, sweep.name, args)
     if args.checkpoint_format != "auto" and args.checkpoints is None:
         raise UserError("--checkpoint-format: only with --checkpoints")
     if args.remeasure is not None and (args.dry_run or args.checkpoints is not None or storage is not None):
@@ -132,6 +153,10 @@ def run(args: argparse.Namespace) -> int:
         return 1 if (df["status"] == "failed").any() else (130 if df["status"].isin(["running", "pending"]).any()
                                                              else 0)
 
+    if storage is not None and not storage.scheme:
+        from bench.files.output_guard import SWEEP_MARKER, mark
+
+        mark(Path(storage.root), SWEEP_MARKER, sweep.name + "\n")
     df = run_sweep(sweep, sweep_dir, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
                    stream=sys.stdout, storage=storage, remeasure=args.remeasure)
     if (df["status"] == "failed").any():

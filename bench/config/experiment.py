@@ -15,6 +15,7 @@ from bench.host.budget import MAX_ITERATIONS
 from bench.config.formulation import hashed_formulation
 from bench.config.key_conflict import key_conflict
 from bench.config.model import ModelConfig
+from bench.config.safe_name import SafeName
 from bench.config.query_stride import check_query_stride, omit_unset_stride, only_ifa_queries, stride_one_implies_label
 from bench.config.strict_numbers import refuse_bool_numbers
 
@@ -25,6 +26,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # nan/inf: never a setting
 
     _no_bool_numbers = model_validator(mode="before")(classmethod(refuse_bool_numbers))
+
+
+MAX_THREADS = 1024  # intra-op threads (train.threads, measure.threads)
+MAX_WORKERS = 64  # data loader processes: each is a process of its own; more than a node's cores only costs memory
 
 
 class DataConfig(_Strict):
@@ -48,7 +53,7 @@ class DataConfig(_Strict):
     crop_first: bool = False
     mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
     std: tuple[float, float, float] = (58.395, 57.12, 57.375)
-    num_workers: int = Field(2, ge=0)
+    num_workers: int = Field(2, ge=0, le=MAX_WORKERS)  # loader processes per trial
 
     @model_validator(mode="after")
     def _check(self):
@@ -76,7 +81,7 @@ class TrainConfig(_Strict):
     amp: Literal["none", "bf16", "fp16"] = "none"  # fp16: CUDA only; bf16 on CUDA and CPU (autocast)
     channels_last: bool = False  # weights and input batches in channels-last memory format
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: Optional[PositiveInt] = None  # CPU intra-op threads
+    threads: Optional[PositiveInt] = Field(None, le=MAX_THREADS)  # CPU intra-op threads
     deterministic: bool = True
     checkpoint_every: PositiveInt = 200
     log_every: PositiveInt = 10
@@ -143,8 +148,6 @@ class MeasureConfig(_Strict):
         return self
 
 
-# A name is part of default paths (runs/<name>-<hash>, runs/<sweep name>): one safe file name, no folders
-SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 MAX_SEED = 2**32 - 1  # numpy's and the data loaders' seeds are 32-bit
 
 
@@ -162,7 +165,7 @@ def model_for_hashing(model: dict) -> dict:
 
 
 class ExperimentConfig(_Strict):
-    name: str = Field("experiment", pattern=SAFE_NAME)
+    name: SafeName = "experiment"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig
     model: ModelConfig

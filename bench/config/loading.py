@@ -191,22 +191,34 @@ def _check_depth(text: str, source: str) -> None:
 
 
 def _check_size(node, source: str) -> None:
-    """The number of nodes the tree would have with every alias expanded, counted on the graph (each node once)."""
-    sizes: dict[int, int] = {}
+    """The number of nodes the tree would have with every alias expanded, and how deep it would nest, counted on the
+    graph (each node once): an alias inside itself, more than MAX_NODES values or more than MAX_DEPTH levels (aliases
+    of aliases nest deeper than the text shows) are refused."""
+    sizes: dict[int, tuple[int, int]] = {}  # node -> (values, levels) once expanded
+    open_: set[int] = set()  # nodes being counted: meeting one again is an alias inside itself (`x: &x {<<: *x}`)
 
-    def size(n) -> int:
+    def size(n) -> tuple[int, int]:
         if id(n) in sizes:
             return sizes[id(n)]
-        total = 1
+        where = f"{source}: line {n.start_mark.line + 1}"
+        if id(n) in open_:
+            raise UserError(f"{where}: an alias refers to the value that holds it (a recursive alias); a config "
+                            f"cannot be infinite")
+        open_.add(id(n))
+        children = []
         if isinstance(n, yaml.SequenceNode):
-            total += sum(size(child) for child in n.value)
+            children = [size(child) for child in n.value]
         elif isinstance(n, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in n.value)
+            children = [size(part) for pair in n.value for part in pair]
+        open_.discard(id(n))
+        total, levels = 1 + sum(c[0] for c in children), 1 + max((c[1] for c in children), default=0)
         if total > MAX_NODES:
-            raise UserError(f"{source}: line {n.start_mark.line + 1}: its aliases expand to more than {MAX_NODES:,} "
-                            f"values (an alias bomb?); a config needs far fewer")
-        sizes[id(n)] = total
-        return total
+            raise UserError(f"{where}: its aliases expand to more than {MAX_NODES:,} values (an alias bomb?); a config "
+                            f"needs far fewer")
+        if levels > MAX_DEPTH:
+            raise UserError(f"{where}: its aliases nest more than {MAX_DEPTH} levels deep; a config needs far fewer")
+        sizes[id(n)] = total, levels
+        return sizes[id(n)]
 
     size(node)
 

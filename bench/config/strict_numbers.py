@@ -25,11 +25,29 @@ def _has_bool(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and any(isinstance(v, bool) for v in value)
 
 
+# An integer setting beyond a C int is never meant (a count, a width, a number of threads), and past it torch and
+# numpy raise OverflowError tracebacks; fields with a bound of their own (seed, iterations) keep theirs.
+MAX_INT = 2**31 - 1
+
+
+def _huge(value: Any) -> Any:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return next((v for v in values if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT), None)
+
+
+def _own_bound(field) -> bool:
+    return any(hasattr(m, "le") or hasattr(m, "lt") for m in field.metadata)
+
+
 def refuse_bool_numbers(cls, data: Any) -> Any:
-    """A `model_validator(mode="before")` body for the config base classes; the error's ctx names the key."""
+    """A `model_validator(mode="before")` body for the config base classes; the error's ctx names the key. Also
+    refuses integers beyond MAX_INT where the field sets no bound of its own."""
     if isinstance(data, dict):
         for key, value in data.items():
             field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is not None and _huge(value) is not None and not _own_bound(field):
+                raise PydanticCustomError("bool_not_number", "{value} is beyond any setting (at most {limit})",
+                                          {"key": key, "value": str(_huge(value)), "limit": f"{MAX_INT:,}"})
             if field is not None and _has_bool(value) and not _allows_bool(field.annotation):
                 shown = str(value).lower() if isinstance(value, bool) else repr(list(value)).replace(
                     "True", "true").replace("False", "false")

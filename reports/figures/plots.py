@@ -227,7 +227,7 @@ def curves_data(trials: pd.DataFrame, models: pd.DataFrame, sweep_dir: Path) -> 
     eval records kind "miou". Also returns notes on unreadable files."""
     label_of = {tid: m["label"] for _, m in models.iterrows() for tid in m["trial_ids"].split(",")}
     name_of = {tid: m.get("name") or m["label"] for _, m in models.iterrows() for tid in m["trial_ids"].split(",")}
-    rows, notes = [], []
+    rows, notes, missing = [], [], []
     for _, t in trials[trials["trial_id"].isin(label_of)].iterrows():
         if not t["trial_dir"]:
             continue
@@ -235,7 +235,7 @@ def curves_data(trials: pd.DataFrame, models: pd.DataFrame, sweep_dir: Path) -> 
         path = (path if path.is_absolute() else sweep_dir / path) / "metrics.jsonl"
         if not path.is_file():
             if t["status"] in ("completed", "failed"):
-                notes.append(f"{t['trial_id']}: no metrics.jsonl at {path}")
+                missing.append(f"{t['trial_id']}: no metrics.jsonl at {path}")
             continue
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             if not line.strip():
@@ -258,8 +258,10 @@ def curves_data(trials: pd.DataFrame, models: pd.DataFrame, sweep_dir: Path) -> 
                     rows.append(dict(label=label_of[t["trial_id"]], name=name_of[t["trial_id"]],
                                      trial_id=t["trial_id"], seed=t["seed"],
                                      status=t["status"], kind=kind, iter=int(rec["iter"]), value=float(value)))
+    if len(missing) > 3:  # one note, not one per trial
+        missing = [f"{len(missing)} trials have no metrics.jsonl ({missing[0]}, ...)"]
     columns = ["label", "name", "trial_id", "seed", "status", "kind", "iter", "value"]
-    return pd.DataFrame(rows, columns=columns), notes
+    return pd.DataFrame(rows, columns=columns), missing + notes
 
 
 def curve_panels(data: pd.DataFrame) -> list[str]:

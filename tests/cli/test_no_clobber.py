@@ -105,6 +105,22 @@ CASES = [
      "d: holds files ifa-bench did not write"),
     ("sweep-out-other-sweep", ["sweep", "e.yaml", "--dry-run", "--out", "d"],
      {"e.yaml": "sweep-exp", "d/.ifa-bench-sweep": b"other\n"}, "is the folder of sweep 'other'"),
+    ("sweep-storage-foreign", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "st"],
+     {"e.yaml": "sweep-exp", "st/notes.txt": USER_FILE}, "st: holds files ifa-bench did not write ('notes.txt')"),
+    ("sweep-storage-is-config", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "e.yaml"],
+     {"e.yaml": "sweep-exp"}, "e.yaml: is the input"),
+    ("sweep-storage-above-config", ["sweep", "{C}/d/e.yaml", "--dry-run", "--out", "o", "--storage", "{C}/d"],
+     {"d/e.yaml": "sweep-exp"}, "holds the input"),
+    ("sweep-storage-is-checkpoints", ["sweep", "e.yaml", "--checkpoints", "{W}/sweep", "--out", "o",
+                                      "--storage", "{W}/sweep"], {"e.yaml": "sweep-exp"}, "is the input"),
+    ("sweep-storage-is-out", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "o"],
+     {"e.yaml": "sweep-exp"}, "overlaps the sweep folder"),
+    ("sweep-storage-inside-out", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "o/st"],
+     {"e.yaml": "sweep-exp"}, "overlaps the sweep folder"),
+    ("sweep-storage-other-sweep", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "st"],
+     {"e.yaml": "sweep-exp", "st/.ifa-bench-sweep": b"other\n"}, "is the storage of sweep 'other'"),
+    ("sweep-storage-symlink-to-config", ["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", "ln"],
+     {"e.yaml": "sweep-exp", "ln": "link:e.yaml"}, "is the input"),
     ("train-out-foreign", ["train", "e.yaml", "--out", "d"], {"e.yaml": "exp", "d/config.yaml": USER_FILE},
      "d: holds files ifa-bench did not write ('config.yaml')"),
     ("train-out-above-config", ["train", "{C}/d/e.yaml", "--out", "{C}/d"], {"d/e.yaml": "exp"},
@@ -123,6 +139,9 @@ def _materialise(W: Path, C: Path, files: dict) -> None:
             write_sweep(path, [trial(seed=0, miou=60.0)], per_class=False, curves=False)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str) and content.startswith("link:"):
+            path.symlink_to(C / content.removeprefix("link:"))
+            continue
         if content == "exp":
             content = _exp(str(W)).encode()
         elif content == "sweep-exp":
@@ -224,3 +243,15 @@ def test_eval_save_preds_leaves_nothing_when_an_image_fails(world, tmp_path):
     assert ok.returncode == 0, ok.stderr[-1500:]
     saved = sorted(p.name for p in (tmp_path / "out" / "preds").iterdir())
     assert ".ifa-bench-predictions" in saved and len([n for n in saved if n.endswith("_trainIds.png")]) == 2
+
+
+@pytest.mark.timeout(600)
+def test_a_storage_folder_of_this_sweep_or_an_empty_one_is_accepted(world, tmp_path):
+    """The other side of the sweep-storage-* refusals: an empty folder, or one marked by this sweep, is taken."""
+    C = tmp_path / "case"
+    C.mkdir()
+    _materialise(world, C, {"e.yaml": "sweep-exp", "mine/.ifa-bench-sweep": b"tiny\n"})
+    (C / "empty").mkdir()
+    for storage in ("mine", "empty"):
+        proc = _cli(["sweep", "e.yaml", "--dry-run", "--out", "o", "--storage", storage], C)
+        assert proc.returncode == 0, proc.stderr[-1500:]

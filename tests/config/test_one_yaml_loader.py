@@ -80,3 +80,23 @@ def test_no_other_yaml_load_in_the_code_base():
                 if pattern.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "YAML read outside bench/config/loading.py:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize("text", ["x: &x {<<: *x}\n", "y: &y [*y]\n", "a: &a {b: [1, {c: *a}]}\n"],
+                         ids=["merge-itself", "list-itself", "nested-itself"])
+def test_an_alias_inside_the_value_it_names_is_one_line(text):
+    """A RecursionError traceback before: the alias count walked the cycle for ever."""
+    with pytest.raises(UserError, match=r"^e\.yaml: line 1: an alias refers to the value that holds it"):
+        parse_yaml(text, "e.yaml")
+
+
+def test_alias_chains_nesting_deeper_than_the_text_are_refused():
+    """Each line nests one level (the text is 2 deep), the aliases 600: a RecursionError later, before."""
+    chain = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 600))
+    with pytest.raises(UserError, match=r"its aliases nest more than 64 levels deep"):
+        parse_yaml(chain, "e.yaml")
+    shallow = "a0: &a0 [1]\n" + "".join(f"a{i}: &a{i} [*a{i - 1}]\n" for i in range(1, 60))
+    value, levels = parse_yaml(shallow, "e.yaml")["a59"], 0
+    while isinstance(value, list):
+        value, levels = value[0], levels + 1
+    assert (value, levels) == (1, 60)

@@ -186,9 +186,12 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         return Storage(uri=str(path), fs=pafs.LocalFileSystem(), root=str(path), scheme="")
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
-    if parts.username or parts.password:
-        raise UserError(f"{option}: the URI holds credentials; remove them and set them in the environment "
-                        f"(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or ~/.aws instead")
+    if parts.username or parts.password or "@" in text:  # also `s3://u:pa?ss@b`: urlsplit sees no user part there
+        where = ("GOOGLE_APPLICATION_CREDENTIALS" if scheme in ("gs", "gcs") else
+                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or ~/.aws")
+        host = parts.hostname if parts.username else "..."
+        raise UserError(f"{option} {scheme}://***@{host}: the URI holds credentials (or an '@'); remove them and set "
+                        f"them in the environment {where} instead")
     safe = f"{scheme}://{parts.netloc}{parts.path}"
     if scheme not in SCHEMES:
         raise UserError(f"{option} {safe}: unsupported scheme {scheme!r} (expected s3://, gs:// or a local path)")
@@ -211,7 +214,9 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         if endpoint:
             ep, port, ok = _server_address(endpoint)
             if not ok:
-                raise UserError(f"{given}{redact_url(endpoint)}: expected http(s)://HOST:PORT")
+                raise UserError(f"{given}{redact_url(endpoint)}: expected http(s)://HOST:PORT" + (
+                    " without a user or password (credentials belong in the environment or ~/.aws)"
+                    if _userinfo(endpoint)[1] else ""))
             query.update(endpoint_override=ep.netloc, scheme=ep.scheme)
         fs = _s3_filesystem(parts, query)
         full = f"s3://{root}" + (f"?{urlencode(query)}" if query else "")

@@ -29,7 +29,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from bench.config import ExperimentConfig, read_yaml, validate
-from bench.config.experiment import SAFE_NAME
+from bench.config.safe_name import SafeName
 from bench.config.query_stride import QUERY_STRIDE_KEY
 from bench.config.strict_numbers import refuse_bool_numbers
 from bench.errors import UserError
@@ -70,7 +70,7 @@ class Resources(_Strict):
 
 
 class SweepSection(_Strict):
-    name: Optional[str] = Field(None, pattern=SAFE_NAME)  # runs/<name> by default
+    name: Optional[SafeName] = None  # runs/<name> by default
     axes: dict[str, list[Any]] = {}
     datasets: dict[str, Union[str, dict[str, Any]]] = {}
     resources: Resources = Resources()

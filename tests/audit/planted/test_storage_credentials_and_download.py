@@ -54,6 +54,9 @@ def test_redact_replaces_every_credential_variable(secret_env, monkeypatch):
     f"s3://{KEY_ID}:@bucket/x",
     f"s3://:{SECRET}@bucket/x",
     f"s3://{KEY_ID}:{SECRET}@bucket/x",
+    f"s3://{KEY_ID}:pa?{SECRET}@bucket/x",  # a '?' in the password: urlsplit sees no user part, only a query
+    f"s3://{KEY_ID}:pa#{SECRET}@bucket/x",
+    f"gs://{KEY_ID}:pa/{SECRET}@bucket/x",
     f"gs://{KEY_ID}@bucket/x",
 ])
 def test_a_uri_with_any_credential_part_is_refused_without_echoing_it(uri):
