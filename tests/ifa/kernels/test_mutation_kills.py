@@ -43,13 +43,23 @@ def test_available_without_triton(monkeypatch):
 
 
 def test_exports_resolve_to_their_modules():
-    # ("gather_sum": once the submodule of that name is imported, the package attribute is the module)
     for name, module in (("gather_sum_triton", G), ("build_inverse_index", G), ("InverseIndex", G),
                          ("GatherSum", G), ("gather_sum_backward_triton", G),
                          ("tail_mlp_triton", T)):
         assert getattr(ifa.kernels, name) is getattr(module, name)
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         ifa.kernels.nope  # noqa: B018
+
+
+def test_no_export_is_named_like_a_submodule():
+    # an export named like its submodule resolves to the function once, then to the module for good
+    import importlib.util
+
+    clash = [n for n in ifa.kernels.__all__ if importlib.util.find_spec(f"ifa.kernels.{n}") is not None]
+    assert clash == []
+    from ifa.kernels import gather_sum
+
+    assert gather_sum is G and callable(G.gather_sum)
 
 
 # ---- gather-sum ----------------------------------------------------------------------------------------------------
