@@ -73,6 +73,7 @@ def test_inverse_index_csr_and_pieces_exactly():
     inv = G.build_inverse_index(index, 4, segment=4)
     assert torch.equal(index.view(-1)[inv.positions.long()], flat)
     assert inv.positions.dtype == torch.int32
+    assert G.build_inverse_index(torch.zeros(500, 7, dtype=torch.int64), 1).positions.dtype == torch.int32
     for r in range(4):  # stable: each row's positions in increasing order
         seg = inv.positions[inv.offsets[r]:inv.offsets[r + 1]]
         assert torch.equal(seg, seg.sort().values)
