@@ -335,3 +335,41 @@ def tail_strided_inputs_error(dims) -> float:
     out = tail_mlp_triton(x, strided)
     ref = _tail_reference(x, layers)
     return ((out - ref).abs().max() / ref.abs().max()).item()
+
+
+def _guarded(t: torch.Tensor, fill=float("nan")) -> torch.Tensor:
+    """t as the leading rows of a larger contiguous tensor whose other rows hold `fill`: a read past t's end (a
+    mask one element too wide) brings in NaN."""
+    big = torch.full((t.shape[0] + 64, *t.shape[1:]), fill, dtype=t.dtype)
+    big[: t.shape[0]] = t
+    return big[: t.shape[0]]
+
+
+def tail_guarded_error(dims) -> float:
+    """tail_mlp with x, every weight and bias followed in memory by NaN: the output must hold no NaN."""
+    from ifa.kernels.tail_mlp import tail_mlp_triton
+
+    g = torch.Generator().manual_seed(13)
+    layers = [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,
+               0.5 * torch.randn(o, generator=g, dtype=torch.float64)) for i, o in zip(dims, dims[1:])]
+    x = torch.randn(70, dims[0], generator=g, dtype=torch.float64)
+    out = tail_mlp_triton(_guarded(x), [(_guarded(w), _guarded(b)) for w, b in layers])
+    ref = _tail_reference(x, layers)
+    return ((out - ref).abs().max() / ref.abs().max()).item()  # NaN compares false with any bound
+
+
+def gather_guarded_error() -> float:
+    """Forward and table gradient with table, weight, bias, index and gradient followed in memory by NaN (the
+    index by a row of NaN in the table)."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum_backward_triton, gather_sum_triton
+
+    table, index, weight, bias = _gather_inputs(45, 150, 23, 7, True, True, torch.float64, seed=9)
+    gtable = _guarded(table)
+    out = gather_sum_triton(gtable, _guarded(index, 23), _guarded(weight), _guarded(bias), False)
+    errors = [(out - _gather_reference(table, index, weight, bias, False)).abs().max()]
+    grad = torch.randn(45, 150, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    leaf = table.clone().requires_grad_()
+    expected = torch.autograd.grad(_gather_reference(leaf, index, weight, None, False), leaf, grad)[0]
+    got = gather_sum_backward_triton(_guarded(grad), build_inverse_index(index, 23, segment=4), _guarded(weight))
+    errors.append((got - expected).abs().max())
+    return max(e.item() for e in errors)

@@ -106,6 +106,11 @@ def test_strided_inputs(interpreter):
     assert interpreter(_cases.gather_strided_inputs_error) <= 1e-12
 
 
+def test_reads_stay_inside_the_inputs(interpreter):
+    # widths 150 (not a multiple of BLOCK_W), 45 queries (not of BLOCK_Q): a mask one element too wide reads NaN
+    assert interpreter(_cases.gather_guarded_error) <= 1e-12
+
+
 def test_empty_shapes(interpreter):
     assert interpreter(_cases.gather_empty_shapes)
 
@@ -115,6 +120,12 @@ def test_empty_shapes(interpreter):
 @pytest.mark.parametrize("dims", [(50, 24, 40, 7), (64, 32, 10)], ids=["three", "two"])
 def test_tail_strided_inputs(interpreter, dims):
     assert interpreter(_cases.tail_strided_inputs_error, dims) <= 1e-12
+
+
+@pytest.mark.parametrize("dims", [(50, 24, 40, 7), (40, 32, 32, 32, 10), (50, 40, 10)], ids=["three", "four", "two"])
+def test_tail_reads_stay_inside_the_inputs(interpreter, dims):
+    # widths 50, 24 and 40 are not multiples of the tiles (32 in float64): a mask one element too wide reads NaN
+    assert interpreter(_cases.tail_guarded_error, dims) <= 1e-12
 
 
 def test_tail_refuses_widths_that_do_not_chain():
