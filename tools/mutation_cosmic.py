@@ -108,12 +108,13 @@ def _status(result: dict | None) -> str | None:
     return "survived" if result["test_outcome"] == "survived" else "error"
 
 
-def collect(name: str, index: int, env: dict) -> tuple[dict[str, str], list[str]]:
-    """{mutant: status} and the survivors' diffs of one file's session."""
+def collect(name: str, index: int, env: dict, folder: Path) -> tuple[dict[str, str], list[str]]:
+    """{mutant: status} and the survivors' diffs of one file's session (its full dump kept as session-<i>.jsonl)."""
     scratch = SCRATCH / f"{name}-{index}"
     if not (scratch / "session.sqlite").exists():
         return {}, []
     dump = subprocess.run(_cr("dump", "session.sqlite"), cwd=scratch, env=env, capture_output=True, text=True)
+    (folder / f"session-{index}.jsonl").write_text(dump.stdout)
     statuses, diffs = {}, []
     for line in dump.stdout.splitlines():
         item, result = json.loads(line)
@@ -158,7 +159,7 @@ def run_module(name: str, module: CosmicModule, results: Path, budget: float, jo
         f.close()
     statuses, diffs = {}, []
     for i in range(len(module.files)):
-        s, d = collect(name, i, env)
+        s, d = collect(name, i, env, folder)
         statuses.update(s)
         diffs += d
     (folder / "statuses.json").write_text(json.dumps(statuses, indent=1, sort_keys=True) + "\n")
