@@ -365,7 +365,7 @@ def gather_guarded_error() -> float:
 
     table, index, weight, bias = _gather_inputs(45, 150, 23, 7, True, True, torch.float64, seed=9)
     gtable = _guarded(table)
-    out = gather_sum_triton(gtable, _guarded(index, 23), _guarded(weight), _guarded(bias), False)
+    out = gather_sum_triton(gtable, _guarded(index, 23), _guarded(weight), _guarded(bias))  # relu off by default
     errors = [(out - _gather_reference(table, index, weight, bias, False)).abs().max()]
     grad = torch.randn(45, 150, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     leaf = table.clone().requires_grad_()

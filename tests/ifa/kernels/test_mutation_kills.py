@@ -150,6 +150,7 @@ TILES = [
     # the budgets' edges: 16 rows is the least a block may have; wider hidden layers leave the fused kernel
     ((64, 1024, 64, 10), torch.float32, "tf32", ("tail3", 16, 32, 32, 1024, 16, 8, 2)),
     ((64, 2048, 64, 10), torch.float32, "tf32", ("split", 64, 32, 32, 0, 16, 4, 2)),
+    ((64, 256, 64, 200), torch.float32, "tf32", ("tail3", 32, 32, 32, 256, 256, 8, 2)),  # many classes count too
     ((64, 32, 100), torch.float32, "ieee", ("tail2", 32, 32, 32, 0, 128, 4, 2)),
     ((64, 32, 500), torch.float32, "ieee", ("tail2", 16, 32, 32, 0, 512, 4, 2)),
 ]
