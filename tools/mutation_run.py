@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from tools.mutation_cosmic import CosmicModule
 from tools import mutation_cosmic
+from tools.mutation_cosmic import CosmicModule
 
 RESULTS = Path("mutation-results")
 AUDIT = ["tests/audit/test_planted_bugs.py", "tests/audit/mutation_kills/test_mutation_kills.py"]
@@ -38,8 +38,8 @@ KERNEL_KILLS = f"{KERNEL_TESTS}/test_mutation_kills.py"
 # is, ...: a crash or a gross error on the first test) and NumberReplacer (390 mutants, mostly tile sizes and axis
 # numbers that triton refuses or that the sm_90 builds, not the interpreter, judge).
 KERNEL_OPERATORS = (
-    "core/ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Div|Div_FloorDiv|BitAnd_BitOr|"
-    "BitOr_BitAnd|Pow_Mul)",
+    ("core/ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Div|Div_FloorDiv|BitAnd_BitOr|"
+     "BitOr_BitAnd|Pow_Mul)"),
     "core/ReplaceComparisonOperator_(Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Eq_NotEq|NotEq_Eq|Is_IsNot|IsNot_Is)",
     "core/AddNot", "core/ReplaceUnaryOperator_(USub_UAdd|Delete_USub|Delete_Not)", "core/ZeroIterationForLoop",
     "core/RemoveDecorator", "core/Replace(True|False)With(True|False)", "core/Replace(And|Or)With(And|Or)",

@@ -1,5 +1,6 @@
 """tools/mutation_cosmic.py: which cosmic-ray operators the kernels module keeps, and how results become statuses."""
 import re
+
 import tomllib
 
 from tools.mutation_cosmic import _config, _status
@@ -27,11 +28,11 @@ def test_only_the_listed_operators_run():
 
 
 def test_statuses():
-    normal = dict(worker_outcome="normal", output="")
+    normal = {"worker_outcome": "normal", "output": ""}
     assert _status(None) == "not checked"
-    assert _status(dict(worker_outcome="skipped", test_outcome=None, output="Filtered operator")) is None
+    assert _status({"worker_outcome": "skipped", "test_outcome": None, "output": "Filtered operator"}) is None
     assert _status({**normal, "test_outcome": "killed"}) == "killed"
     assert _status({**normal, "test_outcome": "killed", "output": "timeout"}) == "timeout"
     assert _status({**normal, "test_outcome": "survived"}) == "survived"
     assert _status({**normal, "test_outcome": "incompetent"}) == "error"
-    assert _status(dict(worker_outcome="exception", test_outcome="incompetent", output="")) == "error"
+    assert _status({"worker_outcome": "exception", "test_outcome": "incompetent", "output": ""}) == "error"
