@@ -36,8 +36,8 @@ bench-smoke: $(STAMP)
 
 # Mutation check of the critical modules (tools/mutation_run.py, docs/contributing/testing.md). Not in CI. Each module runs on its
 # own, with only its tests: `make mutation MUTATE=losses` runs one (names: tools/mutation_run.py MODULES).
-# MUTATION_BUDGET: seconds per module before it is interrupted; MUTATION_JOBS: mutmut workers; the summary fails
-# below MUTATION_MIN percent.
+# MUTATION_BUDGET: seconds per module before it is interrupted; MUTATION_JOBS: mutmut workers (for `kernels`, run
+# by cosmic-ray: files mutated at once); the summary fails below MUTATION_MIN percent.
 MUTATION_JOBS   ?= 2
 MUTATION_MIN    ?= 90
 MUTATION_BUDGET ?= 1200

@@ -23,10 +23,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from tools import mutation_cosmic
+from tools.mutation_cosmic import CosmicModule
+
 RESULTS = Path("mutation-results")
 AUDIT = ["tests/audit/test_planted_bugs.py", "tests/audit/mutation_kills/test_mutation_kills.py"]
 PLANTED = "tests/audit/planted"  # issue 32: one test per planted bug of the second audit
 NOT_RAY = ("-m", "not ray")
+KERNEL_TESTS = "tests/ifa/kernels"
+KERNEL_KILLS = f"{KERNEL_TESTS}/test_mutation_kills.py"
+# cosmic-ray operators run on the kernels: the near replacements (off-by-one comparisons at tile borders, + for -,
+# * for /, // for /, & for | in masks), conditions negated, signs dropped, loops run zero times, decorators removed,
+# booleans flipped. Left out for time (a mutant costs 10-30 s of interpreter): the far replacements (+ to <<, < to
+# is, ...: a crash or a gross error on the first test) and NumberReplacer (390 mutants, mostly tile sizes and axis
+# numbers that triton refuses or that the sm_90 builds, not the interpreter, judge).
+KERNEL_OPERATORS = (
+    ("core/ReplaceBinaryOperator_(Add_Sub|Sub_Add|Mul_Div|Div_Mul|FloorDiv_Div|Div_FloorDiv|BitAnd_BitOr|"
+     "BitOr_BitAnd|Pow_Mul)"),
+    "core/ReplaceComparisonOperator_(Lt_LtE|LtE_Lt|Gt_GtE|GtE_Gt|Eq_NotEq|NotEq_Eq|Is_IsNot|IsNot_Is)",
+    "core/AddNot", "core/ReplaceUnaryOperator_(USub_UAdd|Delete_USub|Delete_Not)", "core/ZeroIterationForLoop",
+    "core/RemoveDecorator", "core/Replace(True|False)With(True|False)", "core/Replace(And|Or)With(And|Or)",
+    "core/ExceptionReplacer", "core/ReplaceBreakWithContinue", "core/ReplaceContinueWithBreak",
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,17 @@ MODULES = {
                                                    "tests/sweep/cost/test_cost_estimate.py", *AUDIT)),
     # its tests start a lock holder process: mutmut 3.8.1's fork runner stopped with KeyError on a reaped pid
     "locking": Module("bench/files/locking.py", ("tests/cli/test_locking_modes.py", *AUDIT), isolation="forkserver"),
+    # the Triton kernels: cosmic-ray (tools/mutation_cosmic.py), since mutmut cannot reach @triton.jit bodies. The
+    # interpreter tests only (float64 against torch); the head tests repeat them through the whole head (a minute
+    # per mutant) and the sm_90 builds check registers and spills, which the operators below do not change.
+    "kernels": CosmicModule(
+        # the two small files first: with a budget, the large ones are the ones cut short
+        files=(("ifa/kernels/__init__.py", (f"{KERNEL_TESTS}/test_available.py", KERNEL_KILLS)),
+               # no operator applies to _launch.py (a NamedTuple and its one call); it runs in every test below
+               ("ifa/kernels/_launch.py", (f"{KERNEL_TESTS}/test_gather_sum.py",)),
+               ("ifa/kernels/gather_sum.py", (f"{KERNEL_TESTS}/test_gather_sum.py", KERNEL_KILLS)),
+               ("ifa/kernels/tail_mlp.py", (f"{KERNEL_TESTS}/test_tail_mlp.py", KERNEL_KILLS))),
+        operators=KERNEL_OPERATORS, path="ifa/kernels/"),
 }
 
 
@@ -231,7 +260,10 @@ def main(argv=None) -> int:
         write_diffs(args.diffs)
         return 0
     for name in args.module or list(MODULES):
-        run_module(name, args.budget, args.jobs)
+        if isinstance(MODULES[name], CosmicModule):
+            mutation_cosmic.run_module(name, MODULES[name], RESULTS, args.budget, args.jobs)
+        else:
+            run_module(name, args.budget, args.jobs)
     shutil.rmtree("mutants", ignore_errors=True)
     return 0
 

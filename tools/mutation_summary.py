@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from tools.mutation_cosmic import CosmicModule
 from tools.mutation_run import DETECTED, MODULES, load_meta
 
 
@@ -24,8 +25,12 @@ def load(results: Path) -> dict[str, tuple[dict, dict[str, str]]]:
         run_file = results / name / "run.json"
         if not run_file.exists():
             continue
-        meta = results / name / (Path(module.path).name + ".meta")
-        statuses = load_meta(meta) if meta.exists() else {}
+        if isinstance(module, CosmicModule):  # tools/mutation_cosmic.py writes the statuses themselves
+            meta = results / name / "statuses.json"
+            statuses = json.loads(meta.read_text()) if meta.exists() else {}
+        else:
+            meta = results / name / (Path(module.path).name + ".meta")
+            statuses = load_meta(meta) if meta.exists() else {}
         out[name] = (json.loads(run_file.read_text()), {k: s for k, s in statuses.items() if module.in_scope(k)})
     return out
 

@@ -11,10 +11,12 @@ import importlib
 import importlib.util
 import os
 
+# (the autograd function `gather_sum` is not exported: the package attribute of that name is its submodule once
+# imported, so `from ifa.kernels import gather_sum` gives the module; use ifa.kernels.gather_sum.gather_sum)
 _EXPORTS = {
     "gather_sum_triton": "gather_sum", "gather_sum_backward_triton": "gather_sum",
     "build_inverse_index": "gather_sum", "InverseIndex": "gather_sum", "GatherSum": "gather_sum",
-    "gather_sum": "gather_sum", "tail_mlp_triton": "tail_mlp",
+    "tail_mlp_triton": "tail_mlp",
 }
 
 

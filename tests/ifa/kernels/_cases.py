@@ -262,3 +262,114 @@ def head_with_kernels_error(variant: dict, size, batch: int) -> dict:
         fused = head(feats, size)
     return {"error": ((fused - ref).abs().max() / ref.abs().max().clamp_min(1.0)).item(),
             "kernels": head.last_kernels}
+
+
+# ---- ifa.kernels itself (mutation kills, tests/ifa/kernels/test_mutation_kills.py) ---------------------------------
+
+def available_here() -> tuple:
+    import ifa.kernels
+
+    return ifa.kernels.available()
+
+
+def available_when_interpret_set_late() -> tuple:
+    """TRITON_INTERPRET=1 set after triton was imported without it: refused, with the reason."""
+    import triton  # noqa: F401  (imported first, compiled mode)
+
+    import ifa.kernels
+
+    os.environ["TRITON_INTERPRET"] = "1"
+    return ifa.kernels.available()
+
+
+def gather_strided_inputs_error() -> float:
+    """Forward and table gradient on views that are not contiguous (a transposed table, every other index and
+    weight column, a transposed gradient): the launchers pass strides or make them contiguous."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum_backward_triton, gather_sum_triton
+
+    table, index, weight, bias = _gather_inputs(45, 150, 23, 14, True, True, torch.float64, seed=7)
+    table_t = table.t().contiguous().t()  # same values, column-major
+    index_s, weight_s = index[:, ::2], weight[:, ::2]
+    errors = [(gather_sum_triton(table_t, index_s, weight_s, bias, True)
+               - _gather_reference(table, index_s, weight_s, bias, True)).abs().max()]
+    grad = torch.randn(150, 45, generator=torch.Generator().manual_seed(4), dtype=torch.float64).t()
+    leaf = table.clone().requires_grad_()
+    expected = torch.autograd.grad(_gather_reference(leaf, index_s, weight_s, None, False), leaf, grad)[0]
+    inverse = build_inverse_index(index_s, 23, segment=4)
+    got = gather_sum_backward_triton(grad, inverse, weight_s)
+    errors.append((got - expected).abs().max())
+    as32 = gather_sum_backward_triton(grad, inverse, weight_s, dtype=torch.float32)
+    assert as32.dtype == torch.float32
+    errors.append((as32.double() - expected).abs().max() / expected.abs().max() * 1e-5)  # float32 rounding
+    return max(e.item() for e in errors)
+
+
+def gather_empty_shapes() -> bool:
+    """No slots without bias (zeros, ReLU or not), no columns, and a backward over an empty table or no columns."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum_backward_triton, gather_sum_triton
+
+    table = torch.randn(5, 20, dtype=torch.float64)
+    no_slots = [gather_sum_triton(table, torch.zeros(4, 0, dtype=torch.int64), None, None, relu) for relu in
+                (False, True)]
+    bias = torch.randn(20, dtype=torch.float64)
+    no_slots_bias = gather_sum_triton(table, torch.zeros(4, 0, dtype=torch.int64), None, bias, False)
+    index = torch.randint(0, 5, (6, 2))
+    no_columns = gather_sum_triton(table[:, :0], index)
+    grad_no_columns = gather_sum_backward_triton(torch.zeros(6, 0, dtype=torch.float64), build_inverse_index(index, 5))
+    grad_no_rows = gather_sum_backward_triton(torch.randn(3, 8, dtype=torch.float64),
+                                              build_inverse_index(torch.zeros(3, 0, dtype=torch.int64), 0))
+    return (all(torch.equal(o, torch.zeros(4, 20, dtype=torch.float64)) for o in no_slots)
+            and torch.equal(no_slots_bias, bias.expand(4, 20)) and no_columns.shape == (6, 0)
+            and grad_no_columns.shape == (5, 0) and grad_no_rows.shape == (0, 8))
+
+
+def tail_strided_inputs_error(dims) -> float:
+    """tail_mlp on a non-contiguous x (every other row of a wider tensor, transposed) and transposed weights."""
+    from ifa.kernels.tail_mlp import tail_mlp_triton
+
+    g = torch.Generator().manual_seed(11)
+    layers = [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,
+               0.5 * torch.randn(o, generator=g, dtype=torch.float64)) for i, o in zip(dims, dims[1:])]
+    x = torch.randn(dims[0], 70, generator=g, dtype=torch.float64).t()
+    strided = [(w.t().contiguous().t(), b) for w, b in layers]
+    out = tail_mlp_triton(x, strided)
+    ref = _tail_reference(x, layers)
+    return ((out - ref).abs().max() / ref.abs().max()).item()
+
+
+def _guarded(t: torch.Tensor, fill=float("nan")) -> torch.Tensor:
+    """t as the leading rows of a larger contiguous tensor whose other rows hold `fill`: a read past t's end (a
+    mask one element too wide) brings in NaN."""
+    big = torch.full((t.shape[0] + 64, *t.shape[1:]), fill, dtype=t.dtype)
+    big[: t.shape[0]] = t
+    return big[: t.shape[0]]
+
+
+def tail_guarded_error(dims) -> float:
+    """tail_mlp with x, every weight and bias followed in memory by NaN: the output must hold no NaN."""
+    from ifa.kernels.tail_mlp import tail_mlp_triton
+
+    g = torch.Generator().manual_seed(13)
+    layers = [(torch.randn(o, i, generator=g, dtype=torch.float64) / i ** 0.5,
+               0.5 * torch.randn(o, generator=g, dtype=torch.float64)) for i, o in zip(dims, dims[1:])]
+    x = torch.randn(70, dims[0], generator=g, dtype=torch.float64)
+    out = tail_mlp_triton(_guarded(x), [(_guarded(w), _guarded(b)) for w, b in layers])
+    ref = _tail_reference(x, layers)
+    return ((out - ref).abs().max() / ref.abs().max()).item()  # NaN compares false with any bound
+
+
+def gather_guarded_error() -> float:
+    """Forward and table gradient with table, weight, bias, index and gradient followed in memory by NaN (the
+    index by a row of NaN in the table)."""
+    from ifa.kernels.gather_sum import build_inverse_index, gather_sum_backward_triton, gather_sum_triton
+
+    table, index, weight, bias = _gather_inputs(45, 150, 23, 7, True, True, torch.float64, seed=9)
+    gtable = _guarded(table)
+    out = gather_sum_triton(gtable, _guarded(index, 23), _guarded(weight), _guarded(bias))  # relu off by default
+    errors = [(out - _gather_reference(table, index, weight, bias, False)).abs().max()]
+    grad = torch.randn(45, 150, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    leaf = table.clone().requires_grad_()
+    expected = torch.autograd.grad(_gather_reference(leaf, index, weight, None, False), leaf, grad)[0]
+    got = gather_sum_backward_triton(_guarded(grad), build_inverse_index(index, 23, segment=4), _guarded(weight))
+    errors.append((got - expected).abs().max())
+    return max(e.item() for e in errors)
