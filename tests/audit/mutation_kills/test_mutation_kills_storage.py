@@ -327,3 +327,73 @@ def test_an_s3_bucket_end_to_end(s3_server, tmp_path):  # noqa: F811
     with pytest.raises(UserError) as err:
         st.check_readable(st.open_storage(s3_server.uri("empty")), "--in")
     assert str(err.value).startswith(f"--in s3://{BUCKET}/empty: no results.csv")
+
+
+# -- from the mutation run's survivors -----------------------------------------------------------------------------
+def test_gs_without_an_emulator_is_googles_file_system(clean_env):
+    """No STORAGE_EMULATOR_HOST: pyarrow's own GCS client for the bucket (built offline; nothing is contacted)."""
+    from pyarrow import fs as pafs
+
+    g = st.open_storage("gs://b/p")
+    assert isinstance(g.fs, pafs.GcsFileSystem) and _options(g)["anonymous"] is False
+    assert (g.root, g.uri) == ("b/p", "gs://b/p")
+    clean_env.setenv("STORAGE_EMULATOR_HOST", "http://h:9/X")  # a path, even one of strip's characters
+    assert _refusal("gs://b").startswith("STORAGE_EMULATOR_HOST=http://h:9/X: expected")
+
+
+def test_redaction_of_nested_urls_and_colons_in_a_password(clean_env):
+    assert st.redact_url("http://KEY@h/x?next=http://y") == "http://***@h/x?next=http://y"
+    clean_env.setenv("AWS_ENDPOINT_URL", "http://user:pa:ss9@h:1")  # the password is all after the first colon
+    assert st.redact("x pa:ss9 y") == "x *** y"
+
+
+def test_shown_uri_cuts_at_the_first_question_mark():
+    assert st.shown_uri("s3://b/p?endpoint_override=h:9?x") == "s3://b/p"
+    assert st.shown_uri("s3://b/runX/") == "s3://b/runX"
+
+
+def test_subfolders_of_a_root_whose_name_ends_in_x(tmp_path):
+    store = st.open_storage(str(tmp_path / "storeX"))
+    (tmp_path / "storeX" / "a").mkdir(parents=True)
+    (tmp_path / "storeX" / "a" / "f").write_text("f")
+    assert store.subfolders("") == ["a"]
+
+
+def test_scratch_under_a_temp_dir_that_does_not_exist_yet(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing" / "deeper"))
+    folder = st.scratch_dir("ab")
+    assert folder.parent == tmp_path / "missing" / "deeper" / layout.SCRATCH
+
+
+def test_check_storage_names_the_default_option(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(UserError) as err:
+        st.check_storage(st.open_storage(str(blocker / "sweep")))
+    assert str(err.value).startswith(f"--storage {blocker / 'sweep'}: cannot use the storage (")
+
+
+def test_an_unreadable_storage_is_one_line(clean_env):
+    port = free_port()  # nothing listens there
+    storage = st.open_storage(f"s3://b/x?endpoint_override=127.0.0.1:{port}&scheme=http")
+    with pytest.raises(UserError) as err:
+        st.check_readable(storage, "--in")
+    assert str(err.value).startswith("--in s3://b/x: cannot read the storage (") and f"127.0.0.1:{port}" in str(err.value)
+
+
+def test_materialize_a_uri_with_its_option_and_endpoint(s3_server, tmp_path):  # noqa: F811
+    for key in ("runX/results.csv", "results.csv"):
+        with s3_server.fs().open_output_stream(f"{BUCKET}/{key}") as f:
+            f.write(b"dataset\nx\n")
+    holder = []
+    got = st.materialize(f"s3://{BUCKET}/runX", "--in", s3_server.endpoint, holder)
+    assert got.name == "runX" and (got / "results.csv").is_file()
+    assert Path(holder[0].name).name.startswith("ifa-storage-")
+    whole = st.materialize(f"s3://{BUCKET}", "--in", s3_server.endpoint, holder)
+    assert whole.name == BUCKET and (whole / "results.csv").is_file()
+    with pytest.raises(UserError) as err:
+        st.materialize(f"s3://{BUCKET}/nothing", "--in", s3_server.endpoint, holder)
+    assert str(err.value) == f"--in s3://{BUCKET}/nothing: no results.csv or results.parquet there (not a sweep's storage)"
+    with pytest.raises(UserError) as err:
+        st.materialize("s3://KEY@b/x", "--in", None, holder)
+    assert str(err.value).startswith("--in: the URI holds credentials")
