@@ -397,3 +397,17 @@ def test_materialize_a_uri_with_its_option_and_endpoint(s3_server, tmp_path):  #
     with pytest.raises(UserError) as err:
         st.materialize("s3://KEY@b/x", "--in", None, holder)
     assert str(err.value).startswith("--in: the URI holds credentials")
+
+
+def test_more_parsing_boundaries(clean_env):
+    with pytest.raises(UserError) as err:
+        st.open_storage("s3://KEY@b/x")  # the default option
+    assert str(err.value).startswith("--storage: the URI holds credentials")
+    with pytest.raises(UserError) as err:
+        st.open_storage("s3://[b/x")  # an unclosed bracket: urlsplit's ValueError, not a traceback
+    assert str(err.value) == ("--storage s3://[b/x: malformed URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "
+                              "a local path)")
+    assert _refusal("gs://a b/x", option="--in").startswith("--in gs://a b/x: Cannot parse URI: 'gs://a b/x'")
+    assert st.open_storage("s3://b/runX/").root == "b/runX" and st.open_storage("gs://b/runX/").root == "b/runX"
+    s = st.open_storage("s3://b/p")
+    assert s.path("runX/", "X") == "b/p/runX/X"
