@@ -194,3 +194,15 @@ def test_an_unexpected_error_is_recorded_for_a_retry_and_raised(tmp_path, data_r
     assert rec["final"] is False and rec["attempt"] == 1 and rec["at"]
     assert rec["error"].startswith(type(info.value).__name__ + ": ")
     assert "Traceback" in rec["traceback"]
+
+
+def test_the_format_and_cwd_of_a_task(tmp_path, data_root, threads_kept):
+    (payload,), _ = _payloads(tmp_path, data_root, heads=("fpn",), protocols=("ss",))
+    payload["checkpoint"] = str(_checkpoint(tmp_path, payload))
+    job = {"payload": payload, "protocol": {"name": "ss", "overrides": {}}}
+    for cwd in ("", str(tmp_path / "no-such-folder")):  # no folder to change into: the task stays where it is
+        payload["cwd"] = cwd
+        assert eval_tasks.evaluate_protocol(job)["ok"], cwd
+    payload["checkpoint_format"] = "release"  # the payload's format is the one used: not the project's own
+    res = eval_tasks.evaluate_protocol(job)
+    assert res["ok"] is False and "hzhupku/IFA checkpoint" in res["error"], res
