@@ -71,6 +71,8 @@ def test_missing_and_leftover_keys_are_named(source):
     extra = {**source, "decoder.extra.weight": torch.zeros(1)}
     assert _refusal(extra) == ("hzhupku/IFA checkpoint: key 'decoder.extra.weight' has no counterpart in the "
                                "project's model")
+    extra = {**source, "decoder.b.weight": torch.zeros(1), "decoder.a.weight": torch.zeros(1)}
+    assert _refusal(extra).endswith("'decoder.a.weight' has no counterpart in the project's model (+1 more)")
     extra = {**source, "decoder.z.weight": torch.zeros(1), "decoder.a.weight": torch.zeros(1),
              "decoder.m.weight": torch.zeros(1)}
     assert _refusal(extra) == ("hzhupku/IFA checkpoint: key 'decoder.a.weight' has no counterpart in the project's "
