@@ -1,7 +1,7 @@
 """Kill tests for bench/models/pretrained.py, the ImageNet checkpoint converters (issue 32's mutation pass): the
 containers and prefixes a file may use, the format each stem layout is detected as, every message word for word
 (the report's summary, the hints, the refusals), and what a strict and a non-strict load leave in the model.
-Real files written with torch.save and read back; small ResNets (ResNet-18, ResNet-50 at width 1/8)."""
+Real files written with torch.save and read back; small ResNets (ResNet-18 and ResNet-50 at width 1/8)."""
 import logging
 
 import pytest
@@ -104,7 +104,7 @@ def test_detect_format_and_map_keys():
 
 def test_the_hints():
     deep = ResNet(50, stem="v1c", width=0.125).state_dict()
-    standard = ResNet(18).state_dict()
+    standard = ResNet(18, width=0.125).state_dict()
     d_file = {"layer1.0.downsample.2.weight": torch.zeros(1), "conv1.weight": torch.zeros(1)}
     assert pt._hints(d_file, standard) == [
         "the file is a ResNet-D (average-pool shortcut, e.g. timm resnet50d / mmseg V1d); this backbone has "
@@ -139,7 +139,7 @@ def test_a_psp_deep_base_file_loads_key_by_key(tmp_path):
 
 
 def test_a_strict_mismatch_names_everything_and_loads_nothing(tmp_path):
-    model = ResNet(18)
+    model = ResNet(18, width=0.125)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = _distinct(model)
     del state["layer4.1.bn2.bias"]
@@ -153,22 +153,28 @@ def test_a_strict_mismatch_names_everything_and_loads_nothing(tmp_path):
         pt.load_pretrained(model, path)
     assert str(err.value) == (
         f"{path}: weights do not match the backbone (torchvision format): 1 missing key(s): layer4.1.bn2.bias; "
-        "1 unexpected key(s): extra.weight; 1 mismatched key(s): layer1.0.conv1.weight: (3, 3) vs (64, 64, 3, 3); "
+        "1 unexpected key(s): extra.weight; 1 mismatched key(s): layer1.0.conv1.weight: (3, 3) vs (8, 8, 3, 3); "
         "set backbone.pretrained_strict: false to load the matching part")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_a_non_strict_load_takes_the_matching_part_and_says_so(tmp_path, caplog):
-    model = ResNet(18)
+    model = ResNet(18, width=0.125)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     state = _distinct(model)
     state["layer1.0.conv1.weight"] = torch.zeros(3, 3)
     del state["layer4.1.bn2.bias"]
+    classifiers = ["fc.weight", "head.fc.bias", "classifier.w", "head.x", "incre_modules.0.w", "downsamp_modules.1.w",
+                   "final_layer.b"]
+    for key in classifiers:
+        state[key] = torch.zeros(1)
+    state["fcx.weight"] = torch.zeros(1)  # not a classifier: unexpected
     path = _save(tmp_path, state)
     with caplog.at_level(logging.WARNING, logger="bench.models.pretrained"):
         report = pt.load_pretrained(model, path, strict=False)
-    assert report.mismatched == ["layer1.0.conv1.weight: (3, 3) vs (64, 64, 3, 3)"]
-    assert report.missing == ["layer4.1.bn2.bias"] and report.unexpected == [] and report.hints == []
+    assert report.mismatched == ["layer1.0.conv1.weight: (3, 3) vs (8, 8, 3, 3)"]
+    assert report.missing == ["layer4.1.bn2.bias"] and report.unexpected == ["fcx.weight"] and report.hints == []
+    assert report.ignored == classifiers and report.source_format == "torchvision"
     assert "layer1.0.conv1.weight" not in report.loaded and report.loaded == sorted(report.loaded)
     got = model.state_dict()
     assert torch.equal(got["layer1.0.conv1.weight"], before["layer1.0.conv1.weight"])
@@ -178,7 +184,7 @@ def test_a_non_strict_load_takes_the_matching_part_and_says_so(tmp_path, caplog)
     assert rec.getMessage() == f"{path}: loaded {len(report.loaded)} keys non-strictly: {report.summary()}"
 
     caplog.clear()
-    ok = pt.load_pretrained(ResNet(18), _save(tmp_path, _distinct(ResNet(18)), "ok.pth"), strict=False)
+    ok = pt.load_pretrained(ResNet(18, width=0.125), _save(tmp_path, _distinct(ResNet(18, width=0.125)), "ok.pth"), strict=False)
     assert ok.ok and ok.hints == [] and not [r for r in caplog.records if r.name == "bench.models.pretrained"]
 
 
