@@ -93,12 +93,18 @@ MODULES = {
     # (without test_measure_command.py: real measurements, about a minute per mutant on the shared machine)
     "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py", *AUDIT)),
     # the latency pool: its statistics and scheduling (the serving child processes are real in its tests)
-    # (without the stdin-script test: its child interpreter imports mutmut's trampolines outside mutants/ and fails
-    # on the clean code; it checks multiprocessing's start-up, not the pool)
+    # the pool's tests of test_fresh_processes.py (real pools of a tiny model); its measure_model / measure_models,
+    # serving-process and stdin-script tests check bench/measure/model.py and isolated.py, not the pool, and take
+    # minutes a run on the shared machine (the stdin script's child also imports mutmut's trampolines outside mutants/)
     "pooling": Module("bench/measure/processes/fresh_processes.py",
-                      ("tests/measure/test_fresh_processes.py", *AUDIT, "--deselect",
-                       "tests/measure/test_fresh_processes.py::"
-                       "test_a_script_without_a_main_guard_read_from_stdin_measures_in_fresh_processes")),
+                      tuple(f"tests/measure/test_fresh_processes.py::{t}" for t in (
+                          "test_relative_se_is_the_standard_error_of_the_mean_over_the_mean",
+                          "test_pools_the_runs_of_each_process_and_leaves_no_child",
+                          "test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy",
+                          "test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more",
+                          "test_a_pool_is_done_only_after_its_processes_and_its_span",
+                          "test_the_models_of_a_pool_take_turns_for_the_whole_span",
+                          "test_every_model_takes_part_in_every_slot_until_all_are_done")) + tuple(AUDIT)),
     # storage: parsing, redaction, pull/push/download on a local path (the S3 and GCS server tests run sweeps in Ray)
     "storage": Module("bench/sweep/folder/storage.py",
                       (f"{PLANTED}/test_storage_credentials_and_download.py", "tests/sweep/folder/test_storage.py",
