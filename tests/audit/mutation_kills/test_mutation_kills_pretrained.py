@@ -60,7 +60,15 @@ def test_read_state_dict_refusals(tmp_path):
     junk.write_bytes(b"not a zip")
     with pytest.raises(UserError) as err:
         pt.read_state_dict(junk)
-    assert str(err.value).startswith(f"{junk}: not a readable torch weights file (")
+    assert str(err.value) == (f"{junk}: not a readable torch weights file (not a PyTorch checkpoint: its data is not "
+                              "a weights-only pickle)")
+    import argparse
+
+    pickled = _save(tmp_path, {"a": argparse.Namespace(x=1)}, "object.pth")  # loads only without weights_only
+    with pytest.raises(UserError) as err:
+        pt.read_state_dict(pickled)
+    assert str(err.value) == (f"{pickled}: not a readable torch weights file (it holds a Python object, "
+                              "argparse.Namespace, that a weights-only read refuses; save the state_dict instead)")
     for obj, found in (([torch.zeros(1)], "list"), ({}, "dict (empty)"), ({"state_dict": {}}, "dict (empty)")):
         with pytest.raises(UserError) as err:
             pt.read_state_dict(_save(tmp_path, obj))
@@ -194,3 +202,12 @@ def test_hints_are_given_only_for_a_mismatch(tmp_path):
     report = pt.load_pretrained(deep, standard_file, strict=False)
     assert report.hints == ["the file has the standard 7x7 stem; the backbone has a 3x3 deep stem (backbone.stem)"]
     assert report.summary().endswith("; " + report.hints[0])
+
+
+def test_the_report_names_its_file_and_the_segmentors_other_keys(tmp_path):
+    model = ResNet(18, width=0.125)
+    whole = {"backbone." + k: v for k, v in _distinct(model).items()}
+    whole["decode_head.conv_seg.weight"] = torch.zeros(1)
+    path = _save(tmp_path, {"state_dict": whole})
+    report = pt.load_pretrained(model, path)
+    assert report.path == str(path) and report.ignored == ["decode_head.conv_seg.weight"] and report.ok
