@@ -104,7 +104,12 @@ MODULES = {
                           "test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more",
                           "test_a_pool_is_done_only_after_its_processes_and_its_span",
                           "test_the_models_of_a_pool_take_turns_for_the_whole_span",
-                          "test_every_model_takes_part_in_every_slot_until_all_are_done")) + tuple(AUDIT)),
+                          "test_every_model_takes_part_in_every_slot_until_all_are_done")) + tuple(AUDIT),
+                      # TurnTimer runs only inside the fresh processes, where mutmut records no test for it; every
+                      # real pool above runs it
+                      ("x_relative_se", "xǁLatencyJobǁslots", "xǁLatencyJobǁslot_medians", "xǁLatencyJobǁspan",
+                       "xǁLatencyJobǁblock_medians", "xǁLatencyJobǁrel_se", "xǁLatencyJobǁlimit", "xǁLatencyJobǁdone",
+                       "x_pooled_latencies", "x__slot", "x__stats", "x_pooled_latency")),
     # storage: parsing, redaction, pull/push/download on a local path (the S3 and GCS server tests run sweeps in Ray)
     "storage": Module("bench/sweep/folder/storage.py",
                       (f"{PLANTED}/test_storage_credentials_and_download.py", "tests/sweep/folder/test_storage.py",
