@@ -133,3 +133,11 @@ def test_a_real_pool_with_a_time_bound_and_progress():
     seen.clear()
     (stats_c,) = fp.pooled_latencies([c], se_threshold=1.0, on_slot=lambda slot, jobs: seen.append(slot))
     assert seen == [1, 2] and c.load_before == -1.0 and stats_c.processes == 2 and c.cut_s is None
+
+
+def test_pooled_latencys_defaults():
+    """warmup 3, 10 runs a turn, 3 processes, no span: with a loose limit, three slots of one turn each."""
+    images = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    s = fp.pooled_latency(TinySegmentor().eval(), images, se_threshold=1.0)
+    assert (s.warmup, s.runs, s.processes, len(s.process_medians_ms)) == (3, 30, 3, 3)
+    assert s.bound_s is None
