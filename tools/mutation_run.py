@@ -111,7 +111,23 @@ MODULES = {
     # (without test_measure_command.py: real measurements, about a minute per mutant on the shared machine)
     "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py", *AUDIT)),
     # the latency pool: its statistics and scheduling (the serving child processes are real in its tests)
-    "pooling": Module("bench/measure/processes/fresh_processes.py", ("tests/measure/test_fresh_processes.py", *AUDIT)),
+    # the pool's tests of test_fresh_processes.py (real pools of a tiny model); its measure_model / measure_models,
+    # serving-process and stdin-script tests check bench/measure/model.py and isolated.py, not the pool, and take
+    # minutes a run on the shared machine (the stdin script's child also imports mutmut's trampolines outside mutants/)
+    "pooling": Module("bench/measure/processes/fresh_processes.py",
+                      tuple(f"tests/measure/test_fresh_processes.py::{t}" for t in (
+                          "test_relative_se_is_the_standard_error_of_the_mean_over_the_mean",
+                          "test_pools_the_runs_of_each_process_and_leaves_no_child",
+                          "test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy",
+                          "test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more",
+                          "test_a_pool_is_done_only_after_its_processes_and_its_span",
+                          "test_the_models_of_a_pool_take_turns_for_the_whole_span",
+                          "test_every_model_takes_part_in_every_slot_until_all_are_done")) + tuple(AUDIT),
+                      # TurnTimer runs only inside the fresh processes, where mutmut records no test for it; every
+                      # real pool above runs it
+                      ("x_relative_se", "xǁLatencyJobǁslots", "xǁLatencyJobǁslot_medians", "xǁLatencyJobǁspan",
+                       "xǁLatencyJobǁblock_medians", "xǁLatencyJobǁrel_se", "xǁLatencyJobǁlimit", "xǁLatencyJobǁdone",
+                       "x_pooled_latencies", "x__slot", "x__stats", "x_pooled_latency")),
     # storage: parsing, redaction, pull/push/download on a local path (the S3 and GCS server tests run sweeps in Ray)
     "storage": Module("bench/sweep/folder/storage.py",
                       (f"{PLANTED}/test_storage_credentials_and_download.py", "tests/sweep/folder/test_storage.py",
@@ -132,10 +148,15 @@ MODULES = {
                              *AUDIT, "--deselect",
                              "tests/reports/regression/test_check.py::test_real_command_exit_codes"),
                             ("x_run", "x__run")),  # add_arguments is declarations and help text (tests/cli/test_help.py)
-    "mmseg": Module("bench/convert/mmseg.py", (f"{PLANTED}/test_key_mappings.py", "tests/convert/test_mmseg_import.py",
-                                              *AUDIT)),
-    "release": Module("bench/convert/release.py", (f"{PLANTED}/test_key_mappings.py",
-                                                  "tests/convert/test_release_checkpoint.py", *AUDIT)),
+    # the key mappings: their kill files check every key at tiny widths with distinct values (a few seconds a run);
+    # the full-size fixtures of tests/convert/ and tests/audit/planted/test_key_mappings.py (40-60 s a run on the
+    # shared machine) check the same mappings in `make test` and are left out here
+    "mmseg": Module("bench/convert/mmseg.py", (*AUDIT,)),
+    "release": Module("bench/convert/release.py", (*AUDIT,)),
+    # the ImageNet checkpoint converters (torchvision, timm, mmcv resnet50_v1c and PSPNet deep-base layouts): its kill
+    # file at width 1/8; tests/models/test_pretrained*.py build full-size ResNets (minutes a run on the shared
+    # machine) and check the real layouts key by key in `make test`
+    "pretrained": Module("bench/models/pretrained.py", (*AUDIT,)),
     "budget": Module("bench/host/budget.py", (f"{PLANTED}/test_budget_terms.py", "tests/engine/test_budget_and_finite.py",
                                              *AUDIT)),
     "label_agreement": Module("bench/data/label_agreement.py", (f"{PLANTED}/test_label_agreement_void.py",

@@ -174,9 +174,10 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
     text = str(uri).strip()
     if not text:
         raise UserError(f"{option}: empty URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or a local path)")
+    malformed = UserError(f"{option} {redact_url(text)}: malformed URI (expected s3://BUCKET/PREFIX, "
+                          f"gs://BUCKET/PREFIX or a local path)")
     if not is_uri(text) and re.match(r"(?i)(s3|gs|gcs|https?|file):", text):  # s3:/bucket, gs:bucket: a typo, not a local folder
-        raise UserError(f"{option} {redact_url(text)}: malformed URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX "
-                        f"or a local path)")
+        raise malformed
     if not is_uri(text):
         if endpoint:
             raise UserError(f"--storage-endpoint: only for an s3:// storage, not the local path {text}")
@@ -184,7 +185,10 @@ def open_storage(uri: str, endpoint: Optional[str] = None, option: str = "--stor
         from pyarrow import fs as pafs
 
         return Storage(uri=str(path), fs=pafs.LocalFileSystem(), root=str(path), scheme="")
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # s3://[bucket/x: an unclosed IPv6 bracket
+        raise malformed from None
     scheme = parts.scheme.lower()
     if parts.username or parts.password or "@" in text:  # also `s3://u:pa?ss@b`: urlsplit sees no user part there
         where = ("GOOGLE_APPLICATION_CREDENTIALS" if scheme in ("gs", "gcs") else
