@@ -99,6 +99,9 @@ def test_estimate_totals_of_a_sweep(tmp_path):
     assert [t.trial_id for t in trials] == [t.trial_id for t in sweep.trials]
     assert [t.config_hash for t in trials] == [t.config_hash for t in sweep.trials]
     per_model = estimate.measure_s(sweep.trials[0].config, COST, over, "cpu")
+    # a pool of 2 grown 2.8x (5.6 processes, each one start-up), 2 forwards, then warm-up 1 + runs 3 per process
+    assert per_model == pytest.approx(3.0 + 5.6 * 3.0 + 2 * 0.2 + (1 + 3) * 5.6 * 0.2)
+    assert estimate.measure_s(sweep.trials[0].config, estimate.ModelCost(s_per_iter=1.0), over) == 0.0  # no forward
     assert total == pytest.approx({
         "complete": True, "concurrency": 3, "startup_s": 3.0, "startup_source": "measured", "sweep_overhead_s": 12.0,
         "unit": "CPU-h", "trials_wall_s": estimate.makespan(walls, 3), "measure_s": 2 * per_model,
@@ -265,3 +268,14 @@ def test_from_records_picks_each_wanted_models_first_readable_trial(tmp_path):
     assert found[estimate.cost_key(ifa)].source == "earlier sweep (c-ifa)"
     assert found[estimate.cost_key(fpn)].source == "earlier sweep (e-fpn)"
     assert set(estimate.from_records(root, sweep.trials[:2])) == {estimate.cost_key(ifa)}  # only the wanted models
+
+
+def test_cost_key_ignores_the_name_and_an_eval_term_needs_both_its_numbers(tmp_path):
+    sweep = _sweep(tmp_path)
+    cfg = sweep.trials[0].config
+    assert estimate.cost_key(cfg.model_copy(update={"name": "another-name"})) == estimate.cost_key(cfg)
+    assert len(estimate.cost_key(cfg)) == 12
+    res, over = sweep.trials[0].resources, estimate.Overheads(0.0)
+    no_eval = estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0), over)
+    assert estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0, val_images=3), over) == no_eval
+    assert estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0, eval_s_per_image=0.5), over) == no_eval
