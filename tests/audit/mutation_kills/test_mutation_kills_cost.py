@@ -123,7 +123,7 @@ def test_estimate_of_done_unknown_and_already_measured_trials(tmp_path):
     from bench.sweep.folder import layout, records
     from bench.sweep.tasks import measurement
 
-    sweep = _sweep(tmp_path, resources={"cpus": 1, "gpus": 1, "workers": 2})
+    sweep = _sweep(tmp_path, resources={"cpus": 1, "gpus": 1, "workers": 2}, span_s=500.0)
     out = tmp_path / "out"
     done, measured = sweep.trials[0], sweep.trials[2]
     write_json(layout.trial_dir(out, done.config_hash) / layout.RESULT, {"row": {"status": "completed"}})
@@ -142,6 +142,10 @@ def test_estimate_of_done_unknown_and_already_measured_trials(tmp_path):
     total = result["total"]
     assert not total["complete"] and total["unit"] == "GPU-h" and total["trials_wall_s"] == wall
     assert total["measured_models"] == 1 and total["measure_device_hours"] == pytest.approx(total["measure_s"] / 3600)
+    # a GPU trial is measured on CUDA: in process, two rounds, no pool and so no 500-s span (on the CPU: a pool)
+    on_cuda = estimate.measure_s(sweep.trials[1].config, COST, over, "cuda")
+    assert total["measure_s"] == pytest.approx(on_cuda) and on_cuda < 10
+    assert estimate.measure_s(sweep.trials[1].config, COST, over, "cpu") != pytest.approx(on_cuda)
     assert total["wall_s"] == pytest.approx(over.sweep_s + total["measure_s"] + wall)
     assert estimate.cost_table(result).splitlines()[-1] == \
         "sweep: no estimate for every trial (use --calibrate N); concurrency 1"
