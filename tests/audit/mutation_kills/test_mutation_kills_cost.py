@@ -283,3 +283,16 @@ def test_cost_key_ignores_the_name_and_an_eval_term_needs_both_its_numbers(tmp_p
     no_eval = estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0), over)
     assert estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0, val_images=3), over) == no_eval
     assert estimate.trial_wall_s(cfg, res, estimate.ModelCost(s_per_iter=1.0, eval_s_per_image=0.5), over) == no_eval
+
+
+def test_cost_table_columns_aligned_as_numbers_or_text():
+    """The wall and device-hours columns right-aligned as numbers, the rest left-aligned text ('-': no estimate)."""
+    trials = [estimate.TrialCost("a-ifa-seed0", "h0", "2 CPU 1 GPU", "new", 61.2, 12.345, "GPU-h", "calibrated"),
+              estimate.TrialCost("b-fpn", "h1", "2 CPU", "done", 0.0, 0.0, "GPU-h", "done (not rerun)"),
+              estimate.TrialCost("c", "h2", "1 CPU", "new", None, None, "GPU-h", "no estimate")]
+    assert estimate.cost_table({"trials": trials, "total": {"complete": False, "concurrency": 2}}) == (
+        "trial_id     resources     wall  device-hours  estimate from\n"
+        "a-ifa-seed0  2 CPU 1 GPU  1m02s  12.345 GPU-h  calibrated\n"
+        "b-fpn        2 CPU        0m00s   0.000 GPU-h  done (not rerun)\n"
+        "c            1 CPU            -             -  no estimate\n"
+        "sweep: no estimate for every trial (use --calibrate N); concurrency 2")
