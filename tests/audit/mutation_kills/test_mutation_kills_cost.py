@@ -141,6 +141,8 @@ def test_estimate_of_done_unknown_and_already_measured_trials(tmp_path):
     assert {t.unit for t in result["trials"]} == {"GPU-h"}
     total = result["total"]
     assert not total["complete"] and total["unit"] == "GPU-h" and total["trials_wall_s"] == wall
+    assert total["trial_device_hours"] == pytest.approx(2 * wall / 3600)  # the done and unknown trials add nothing
+    assert total["device_hours"] == pytest.approx(total["trial_device_hours"] + total["measure_device_hours"])
     assert total["measured_models"] == 1 and total["measure_device_hours"] == pytest.approx(total["measure_s"] / 3600)
     # a GPU trial is measured on CUDA: in process, two rounds, no pool and so no 500-s span (on the CPU: a pool)
     on_cuda = estimate.measure_s(sweep.trials[1].config, COST, over, "cuda")
