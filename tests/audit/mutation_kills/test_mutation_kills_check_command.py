@@ -77,18 +77,6 @@ def test_out_csv_has_no_index_column_and_is_rewritten_only_over_its_own(tmp_path
     assert main(["check", str(root), "--out", str(out)]) == 0  # its own earlier output (a row unmatched): replaced
     capsys.readouterr()
     assert pd.read_csv(out)["reproduced"].iloc[0] == pytest.approx(77.8)
-    foreign = tmp_path / "notes.csv"
-    foreign.write_text("a,b\n1,2\n")
-    assert main(["check", str(root), "--out", str(foreign)]) == 2
-    line = _err_line(capsys)
-    assert str(foreign) in line and "a table written by `ifa-bench check`" in line
-    assert foreign.read_text() == "a,b\n1,2\n"
-    assert main(["check", str(root / "results.csv"), "--out", str(root / "results.csv")]) == 2
-    assert "is the input" in _err_line(capsys)
-    against = tmp_path / "published.yaml"
-    against.write_text(DEFAULT_PATH.read_text())
-    assert main(["check", str(root), "--against", str(against), "--out", str(against)]) == 2
-    assert f"--out {against}: is the input {against}" in _err_line(capsys)
 
 
 def _paired_sweep(tmp_path):
@@ -123,16 +111,13 @@ def test_paired_line_in_full_at_the_default_and_a_given_level(tmp_path, capsys, 
         f"(the interval includes 0)\n")
 
 
-def test_refusals_in_full(tmp_path, capsys):
-    root = write_sweep(tmp_path, [trial(seed=0, miou=77.8, **PPM)], per_class=False, curves=False)
+def test_refusals_before_anything_is_read(tmp_path, capsys):
+    """Each refusal in full, made before the results are read (so the results need not exist)."""
+    root = tmp_path / "sweep"
     assert main(["check", str(root), "--min-seeds", "-1"]) == 2
     assert _err_line(capsys) == "ifa-bench check: error: --min-seeds: must be >= 0, got -1"
-    assert main(["check", str(root), "--min-seeds", "0"]) == 0
-    capsys.readouterr()
     assert main(["check", str(root), "--tolerance", "-0.5"]) == 2
     assert _err_line(capsys) == "ifa-bench check: error: --tolerance: must be a finite number >= 0, got -0.5"
-    assert main(["check", str(root), "--tolerance", "0"]) == 1  # 0 is allowed: |77.80 - 77.85| > 0
-    capsys.readouterr()
     assert main(["check", str(root), "--ci", "100"]) == 2
     assert _err_line(capsys) == "ifa-bench check: error: --ci: a confidence level between 0 and 100 (e.g. 95), got 100"
     # the metric is refused by the command too, not only by argparse's choices (run() is the command's entry for
@@ -144,6 +129,30 @@ def test_refusals_in_full(tmp_path, capsys):
     with pytest.raises(UserError) as exc:
         check_command.run(args)
     assert str(exc.value) == "--metric: unknown metric 'miou_flip' (known: miou_ss, miou_ms_flip)"
+    # --out: never a file `check` did not write, nor an input
+    foreign = tmp_path / "notes.csv"
+    foreign.write_text("a,b\n1,2\n")
+    assert main(["check", str(root), "--out", str(foreign)]) == 2
+    line = _err_line(capsys)
+    assert line.startswith(f"ifa-bench check: error: --out {foreign}: ") and "a table written by `ifa-bench check`" in line
+    assert foreign.read_text() == "a,b\n1,2\n"
+    half = tmp_path / "half.csv"  # `matched` but no `verdict`: not ours either
+    half.write_text("label,matched\nx,True\n")
+    assert main(["check", str(root), "--out", str(half)]) == 2
+    assert "a table written by `ifa-bench check`" in _err_line(capsys)
+    assert main(["check", str(root / "results.csv"), "--out", str(root / "results.csv")]) == 2
+    assert _err_line(capsys).startswith(f"ifa-bench check: error: --out {root / 'results.csv'}: is the input")
+    against = tmp_path / "published.yaml"
+    against.write_text("results: []\n")
+    assert main(["check", str(root), "--against", str(against), "--out", str(against)]) == 2
+    assert f"--out {against}: is the input {against}" in _err_line(capsys)
+    assert not root.exists()
+
+
+def test_zero_seeds_and_zero_tolerance_are_allowed(tmp_path, capsys):
+    root = write_sweep(tmp_path, [trial(seed=0, miou=77.8, **PPM)], per_class=False, curves=False)
+    assert main(["check", str(root), "--min-seeds", "0"]) == 0
+    assert main(["check", str(root), "--tolerance", "0"]) == 1  # |77.80 - 77.85| > 0
 
 
 def test_repeated_rows_note_and_an_empty_result(tmp_path, capsys):
