@@ -140,7 +140,7 @@ def test_estimate_of_done_unknown_and_already_measured_trials(tmp_path):
                       ("new", None, None, "no estimate (use --calibrate N)")]
     assert {t.unit for t in result["trials"]} == {"GPU-h"}
     total = result["total"]
-    assert not total["complete"] and total["unit"] == "GPU-h" and total["trials_wall_s"] == wall
+    assert total["complete"] is False and total["unit"] == "GPU-h" and total["trials_wall_s"] == wall
     assert total["trial_device_hours"] == pytest.approx(2 * wall / 3600)  # the done and unknown trials add nothing
     assert total["device_hours"] == pytest.approx(total["trial_device_hours"] + total["measure_device_hours"])
     assert total["measured_models"] == 1 and total["measure_device_hours"] == pytest.approx(total["measure_s"] / 3600)
@@ -298,3 +298,17 @@ def test_cost_table_columns_aligned_as_numbers_or_text():
         "b-fpn        2 CPU        0m00s   0.000 GPU-h  done (not rerun)\n"
         "c            1 CPU            -             -  no estimate\n"
         "sweep: no estimate for every trial (use --calibrate N); concurrency 2")
+
+
+def test_a_model_measured_before_is_not_measured_again(tmp_path):
+    from bench.sweep.folder import records
+    from bench.sweep.tasks import measurement
+
+    sweep = _sweep(tmp_path, heads=("ifa",))
+    out, t = tmp_path / "out", sweep.trials[0]
+    costs = {estimate.cost_key(t.config): COST}
+    assert estimate.estimate(sweep, out, costs, 1)["total"]["measured_models"] == 1
+    key = measurement.measure_key({"cfg": t.config.model_dump(mode="json"), "resources": t.resources.model_dump()})
+    records.write_measurement(out, key, {"measure_key": key})
+    total = estimate.estimate(sweep, out, costs, 1)["total"]
+    assert total["measured_models"] == 0 and total["measure_s"] == 0.0 and total["measure_device_hours"] == 0.0
