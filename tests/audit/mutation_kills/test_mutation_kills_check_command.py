@@ -120,6 +120,9 @@ def test_refusals_before_anything_is_read(tmp_path, capsys):
     assert _err_line(capsys) == "ifa-bench check: error: --tolerance: must be a finite number >= 0, got -0.5"
     assert main(["check", str(root), "--ci", "100"]) == 2
     assert _err_line(capsys) == "ifa-bench check: error: --ci: a confidence level between 0 and 100 (e.g. 95), got 100"
+    for level in ("0.5", "1", "99.5"):  # inside (0, 100): accepted, and the missing results are what is refused
+        assert main(["check", str(root), "--ci", level]) == 2
+        assert _err_line(capsys) == f"ifa-bench check: error: {root}: no such file or directory"
     # the metric is refused by the command too, not only by argparse's choices (run() is the command's entry for
     # a namespace built elsewhere): the parser's own defaults with a metric it does not know
     parser = argparse.ArgumentParser()
@@ -134,12 +137,12 @@ def test_refusals_before_anything_is_read(tmp_path, capsys):
     foreign.write_text("a,b\n1,2\n")
     assert main(["check", str(root), "--out", str(foreign)]) == 2
     line = _err_line(capsys)
-    assert line.startswith(f"ifa-bench check: error: --out {foreign}: ") and "a table written by `ifa-bench check`" in line
+    assert line.startswith(f"ifa-bench check: error: --out {foreign}: ") and "not a table written by `ifa-bench check`;" in line
     assert foreign.read_text() == "a,b\n1,2\n"
     half = tmp_path / "half.csv"  # `matched` but no `verdict`: not ours either
     half.write_text("label,matched\nx,True\n")
     assert main(["check", str(root), "--out", str(half)]) == 2
-    assert "a table written by `ifa-bench check`" in _err_line(capsys)
+    assert "not a table written by `ifa-bench check`;" in _err_line(capsys)
     assert main(["check", str(root / "results.csv"), "--out", str(root / "results.csv")]) == 2
     assert _err_line(capsys).startswith(f"ifa-bench check: error: --out {root / 'results.csv'}: is the input")
     against = tmp_path / "published.yaml"
