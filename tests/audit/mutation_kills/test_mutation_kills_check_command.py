@@ -132,6 +132,9 @@ def test_refusals_before_anything_is_read(tmp_path, capsys):
     with pytest.raises(UserError) as exc:
         check_command.run(args)
     assert str(exc.value) == "--metric: unknown metric 'miou_flip' (known: miou_ss, miou_ms_flip)"
+    # a storage URI is refused before any network access, naming the command
+    assert main(["check", "s3://"]) == 2
+    assert _err_line(capsys) == "ifa-bench check: error: check s3://: no bucket (expected s3://BUCKET/PREFIX)"
     # --out: never a file `check` did not write, nor an input
     foreign = tmp_path / "notes.csv"
     foreign.write_text("a,b\n1,2\n")
