@@ -173,3 +173,29 @@ def test_repeated_rows_note_and_an_empty_result(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == (
         "FAIL: nothing was compared: the results hold no reproduced model; --allow-empty accepts this")
     assert main(["check", str(empty), "--allow-empty"]) == 0
+
+
+def test_a_bad_table_at_a_uri_is_named_by_the_uri(tmp_path, capsys, monkeypatch):
+    """`check s3://...` downloads the table into a temp folder; an error names the URI, not that folder. A real S3
+    protocol server (moto's, in a thread of this process) with planted fake credentials."""
+    from moto.server import ThreadedMotoServer
+    from pyarrow import fs as pafs
+    from tests.sweep.s3_server import BUCKET, credentials_env, free_port
+
+    for key, value in credentials_env().items():
+        monkeypatch.setenv(key, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
+                               allow_bucket_creation=True)
+        fs.create_dir(BUCKET)
+        with fs.open_output_stream(f"{BUCKET}/bad/results.csv") as f:
+            f.write(b"dataset,head\nx,y\n")
+        assert main(["check", f"s3://{BUCKET}/bad", "--storage-endpoint", f"http://127.0.0.1:{port}"]) == 2
+        line = _err_line(capsys)
+    finally:
+        server.stop()
+    assert line.startswith(f"ifa-bench check: error: s3://{BUCKET}/bad/results.csv: "), line
+    assert "ifa-storage-" not in line and "missing required column(s)" in line
