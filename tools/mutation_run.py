@@ -108,8 +108,11 @@ MODULES = {
                            "tests/sweep/driver/test_driver_imports.py", "tests/measure/test_measurement_plan.py",
                            *AUDIT, *NOT_RAY),
                           ("x_device_kind", "x_measure_threads", "x_measure_key", "x_node_bundle")),
-    # (without test_measure_command.py: real measurements, about a minute per mutant on the shared machine)
-    "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py", *AUDIT)),
+    # in process, nothing measured: test_measure_command.py and the measuring test of test_measurement_plan.py run
+    # real measurements (about a minute per mutant on the shared machine); the kill tests plan every head instead
+    "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py", *AUDIT, "--deselect",
+                                             "tests/measure/test_measurement_plan.py::"
+                                             "test_measure_config_measures_what_the_sweep_measures")),
     # the latency pool: its statistics and scheduling (the serving child processes are real in its tests)
     # the pool's tests of test_fresh_processes.py (real pools of a tiny model); its measure_model / measure_models,
     # serving-process and stdin-script tests check bench/measure/model.py and isolated.py, not the pool, and take

@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         from bench.files.output_guard import claim_file, first_line, overlap
 
         overlap(args.out, [args.results, args.against], file_output=True)
-        claim_file(args.out, "--out", lambda p: first_line(p).split(",")[-1].strip() == "matched",
+        # its header names `matched` and `verdict` (`reason` comes last where a row is unmatched)
+        claim_file(args.out, "--out", lambda p: {"matched", "verdict"} <= {c.strip() for c in first_line(p).split(",")},
                    "a table written by `ifa-bench check`")
     keep: list = []  # a downloaded URI's temp folder, removed on return
     try:

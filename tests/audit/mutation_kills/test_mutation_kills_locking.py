@@ -58,3 +58,58 @@ def test_release_after_someone_removed_the_lock_file(tmp_path):
     (tmp_path / LOCK_FILE).unlink()  # e.g. a user cleaning the folder by hand
     lock.release()  # no error: the lock is let go all the same
     assert not lock.held
+
+
+def _flock_after(monkeypatch, before_first):
+    """The real flock, with `before_first` run once just before its first call: what another process could do
+    between our open and our flock (a race no test can time), brought about in process."""
+    import fcntl
+
+    real, calls = fcntl.flock, []
+
+    def flock(fd, op):
+        if not calls:
+            calls.append(fd)
+            before_first()
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    return calls
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("recreated", [False, True])
+def test_a_lock_file_removed_between_open_and_flock_is_locked_anew(tmp_path, monkeypatch, recreated):
+    """The holder released (removed the file) between our open and our flock, and maybe another process created a
+    new one: the file locked must be the one at the path, else two processes could hold "the" lock."""
+    path = tmp_path / LOCK_FILE
+
+    def release_by_another():
+        path.unlink()
+        if recreated:
+            path.write_text("")
+
+    calls = _flock_after(monkeypatch, release_by_another)
+    before = _open_fds()
+    lock = DirLock(tmp_path, "sweep folder").acquire()
+    assert calls and os.stat(path).st_ino == os.fstat(lock._fd).st_ino
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    lock.release()
+    assert _open_fds() == before  # the first descriptor was closed too
+
+
+def test_a_flock_error_other_than_held_is_raised_and_closes_the_file(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    before = _open_fds()
+    with pytest.raises(OSError) as err:
+        DirLock(tmp_path, "sweep folder").acquire()
+    assert err.value.errno == errno.ENOLCK and _open_fds() == before
