@@ -311,7 +311,8 @@ class IFAHead(nn.Module):
         autocast = _autocast_enabled(device.type)
         dtype = torch.get_autocast_dtype(device.type) if autocast else feats[0].dtype
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        cached = not grad and not torch.jit.is_tracing()
+        # compiled: nothing cached either (the caches' checks of data pointers break the graph; folding is in it)
+        cached = not grad and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
         # kernels other than torch's have no backward: a differentiable call runs torch's
         gather, tail, self.last_kernels = select_kernels("torch" if grad else self.kernels, device)
         with torch.autocast(device.type, enabled=False) if autocast else contextlib.nullcontext():
