@@ -54,7 +54,7 @@ def collect(sweep: Path, against: Path) -> dict:
             "head": row["head"], "formulation": row["formulation"], "compile": row["compile"], "seed": row["seed"],
             "miou_compiled": miou, "miou_eager_published": eager and eager["miou_ss"],
             "difference": eager and round(miou - eager["miou_ss"], 2),
-            "train_time_s": row["train_time_s"], **_time_split(sweep / row["trial_dir"]),
+            "train_time_s": float(row["train_time_s"]), **_time_split(sweep / row["trial_dir"]),
             "git_commit": row["git_commit"], "git_dirty": row["git_dirty"], "torch_version": row["torch_version"],
             "threads": row["threads"], "device_name": row["device_name"], "finished_at": row["finished_at"],
         })
