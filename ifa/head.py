@@ -162,6 +162,7 @@ class IFAHead(nn.Module):
         self.cuda_graph_status = "off" if not cuda_graph else "not run yet"
         self.plans = PlanCache(plan_cache_size)  # fused: per-shape plans, LRU, `self.plans.maxsize` bounds it
         self._weights = WeightCache()  # fused eval: folded weights per dtype
+        self._reference_plans = PlanCache(plan_cache_size)  # reference: per-shape level plans, LRU
         strides = [input_shape[f].stride for f in self.in_features]
         self.query_feature = self.in_features[strides.index(min(strides))]
         self.output_stride = min(strides)
@@ -201,12 +202,7 @@ class IFAHead(nn.Module):
             raise ValueError(f"query size must be positive, got {size}")
         if self.formulation == "fused":
             return self._forward_fused(feats, size)
-        plans = [
-            _LevelPlan(size, tuple(f.shape[-2:]), self.local_ensemble, self.absolute_pe,
-                       self.released_ensemble_defect, self.sampling, f.device, f.dtype)
-            for f in feats
-        ]
-        return self._forward_reference(feats, plans, size)
+        return self._forward_reference(feats, self._reference_plans_for(feats, size), size)
 
     def bytes_per_query(self, formulation: Optional[str] = None, element_size: int = 4) -> int:
         """Rough peak bytes per query and image of the working set of one eval band."""
@@ -229,6 +225,21 @@ class IFAHead(nn.Module):
         return max(1, min(h, queries // w))
 
     # -- reference ------------------------------------------------------------------------------------
+    def _reference_plans_for(self, feats: list[Tensor], size: tuple[int, int]) -> list[_LevelPlan]:
+        """The levels' sampling plans at this shape, built once (torch.unique: a data-dependent shape that
+        torch.compile cannot trace, so building them per call broke every compiled forward's graph)."""
+        f = feats[0]
+        key = (size, tuple(tuple(x.shape[-2:]) for x in feats), self.local_ensemble, self.absolute_pe,
+               self.released_ensemble_defect, self.sampling, f.device, f.dtype)
+
+        def build() -> list[_LevelPlan]:
+            # cached across calls: tensors made under inference_mode could never serve a later training forward
+            with torch.inference_mode(False), torch.no_grad():
+                return [_LevelPlan(size, tuple(x.shape[-2:]), self.local_ensemble, self.absolute_pe,
+                                   self.released_ensemble_defect, self.sampling, x.device, x.dtype) for x in feats]
+
+        return self._reference_plans.get(key, build)
+
     def _forward_reference(self, feats: list[Tensor], plans: list[_LevelPlan], size) -> Tensor:
         h, w = size
         reduced = [red(f) for red, f in zip(self.reduce, feats)]
@@ -268,6 +279,7 @@ class IFAHead(nn.Module):
     def clear_caches(self) -> None:
         """Drop every plan, folded weight, PE table and CUDA graph (rebuilt on the next call)."""
         self.plans.clear()
+        self._reference_plans.clear()
         self._weights.clear()
 
     def _plan(self, feats: list[Tensor], size: tuple[int, int], grouping: str, weight_dtype) -> FusedPlan:
@@ -297,7 +309,8 @@ class IFAHead(nn.Module):
         autocast = _autocast_enabled(device.type)
         dtype = torch.get_autocast_dtype(device.type) if autocast else feats[0].dtype
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        cached = not grad and not torch.jit.is_tracing()
+        # compiled: nothing cached either (the caches' checks of data pointers break the graph; folding is in it)
+        cached = not grad and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
         # kernels other than torch's have no backward: a differentiable call runs torch's
         gather, tail, self.last_kernels = select_kernels("torch" if grad else self.kernels, device)
         with torch.autocast(device.type, enabled=False) if autocast else contextlib.nullcontext():

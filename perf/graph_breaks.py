@@ -1,18 +1,35 @@
 """Graph breaks of torch.compile in each head's training forward: `python -m perf.graph_breaks [--size 128 256]`.
 
-torch._dynamo.explain on the segmentor (CPU-sized demo widths, batch 2, train mode) and on IFA's eval forward;
-prints, per model, the number of graphs and breaks and each break's reason and source line (deduplicated).
-Writes DIR/graph_breaks.json with --out.
+torch._dynamo.explain on the segmentor (CPU-sized demo widths, batch 2, train mode) and on IFA's eval forward (under
+inference_mode, as evaluation runs it); prints, per model, the number of graphs and breaks and each break's reason
+and source line (deduplicated). Each model is explained twice: `first` is its first call, `warm` a call after one
+eager call at the same shape. Only `warm` matters for speed: IFA builds its per-shape plans (host work with
+data-dependent shapes: torch.unique, .item()) on the first call at a shape and reuses them, so a compiled model
+recompiles once after that call and runs the warm graphs from then on. Writes DIR/graph_breaks.json with --out.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 import torch
 
 from perf.train_throughput import CPU_SMALL, HEADS
+
+
+def _explain_call(model, x) -> dict:
+    torch._dynamo.reset()
+    out = torch._dynamo.explain(model)(x)
+    reasons = {}
+    for b in out.break_reasons:
+        frame = b.user_stack[-1] if b.user_stack else None
+        where = f"{Path(frame.filename).name}:{frame.lineno} ({frame.name})" if frame else "?"
+        key = (str(b.reason).splitlines()[0][:200], where)
+        reasons[key] = reasons.get(key, 0) + 1
+    return {"graphs": out.graph_count, "breaks": out.graph_break_count,
+            "reasons": [{"reason": r, "where": w, "count": n} for (r, w), n in reasons.items()]}
 
 
 def explain(head_key: str, size, train: bool) -> dict:
@@ -25,17 +42,12 @@ def explain(head_key: str, size, train: bool) -> dict:
                                       "head": head, "aux_head": CPU_SMALL["aux"]})
     torch.manual_seed(0)
     model = build_segmentor(cfg).train(train)
-    torch._dynamo.reset()
-    out = torch._dynamo.explain(model)(torch.randn(2, 3, *size))
-    reasons = {}
-    for b in out.break_reasons:
-        frame = b.user_stack[-1] if b.user_stack else None
-        where = f"{Path(frame.filename).name}:{frame.lineno} ({frame.name})" if frame else "?"
-        key = (str(b.reason).splitlines()[0][:200], where)
-        reasons[key] = reasons.get(key, 0) + 1
-    return {"model": head_key, "mode": "train" if train else "eval", "graphs": out.graph_count,
-            "breaks": out.graph_break_count,
-            "reasons": [{"reason": r, "where": w, "count": n} for (r, w), n in reasons.items()]}
+    x = torch.randn(2, 3, *size)
+    with contextlib.nullcontext() if train else torch.inference_mode():
+        first = _explain_call(model, x)
+        model(x)  # eager: IFA's plans for this shape exist from here on
+        warm = _explain_call(model, x)
+    return {"model": head_key, "mode": "train" if train else "eval", **warm, "first_call": first}
 
 
 def main(argv=None) -> int:
@@ -49,9 +61,10 @@ def main(argv=None) -> int:
         for train in (True, False) if h.startswith("ifa") else (True,):
             r = explain(h, args.size, train)
             results.append(r)
-            print(f"[graph-breaks] {h} {r['mode']}: {r['graphs']} graphs, {r['breaks']} breaks", flush=True)
-            for x in r["reasons"]:
-                print(f"    {x['count']}x {x['where']}: {x['reason']}")
+            for label, e in (("warm", r), ("first call", r["first_call"])):
+                print(f"[graph-breaks] {h} {r['mode']} {label}: {e['graphs']} graphs, {e['breaks']} breaks", flush=True)
+                for x in e["reasons"]:
+                    print(f"    {x['count']}x {x['where']}: {x['reason']}")
     if args.out is not None:
         from bench.files.atomic import write_json
 

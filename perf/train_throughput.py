@@ -306,6 +306,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="write DIR/train_throughput.json")
     ap.add_argument("--smoke", action="store_true", help="64x64 crops, 2 iterations, 1 round: checks the harness")
     args = ap.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error(f"--device cuda: no CUDA device here (torch {torch.__version__})")
     if args.iters is None:
         args.iters = 2 if args.smoke else 10
     if args.threads is None and args.device == "cpu":

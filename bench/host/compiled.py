@@ -32,6 +32,11 @@ def maybe_compile(model: nn.Module, model_cfg) -> nn.Module:
     cache = compile_cache_dir(model_cfg.compile_cache)
     cache.mkdir(parents=True, exist_ok=True)
     os.environ[CACHE_ENV] = str(cache)  # read by inductor when it first compiles in this process (and its workers)
+    import torch._inductor.config as inductor_config
+
+    # Dropout through torch's own kernel and generator, as eager draws it: inductor's generated random numbers
+    # would give every dropout layer other masks than eager's, so a compiled run would train differently.
+    inductor_config.fallback_random = True
     model.compile(backend="inductor")
     return model
 

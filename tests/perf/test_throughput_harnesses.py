@@ -51,3 +51,14 @@ def test_loader_throughput_smoke_times_decode_and_transform(tmp_path):
         assert r["decode_ms"] > 0 and r["transform_ms"] > 0 and r["samples"] == 2
         assert r["samples_per_s_per_worker"] == pytest.approx(1000 / (r["decode_ms"] + r["transform_ms"]))
     assert [d["workers"] for d in out["data_loader"]] == [0, 0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no CUDA device")
+def test_train_throughput_refuses_cuda_without_a_device_in_one_line(tmp_path, capsys):
+    from perf.train_throughput import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--device", "cuda", "--smoke", "--heads", "fpn", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--device cuda: no CUDA device here" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
