@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     from bench.data import build_dataset
     from bench.data.transforms import TrainTransform
     from bench.measure.environment import environment
+    from bench.results.provenance import provenance
 
     load_start, t_start = os.getloadavg(), time.time()
     cases = {}
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
     result = {"command": " ".join(["python", "-m", "perf.loader_throughput", *sys.argv[1:]]),
               "settings": {"size": args.size, "images": args.images, "samples": args.samples, "rounds": args.rounds,
                            "recipe": RECIPE, "threads": 1},
-              "environment": {**environment("cpu"), "cpu_count": os.cpu_count(), "load_average_start": load_start,
+              "environment": {**environment("cpu"), **provenance(), "cpu_count": os.cpu_count(), "load_average_start": load_start,
                               "load_average_end": os.getloadavg(), "wall_s": round(time.time() - t_start, 1)},
               "records": records, "data_loader": loaders}
     if args.out is not None:

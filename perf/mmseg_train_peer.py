@@ -138,6 +138,7 @@ def main(argv=None) -> int:
         args.data = ROOT / "runs" / "data" / "perf-{}x{}-{}".format(*args.image, args.images)
     torch.set_num_threads(args.threads)
     from bench.measure.environment import environment
+    from bench.results.provenance import provenance
 
     work = Path(tempfile.mkdtemp(prefix="mmseg-peer-"))
     load_start, t_start = os.getloadavg(), time.time()
@@ -166,7 +167,7 @@ def main(argv=None) -> int:
 
     result = {"command": " ".join(["python", "-m", "perf.mmseg_train_peer", *sys.argv[1:]]),
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "environment": {**environment("cpu"), "mmseg_version": mmseg.__version__,
+              "environment": {**environment("cpu"), **provenance(), "mmseg_version": mmseg.__version__,
                               "load_average_start": load_start, "load_average_end": os.getloadavg(),
                               "wall_s": round(time.time() - t_start, 1)},
               "records": records, "ratios": ratios}

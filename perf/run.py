@@ -206,11 +206,12 @@ def run(args) -> dict:
         if part.get("gmac_per_s"):
             part["fraction_of_gemm"] = part["gmac_per_s"] / gemm_rate
     from bench.measure.environment import environment
+    from bench.results.provenance import provenance
 
     result = {
         "command": " ".join([os.path.basename(sys.executable), "-m", "perf.run", *sys.argv[1:]]),
         "smoke": args.smoke,
-        "environment": {**environment(device, torch.float32), "dtype_requested": args.dtype,
+        "environment": {**environment(device, torch.float32), **provenance(), "dtype_requested": args.dtype,
                         "load_average_start": LOAD_START, "load_average_end": os.getloadavg(),
                         "wall_s": time.time() - t_start},
         "gemm_rate_gmac_per_s": gemm_rate,

@@ -200,6 +200,7 @@ def sync(device: torch.device) -> None:
 # -- the run ------------------------------------------------------------------------------------------------------
 def run(args) -> dict:
     from bench.measure.environment import environment
+    from bench.results.provenance import provenance
 
     device = torch.device(args.device)
     sizes = SMOKE if args.smoke else RELEASED if device.type == "cuda" else CPU_SMALL
@@ -243,7 +244,7 @@ def run(args) -> dict:
                      "rounds": args.rounds, "workers": args.workers, "threads": torch.get_num_threads(),
                      "deterministic": args.deterministic, "log_every": args.log_every,
                      "photometric": sizes["photometric"], "train_images": args.images},
-        "environment": {**environment(device), "load_average_start": load_start,
+        "environment": {**environment(device), **provenance(), "load_average_start": load_start,
                         "load_average_end": os.getloadavg(), "wall_s": round(time.time() - t_start, 1)},
         "records": records,
         "ratios": ratios(records),
