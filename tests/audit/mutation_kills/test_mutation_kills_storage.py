@@ -53,14 +53,16 @@ def test_uri_refusals_word_for_word(clean_env):
         "allow_bucket_creation; credentials belong in the environment or ~/.aws)")
     assert _refusal("s3://b/x?b=1&a=2").split("unknown query parameter ")[1].startswith("'a'")  # the first, sorted
     assert _refusal("s3://b/x", "ftp://h:9") == "--storage-endpoint ftp://h:9: expected http(s)://HOST:PORT"
-    assert _refusal("s3://b/x", "http://u:pw@h:9") == "--storage-endpoint http://***@h:9: expected http(s)://HOST:PORT"
+    assert _refusal("s3://b/x", "http://u:pw@h:9") == (
+        "--storage-endpoint http://***@h:9: expected http(s)://HOST:PORT without a user or password (credentials belong "
+        "in the environment or ~/.aws)")
     clean_env.setenv("AWS_ENDPOINT_URL", "http://:9")
     assert _refusal("s3://b/x") == "AWS_ENDPOINT_URL=http://:9: expected http(s)://HOST:PORT"
     assert _refusal("gs://b/x?region=r") == ("--storage gs://b/x: query parameters and --storage-endpoint are for "
                                              "s3:// only")
     assert _refusal("gs://b/x", "http://h:9").endswith("are for s3:// only")
     assert "holds credentials" in _refusal("s3://u:p@b/x", option="--in") and _refusal(
-        "s3://u:p@b/x", option="--in").startswith("--in: the URI holds credentials")
+        "s3://u:p@b/x", option="--in").startswith("--in s3://***@b: the URI holds credentials")
 
 
 def test_parsed_uris(clean_env, tmp_path):
@@ -396,13 +398,13 @@ def test_materialize_a_uri_with_its_option_and_endpoint(s3_server, tmp_path):  #
     assert str(err.value) == f"--in s3://{BUCKET}/nothing: no results.csv or results.parquet there (not a sweep's storage)"
     with pytest.raises(UserError) as err:
         st.materialize("s3://KEY@b/x", "--in", None, holder)
-    assert str(err.value).startswith("--in: the URI holds credentials")
+    assert str(err.value).startswith("--in s3://***@b: the URI holds credentials")
 
 
 def test_more_parsing_boundaries(clean_env):
     with pytest.raises(UserError) as err:
         st.open_storage("s3://KEY@b/x")  # the default option
-    assert str(err.value).startswith("--storage: the URI holds credentials")
+    assert str(err.value).startswith("--storage s3://***@b: the URI holds credentials")
     with pytest.raises(UserError) as err:
         st.open_storage("s3://[b/x")  # an unclosed bracket: urlsplit's ValueError, not a traceback
     assert str(err.value) == ("--storage s3://[b/x: malformed URI (expected s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or "
