@@ -98,8 +98,8 @@ check-mmseg: $(MMSEG_STAMP)
 
 # deploy/slurm-sweep.sbatch on a real Slurm on this machine (tests/deploy/test_slurm.py; docs/cluster.md "Under
 # Slurm"): one job, a resubmission, two jobs on one node at once, a cancelled job, a 2-node job (the second node in a
-# network namespace), nothing left behind. As root; installs Debian's slurm-wlm and munge when missing. Takes about
-# 7 minutes on 2 cores, so `make test` does not run it.
+# network namespace), nothing left behind. As root; installs Debian's slurm-wlm and munge when missing. About 3
+# minutes on an idle 2-core host; .ci/run runs it after `make test` where it runs as root.
 check-slurm: $(STAMP)
 	@if ! command -v slurmctld > /dev/null || ! command -v munged > /dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge; fi
