@@ -4,6 +4,7 @@ carries a marker in its environment, so cleanup ends exactly those processes, by
 is never used (it would stop every Ray on the machine)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -182,3 +183,20 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.2):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:g}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def head_and_two_nodes(folder: Path, blocking: bool = False):
+    """A head and two worker nodes ("node_a", "node_b"; started with `ray start --block` when `blocking`), in this
+    process's environment; shut down after, with a check that no process of theirs outlived it."""
+    from tests.sweep.s3_server import free_port
+
+    c = ProcessCluster(folder, dict(os.environ))
+    try:
+        c.start_head(free_port(), free_port())
+        for name in ("node_a", "node_b"):
+            (c.add_blocking_node if blocking else c.add_node)(name)
+        yield c
+    finally:
+        c.shutdown()
+        assert not c.processes(), "processes of the test cluster outlived it"

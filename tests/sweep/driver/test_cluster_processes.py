@@ -4,7 +4,6 @@ real S3 server (moto_server), the node running the trial killed mid-trial, the t
 the checkpoint in S3 (its attempt record says so), then the same sweep submitted through the Ray Jobs API with its
 results arriving in S3. Every process is ended by PID at the end, whatever happened."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from bench.sweep.spec.trials import load_sweep
 from tests.sweep.conftest import tiny_experiment, write_spec
-from tests.sweep.ray_processes import ProcessCluster, ray_exe, wait_for
+from tests.sweep.ray_processes import head_and_two_nodes, ray_exe, wait_for
 from tests.sweep.s3_server import BUCKET, FAKE_KEY_ID, FAKE_SECRET, free_port, s3_server  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -24,15 +23,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def cluster(tmp_path, s3_server):  # noqa: F811 - the S3 credentials must be in the nodes' environment
-    c = ProcessCluster(tmp_path / "cluster", dict(os.environ))
-    try:
-        c.start_head(free_port(), free_port())
-        c.add_node("node_a")
-        c.add_node("node_b")
+    with head_and_two_nodes(tmp_path / "cluster", blocking=False) as c:
         yield c
-    finally:
-        c.shutdown()
-        assert not c.processes(), "processes of the test cluster outlived it"
 
 
 def _read_json(fs, path: str):

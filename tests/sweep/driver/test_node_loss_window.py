@@ -4,7 +4,6 @@ the uninterrupted run's losses and mIoU; and nothing of the lost node may be lef
 orphaned). Real parts: `ray start` head and worker processes (the workers as `ray start --block`, ended by PID), a
 moto_server as S3, `ifa-bench sweep --address --storage s3://...`, and the engine's own uninterrupted run."""
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from bench.engine import train_experiment
 from bench.engine.run_dir import read_metrics
 from bench.sweep.spec.trials import load_sweep
 from tests.sweep.conftest import tiny_experiment, write_spec
-from tests.sweep.ray_processes import NODE_MARKER, ProcessCluster, wait_for
+from tests.sweep.ray_processes import NODE_MARKER, head_and_two_nodes, wait_for
 from tests.sweep.s3_server import BUCKET, free_port, s3_server  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -27,15 +26,8 @@ ITERS, EVERY = 240, 120  # 15-70 ms an iteration here: 1 s after the first check
 
 @pytest.fixture
 def cluster(tmp_path, s3_server):  # noqa: F811 - the S3 credentials must be in the nodes' environment
-    c = ProcessCluster(tmp_path / "cluster", dict(os.environ))
-    try:
-        c.start_head(free_port(), free_port())
-        c.add_blocking_node("node_a")
-        c.add_blocking_node("node_b")
+    with head_and_two_nodes(tmp_path / "cluster", blocking=True) as c:
         yield c
-    finally:
-        c.shutdown()
-        assert not c.processes(), "processes of the test cluster outlived it"
 
 
 def _stored(fs, folder: str) -> tuple[list[str], list[int]]:
