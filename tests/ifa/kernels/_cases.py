@@ -149,11 +149,14 @@ def tail_kernel_for(dims, dtype_name, allow_tf32) -> str:
 RELEASED_TAIL = (512, 256, 256, 19)
 RELEASED_QUERIES = 2 * 256 * 512  # batch 2 at 1024x2048, output stride 4
 RELEASED_SLOTS = 7
-# tail3/bf16+fp32w: bf16 activations with float32 weights (autocast, weights not cast beforehand)
+# tail3/bf16+fp32w: bf16 activations with float32 weights (autocast, weights not cast beforehand). A third part
+# gives the classes instead of 19: with 59 (Pascal Context, padded to 64) the tail tiles sit exactly at blocks()'
+# register budgets, the largest accumulators it picks at those rows: 128 x (256 + 64) bf16, 64 x (256 + 64) tf32,
+# 64 x (64 + 64) for the bf16 two-layer tail.
 SM90_VARIANTS = [
     "gather_fwd/fp32", "gather_fwd/bf16", "gather_bwd_pieces/fp32", "gather_bwd_pieces/bf16", "gather_bwd_join/fp32",
     "gather_bwd_join/bf16", "tail3/tf32", "tail3/bf16", "tail3/bf16+fp32w", "tail2_after_split/fp32", "tail2/fp32",
-    "tail2/tf32", "tail2/bf16",
+    "tail2/tf32", "tail2/bf16", "tail3/tf32/59", "tail3/bf16/59", "tail3/bf16+fp32w/59", "tail2/bf16/59",
 ]
 
 
@@ -163,7 +166,7 @@ def _sm90_launch(name: str):
     from ifa.kernels import gather_sum as G
     from ifa.kernels import tail_mlp as T
 
-    kernel, dt = name.split("/")
+    kernel, dt, *classes = name.split("/")
     dt, _, weights = dt.partition("+")
     dtype = torch.bfloat16 if dt == "bf16" else torch.float32
     wdtype = torch.float32 if weights == "fp32w" else dtype
@@ -186,6 +189,8 @@ def _sm90_launch(name: str):
         return launches[0] if kernel == "gather_bwd_pieces" else launches[1]
     dims = RELEASED_TAIL if kernel == "tail3" else RELEASED_TAIL[1:] if kernel == "tail2_after_split" \
         else (512, 256, 19)
+    if classes:
+        dims = (*dims[:-1], int(classes[0]))
     prec = "tf32" if dt == "tf32" else "ieee"
     full = RELEASED_TAIL if kernel == "tail2_after_split" else dims
     cfg = T.blocks(full, dtype, prec)
@@ -372,4 +377,20 @@ def gather_guarded_error() -> float:
     expected = torch.autograd.grad(_gather_reference(leaf, index, weight, None, False), leaf, grad)[0]
     got = gather_sum_backward_triton(_guarded(grad), build_inverse_index(index, 23, segment=4), _guarded(weight))
     errors.append((got - expected).abs().max())
+    return max(e.item() for e in errors)
+
+
+def gather_autograd_defaults_error() -> float:
+    """The autograd `gather_sum` given only table and index (no weight, bias, ReLU or inverse index): the plain sum,
+    negative sums included, and its table gradient."""
+    from ifa.kernels.gather_sum import gather_sum
+
+    table, index, _, _ = _gather_inputs(45, 150, 23, 7, False, False, torch.float64, seed=8)
+    grad = torch.randn(45, 150, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    leaf, ref_leaf = table.clone().requires_grad_(), table.clone().requires_grad_()
+    out = gather_sum(leaf, index)
+    ref = _gather_reference(ref_leaf, index, None, None, False)
+    assert (ref < 0).sum() > 1000  # a ReLU would change them
+    errors = [(out - ref).abs().max(),
+              (torch.autograd.grad(out, leaf, grad)[0] - torch.autograd.grad(ref, ref_leaf, grad)[0]).abs().max()]
     return max(e.item() for e in errors)

@@ -1,6 +1,7 @@
-"""Ahead-of-time builds for sm_90 (H100/H200) of every kernel variant the released head launches, with triton's
-bundled ptxas: no GPU needed, and it catches what the interpreter accepts but the compiler does not. A build
-must not spill more than 256 bytes of registers nor need more shared memory than an sm_90 block may have.
+"""Ahead-of-time builds for sm_90 (H100/H200) of every kernel variant the released head launches, and of the tail
+tiles at blocks()' register budgets (59 classes), with triton's bundled ptxas: no GPU needed, and it catches what
+the interpreter accepts but the compiler does not. A build must not spill more than 256 bytes of registers nor need
+more shared memory than an sm_90 block may have.
 
 Gather kernels have no matmul, so their float32 build is also the TF32 one."""
 import pytest
