@@ -10,8 +10,9 @@ interpreter's start-up does, so a slot's turns begin after every model's start-u
 ("close", model). Times are binary fractions, so sums of them are exact."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Self
 
 START_S = 0.5
 WARMUP_S = 0.25
@@ -41,7 +42,7 @@ class Host:
         self.clock = Clock(now)
         self.events: list[tuple] = []
 
-    def process(self, func, args, *, what, timeout_s, serve) -> "_Process":
+    def process(self, func, args, *, what, timeout_s, serve) -> _Process:
         return _Process(self, func, args, what, timeout_s, serve)
 
     def steps(self, kind: str) -> list[tuple]:
@@ -63,7 +64,7 @@ class _Process:
         self.number, self.turn = model.started, None
         model.started += 1
 
-    def __enter__(self) -> "_Process":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,9 +7,9 @@ pooled_latency passes on. The same pool with real processes: tests/measure/test_
 import pytest
 import torch
 
+from bench.measure.noise_rule import SE_THRESHOLD
 from bench.measure.processes.fresh_processes import (TIMEOUT_S, LatencyJob, TurnTimer, pooled_latencies,
                                                      pooled_latency, relative_se)
-from bench.measure.noise_rule import SE_THRESHOLD
 from tests.measure.pool_stand_in import START_S, THREADS, WARMUP_S, Host, Scripted
 
 UP = START_S + WARMUP_S  # one process's start-up: 0.75 s
