@@ -113,21 +113,19 @@ MODULES = {
     "plan": Module("bench/measure/plan.py", ("tests/measure/test_measurement_plan.py", *AUDIT, "--deselect",
                                              "tests/measure/test_measurement_plan.py::"
                                              "test_measure_config_measures_what_the_sweep_measures")),
-    # the latency pool: its statistics and scheduling (the serving child processes are real in its tests)
-    # the pool's tests of test_fresh_processes.py (real pools of a tiny model); its measure_model / measure_models,
-    # serving-process and stdin-script tests check bench/measure/model.py and isolated.py, not the pool, and take
-    # minutes a run on the shared machine (the stdin script's child also imports mutmut's trampolines outside mutants/)
+    # the latency pool: its statistics and scheduling, in process (tests/measure/test_pool_scheduling.py runs the pool
+    # with an in-process stand-in for the fresh processes and a clock it advances: exact times, milliseconds a run);
+    # the hand-built jobs of test_fresh_processes.py; the kill file's one real pool (FreshProcess and time.monotonic,
+    # the defaults of `process` and `clock`: two fresh processes). The real pools of test_fresh_processes.py (about
+    # 75 s a run on the shared machine) check the same rule with real processes in `make test`.
     "pooling": Module("bench/measure/processes/fresh_processes.py",
-                      tuple(f"tests/measure/test_fresh_processes.py::{t}" for t in (
-                          "test_relative_se_is_the_standard_error_of_the_mean_over_the_mean",
-                          "test_pools_the_runs_of_each_process_and_leaves_no_child",
-                          "test_an_imprecise_pool_gets_more_processes_then_is_marked_noisy",
-                          "test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more",
-                          "test_a_pool_is_done_only_after_its_processes_and_its_span",
-                          "test_the_models_of_a_pool_take_turns_for_the_whole_span",
-                          "test_every_model_takes_part_in_every_slot_until_all_are_done")) + tuple(AUDIT),
+                      ("tests/measure/test_pool_scheduling.py",
+                       *(f"tests/measure/test_fresh_processes.py::{t}" for t in (
+                           "test_relative_se_is_the_standard_error_of_the_mean_over_the_mean",
+                           "test_the_standard_error_is_over_blocks_of_time_when_the_pool_spans_two_or_more",
+                           "test_a_pool_is_done_only_after_its_processes_and_its_span")), *AUDIT),
                       # TurnTimer runs only inside the fresh processes, where mutmut records no test for it; every
-                      # real pool above runs it
+                      # real pool of its kill file runs it
                       ("x_relative_se", "xǁLatencyJobǁslots", "xǁLatencyJobǁslot_medians", "xǁLatencyJobǁspan",
                        "xǁLatencyJobǁblock_medians", "xǁLatencyJobǁrel_se", "xǁLatencyJobǁlimit", "xǁLatencyJobǁdone",
                        "x_pooled_latencies", "x__slot", "x__stats", "x_pooled_latency")),

@@ -1,6 +1,6 @@
 """CPU latency pooled over fresh processes (bench.measure.processes.fresh_processes): the process count, the pooling, the span
 and the turns, the standard-error rule (over blocks of time) that adds processes and marks a row noisy, and that every
-child is gone afterwards."""
+child is gone afterwards. The same scheduling in process, with exact times: tests/measure/test_pool_scheduling.py."""
 import math
 import os
 import statistics
@@ -83,6 +83,29 @@ def test_a_pool_is_done_only_after_its_processes_and_its_span():
     assert not job.done(0.035) and job.done(1.0)
     job.turns = _turns([(t, 100.0 + (t // 30) % 2 * 30) for t in range(0, 120)])  # 4 slots: the limit
     assert job.done(0.035)
+
+
+def test_a_real_pool_with_a_time_bound_and_progress():
+    """Two models, two processes each: a bound of 0 s stops the pool after its first slot, and both are cut. The
+    progress callback sees every slot; the load and threads are recorded once per pool."""
+    images = _images()
+    a = LatencyJob(TinySegmentor().eval(), images, warmup=0, runs=2, processes=2)
+    b = LatencyJob(TinySegmentor().eval(), [images], warmup=0, runs=2, processes=1)
+    seen = []
+    stats_a, stats_b = pooled_latencies([a, b], se_threshold=1.0, max_s=0.0,
+                                        on_slot=lambda slot, jobs: seen.append((slot, len(jobs[0].turns))))
+    assert seen == [(1, 1)] and isinstance(a.inputs, tuple) and len(a.inputs) == 1 and len(b.inputs) == 1
+    assert [t["slot"] for t in a.turns] == [0] and len(a.turns[0]["times_ms"]) == 2
+    assert a.cut_s == 0.0 and stats_a.noisy and stats_a.bound_s == 0.0
+    assert b.cut_s is None and stats_b.bound_s is None  # one process was all b needed
+    assert a.load_before is not None and a.load_after is not None and stats_a.threads == torch.get_num_threads()
+    assert 0.0 <= a.turns[0]["at"] < b.turns[0]["at"] and a.turns[0]["duration_s"] > 0
+
+    c = LatencyJob(TinySegmentor().eval(), images, warmup=0, runs=1, processes=2)
+    c.load_before = -1.0  # kept from the pool's start: not taken again
+    seen.clear()
+    (stats_c,) = pooled_latencies([c], se_threshold=1.0, on_slot=lambda slot, jobs: seen.append(slot))
+    assert seen == [1, 2] and c.load_before == -1.0 and stats_c.processes == 2 and c.cut_s is None
 
 
 def test_the_models_of_a_pool_take_turns_for_the_whole_span():

@@ -126,27 +126,30 @@ class LatencyJob:
 
 
 def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHOLD, timeout_s: float = TIMEOUT_S,
-                     max_s: float | None = None, on_slot=None) -> list[LatencyStats]:
+                     max_s: float | None = None, on_slot=None, process=FreshProcess,
+                     clock=time.monotonic) -> list[LatencyStats]:
     """CPU latency of several models by the module's rule. Every model takes turns in every slot until every model
     is done (one whose pool is precise goes on while another's is not), so all of them sample the same stretches of
     the host's speed and a slow stretch cannot favour one of them. `max_s`: the pool's time bound (module
-    docstring); `on_slot(slot, jobs)`: called after every slot (progress)."""
+    docstring); `on_slot(slot, jobs)`: called after every slot (progress). `process` starts a model's process for a
+    slot (FreshProcess's signature and methods) and `clock` tells the time: the tests of the pool's scheduling give
+    an in-process stand-in and a clock it advances."""
     for job in jobs:
         if job.processes < 1:
             raise ValueError(f"latency: processes must be at least 1, got {job.processes}")
         job.inputs = (job.inputs,) if isinstance(job.inputs, torch.Tensor) else tuple(job.inputs)
     if not jobs:
         return []
-    start = time.monotonic()
+    start = clock()
     slot = 0
     while True:
-        _slot(jobs, slot, start, timeout_s, max_s)
+        _slot(jobs, slot, start, timeout_s, max_s, process, clock)
         slot += 1
         if on_slot is not None:
             on_slot(slot, jobs)
         if all(job.done(se_threshold) for job in jobs):
             break
-        if max_s is not None and time.monotonic() - start >= max_s:
+        if max_s is not None and clock() - start >= max_s:
             for job in jobs:
                 if not job.done(se_threshold):
                     job.cut_s = max_s
@@ -154,35 +157,33 @@ def pooled_latencies(jobs: list[LatencyJob], *, se_threshold: float = SE_THRESHO
     return [_stats(job, se_threshold) for job in jobs]
 
 
-def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float, max_s: float | None = None) -> None:
+def _slot(jobs: list[LatencyJob], slot: int, start: float, timeout_s: float, max_s: float | None, process,
+          clock) -> None:
     """One fresh process per job, started and warmed up one after another (never while another times), then turns
-    until the slot has lasted its share of the span."""
+    until each model's own turns of the slot have lasted its share of the span."""
     length = max(job.span_s / job.processes for job in jobs)
+    before = [len(job.turns) for job in jobs]  # where each model's turns of this slot begin
     with ExitStack() as stack:
         procs = []
         for job in jobs:
             if job.load_before is None:
                 job.load_before = loadavg()
-            proc = stack.enter_context(FreshProcess(TurnTimer, (job.model, job.inputs, job.warmup), what="latency",
-                                                    timeout_s=timeout_s, serve=True))
+            proc = stack.enter_context(process(TurnTimer, (job.model, job.inputs, job.warmup), what="latency",
+                                               timeout_s=timeout_s, serve=True))
             proc.answer()
             procs.append(proc)
-        first: list[float] = []  # each model's first turn in this slot
         while True:
-            for i, (job, proc) in enumerate(zip(jobs, procs)):
-                at = time.monotonic()
+            for job, proc in zip(jobs, procs):
+                at = clock()
                 out = proc.call(job.runs)
-                job.turns.append({"at": at - start, "duration_s": time.monotonic() - at, "slot": slot,
+                job.turns.append({"at": at - start, "duration_s": clock() - at, "slot": slot,
                                   "times_ms": out["times_ms"]})
                 job.threads = out["threads"]
                 job.load_after = loadavg()
-                if len(first) == i:
-                    first.append(at)
-            if max_s is not None and time.monotonic() - start >= max_s:  # the bound: pooled_latencies marks it
+            if max_s is not None and clock() - start >= max_s:  # the bound: pooled_latencies marks it
                 break
-            # until every model's own turns cover the slot
-            if all(job.turns[-1]["at"] + start + job.turns[-1]["duration_s"] - began >= length
-                   for job, began in zip(jobs, first)):
+            if all(job.turns[-1]["at"] + job.turns[-1]["duration_s"] - job.turns[first]["at"] >= length
+                   for job, first in zip(jobs, before)):
                 break
 
 
@@ -203,9 +204,10 @@ def _stats(job: LatencyJob, se_threshold: float) -> LatencyStats:
 
 def pooled_latency(model: nn.Module, inputs: Any, *, warmup: int = 3, runs: int = 10, processes: int = 3,
                    max_processes: int | None = None, span_s: float = 0.0, se_threshold: float = SE_THRESHOLD,
-                   timeout_s: float = TIMEOUT_S) -> LatencyStats:
+                   timeout_s: float = TIMEOUT_S, process=FreshProcess, clock=time.monotonic) -> LatencyStats:
     """CPU latency of `model(*inputs)` by the module's rule. `runs` of the result counts every timed run of every
-    turn; processes, process_medians_ms, rel_se, span_s and blocks are filled in."""
+    turn; processes, process_medians_ms, rel_se, span_s and blocks are filled in. `process`, `clock`: as for
+    pooled_latencies."""
     job = LatencyJob(model, inputs, warmup=warmup, runs=runs, processes=processes, max_processes=max_processes,
                      span_s=span_s)
-    return pooled_latencies([job], se_threshold=se_threshold, timeout_s=timeout_s)[0]
+    return pooled_latencies([job], se_threshold=se_threshold, timeout_s=timeout_s, process=process, clock=clock)[0]

@@ -1,8 +1,9 @@
 """Kill tests for bench/measure/processes/fresh_processes.py (issue 32's mutation pass): the pool's statistics at
 their boundaries (a span of exactly two blocks, a standard error equal to the limit, a pool exactly at its process
-count or span), the result's fields, the refusals, and the time bound and progress callback of a real pool (fresh
-processes timing a tiny model)."""
+count or span), the result's fields, the refusals, and the real process and clock by default (fresh processes timing
+a tiny model). The pool's scheduling: tests/measure/test_pool_scheduling.py."""
 import statistics
+import time
 
 import pytest
 import torch
@@ -24,6 +25,7 @@ def test_relative_se_without_a_positive_mean():
     assert relative_se([0.0, 0.0]) == 0.0 and relative_se([-1.0, -3.0]) == 0.0
     assert relative_se([]) is None
     assert relative_se([1.0, 3.0]) == pytest.approx(statistics.stdev([1.0, 3.0]) / 2 ** 0.5 / 2.0)
+    assert relative_se([0.25, 0.75]) == pytest.approx(statistics.stdev([0.25, 0.75]) / 2 ** 0.5 / 0.5)  # under 1 ms
 
 
 def test_slots_span_and_medians():
@@ -39,12 +41,15 @@ def test_blocks_at_exactly_two_and_the_last_turn():
     # 40 s exactly: two blocks of 20 s; the turn that starts at the very end goes into the last block
     job.turns = [_turn(0.0, [1.0], 0), _turn(19.0, [2.0], 0), _turn(20.0, [30.0], 0), _turn(39.0, [40.0], 0)]
     assert job.span() == 40.0 and job.block_medians() == [1.5, 35.0]
+    assert job.rel_se() == relative_se([1.5, 35.0])  # two blocks are enough, though all in one slot
     job.turns[-1]["duration_s"] = 0.999  # 39.999 s: one block, so no block medians
     assert job.block_medians() == []
     job.turns = [_turn(0.0, [1.0], 0), _turn(59.0, [9.0], 1)]  # three blocks, the middle one empty
     assert job.block_medians() == [1.0, 9.0]
     assert job.rel_se() == relative_se([1.0, 9.0])
     job.turns = [_turn(100.0, [1.0], 0), _turn(139.0, [5.0], 0)]  # blocks are counted from the first turn
+    assert job.block_medians() == [1.0, 5.0]
+    job.turns = [_turn(0.0, [1.0], 0), _turn(40.0, [5.0], 0, duration=0.0)]  # a turn at the very end: last block
     assert job.block_medians() == [1.0, 5.0]
 
 
@@ -92,6 +97,8 @@ def test_the_result_fields():
     job.cut_s = 7.0
     cut = fp._stats(job, 1.0)
     assert cut.noisy and cut.bound_s == 7.0
+    job.turns = [_turn(0.0, [10.0, 12.0], 0)]  # two runs have a standard deviation
+    assert fp._stats(job, 1.0).std_ms == statistics.stdev([10.0, 12.0])
 
 
 def test_one_process_is_judged_by_its_spread():
@@ -103,6 +110,8 @@ def test_one_process_is_judged_by_its_spread():
     assert fp._stats(job, 0.0).noisy  # IQR above 10% of the median
     job.turns = [_turn(0.0, [100.0, 100.0, 100.0, 101.0, 100.0], 0)]
     assert not fp._stats(job, 0.0).noisy
+    job.turns = [_turn(0.0, [90.0, 100.0, 110.0], 0)]
+    assert fp.spread_of([90.0, 100.0, 110.0]) == fp.NOISE_THRESHOLD and not fp._stats(job, 0.0).noisy  # exactly 10%
 
 
 def test_refusals_and_an_empty_pool():
@@ -112,32 +121,15 @@ def test_refusals_and_an_empty_pool():
     assert fp.pooled_latencies([]) == []
 
 
-def test_a_real_pool_with_a_time_bound_and_progress():
-    """Two models, two processes each: a bound of 0 s stops the pool after its first slot, and both are cut. The
-    progress callback sees every slot; the load and threads are recorded once per pool."""
+def test_the_real_process_and_clock_by_default():
+    """`process` and `clock` default to FreshProcess (TurnTimer in a new interpreter) and time.monotonic, in both
+    functions: one fresh process each. The scheduling itself is checked in process (tests/measure/test_pool_scheduling.py)."""
     images = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
-    a = LatencyJob(TinySegmentor().eval(), images, warmup=0, runs=2, processes=2)
-    b = LatencyJob(TinySegmentor().eval(), [images], warmup=0, runs=2, processes=1)
-    seen = []
-    stats_a, stats_b = fp.pooled_latencies([a, b], se_threshold=1.0, max_s=0.0,
-                                           on_slot=lambda slot, jobs: seen.append((slot, len(jobs[0].turns))))
-    assert seen == [(1, 1)] and isinstance(a.inputs, tuple) and len(a.inputs) == 1 and len(b.inputs) == 1
-    assert [t["slot"] for t in a.turns] == [0] and len(a.turns[0]["times_ms"]) == 2
-    assert a.cut_s == 0.0 and stats_a.noisy and stats_a.bound_s == 0.0
-    assert b.cut_s is None and stats_b.bound_s is None  # one process was all b needed
-    assert a.load_before is not None and a.load_after is not None and stats_a.threads == torch.get_num_threads()
-    assert 0.0 <= a.turns[0]["at"] < b.turns[0]["at"] and a.turns[0]["duration_s"] > 0
-
-    c = LatencyJob(TinySegmentor().eval(), images, warmup=0, runs=1, processes=2)
-    c.load_before = -1.0  # kept from the pool's start: not taken again
-    seen.clear()
-    (stats_c,) = fp.pooled_latencies([c], se_threshold=1.0, on_slot=lambda slot, jobs: seen.append(slot))
-    assert seen == [1, 2] and c.load_before == -1.0 and stats_c.processes == 2 and c.cut_s is None
-
-
-def test_pooled_latencys_defaults():
-    """warmup 3, 10 runs a turn, 3 processes, no span: with a loose limit, three slots of one turn each."""
-    images = torch.randn(1, 3, 16, 24, generator=torch.Generator().manual_seed(0))
-    s = fp.pooled_latency(TinySegmentor().eval(), images, se_threshold=1.0)
-    assert (s.warmup, s.runs, s.processes, len(s.process_medians_ms)) == (3, 30, 3, 3)
-    assert s.bound_s is None
+    began = time.monotonic()
+    s = fp.pooled_latency(TinySegmentor().eval(), images, warmup=0, runs=2, processes=1)
+    job = LatencyJob(TinySegmentor().eval(), images, warmup=0, runs=2, processes=1)
+    (t,) = fp.pooled_latencies([job])
+    for stats in (s, t):
+        assert stats.runs == 2 and stats.processes == 1 and stats.threads == torch.get_num_threads()
+        assert all(ms > 0 for ms in stats.times_ms) and stats.span_s > 0
+    assert 0 < job.turns[0]["at"] < time.monotonic() - began  # seconds of time.monotonic since the pool began
