@@ -9,7 +9,9 @@ cat_max_ratio 1; photometric distortion on and off, and each `--variants` data o
 stream (bench.engine.sampling: the same images and augmentation draws for every variant).
 - per worker: one process, one thread (a loader worker's torch threads are 1): decode ms and transform ms per
   sample, their sum, samples/s = 1000 / (decode + transform); cases interleaved per round, medians over samples.
-  The same medians in CPU time (process_time) beside them: far less sensitive to other jobs on a shared host.
+  The same medians in CPU time (process_time) beside them: far less sensitive to other jobs on a shared host; and
+  the mean transform CPU time (a step applied to some samples only, as the colour steps of the photometric
+  distortion, moves the mean where it may not move the median).
 - --workers: the engine's DataLoader (TrainSamples, IterationBatches, collate, batch 2) with N workers,
   samples/s over --samples samples after the first batch (0: in the main process).
 Writes DIR/loader_throughput.json (atomically).
@@ -120,6 +122,7 @@ def main(argv=None) -> int:
         dc, tc = statistics.median(res["decode_cpu_ms"]), statistics.median(res["transform_cpu_ms"])
         records.append({"case": name, "decode_ms": d, "transform_ms": t, "samples_per_s_per_worker": 1000 / (d + t),
                         "decode_images_per_s": 1000 / d, "decode_cpu_ms": dc, "transform_cpu_ms": tc,
+                        "transform_cpu_ms_mean": statistics.fmean(res["transform_cpu_ms"]),
                         "samples": len(res["decode_ms"])})
         print(f"[loader] {name:28s} decode {d:6.1f} ms  transform {t:6.1f} ms  -> {1000 / (d + t):5.2f} samples/s "
               f"per worker (CPU: decode {dc:6.1f} ms, transform {tc:6.1f} ms)")
