@@ -134,10 +134,13 @@ def random_rescale_crop(image, label, rng: np.random.Generator, scale_range, bas
         return image[top:top + ch, left:left + cw], label[top:top + ch, left:left + cw]
     y0, y1, hy0, hy1 = _bilinear_taps(h, size[0], top, min(top + ch, size[0]))
     x0, x1, wx0, wx1 = _bilinear_taps(w, size[1], left, min(left + cw, size[1]))
-    rows0, rows1 = image[y0].astype(np.float32), image[y1].astype(np.float32)
+    # the horizontal pass once per source row and on the window's columns only (upscaling, a source row serves
+    # several output rows): the same products and sums as per output row
+    src = image[y0[0]:y1[-1] + 1]
     wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
-    out = (hy0[:, None, None] * (wx0 * rows0[:, x0] + wx1 * rows0[:, x1])
-           + hy1[:, None, None] * (wx0 * rows1[:, x0] + wx1 * rows1[:, x1]))
+    rows = (wx0 * np.take(src, x0, axis=1).astype(np.float32) + wx1 * np.take(src, x1, axis=1).astype(np.float32))
+    out = (hy0[:, None, None] * np.take(rows, y0 - y0[0], axis=0)
+           + hy1[:, None, None] * np.take(rows, y1 - y0[0], axis=0))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), label_window(top, left)
 
 
