@@ -34,16 +34,27 @@ def rescale_factor(size: tuple[int, int], ratio: float, base_size: tuple[int, in
     return min(long_edge / max(h, w), short_edge / min(h, w))
 
 
+def _resized_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """The bilinear resize in float, 1x3xHxW, before rounding."""
+    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    return F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=False)
+
+
+def _rounded(img: torch.Tensor) -> np.ndarray:
+    """1x3xHxW float (a view; rounded in place) -> HxWx3 uint8 (a view of channel planes)."""
+    return img[0].round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _resized_label(label: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    lab = torch.from_numpy(np.ascontiguousarray(label))[None, None]
+    return F.interpolate(lab, size=size, mode="nearest-exact")[0, 0].numpy()
+
+
 def resize(image: np.ndarray, label: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Image bilinear (uint8 out), label pixel-centre nearest (no new values)."""
     if tuple(label.shape) == tuple(size):
         return image, label
-    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-    img = F.interpolate(img, size=size, mode="bilinear", align_corners=False, antialias=False)
-    image = img[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()
-    lab = torch.from_numpy(np.ascontiguousarray(label))[None, None]
-    label = F.interpolate(lab, size=size, mode="nearest-exact")[0, 0].numpy()
-    return image, label
+    return _rounded(_resized_image(image, size)), _resized_label(label, size)
 
 
 def random_size(shape: tuple[int, int], rng: np.random.Generator, scale_range, base_size=None) -> tuple[int, int]:
@@ -95,6 +106,21 @@ def random_crop(image, label, rng: np.random.Generator, crop_size, cat_max_ratio
     top, left = crop_offset(label.shape, rng, crop_size, cat_max_ratio,
                             lambda t, le: label[t:t + ch, le:le + cw], ignore_index)
     return image[top:top + ch, left:left + cw], label[top:top + ch, left:left + cw]
+
+
+def random_rescale_then_crop(image, label, rng: np.random.Generator, scale_range, base_size, crop_size,
+                             cat_max_ratio=1.0, ignore_index=IGNORE_INDEX):
+    """random_rescale then random_crop: the same draws and values, but only the crop's window of the resized image
+    is rounded to uint8 (at scale 2 the whole 2048x4096 image is 14x the 769x769 crop)."""
+    size = random_size(label.shape, rng, scale_range, base_size)
+    if tuple(label.shape) == tuple(size):
+        return random_crop(image, label, rng, crop_size, cat_max_ratio, ignore_index)
+    label = _resized_label(label, size)
+    ch, cw = crop_size
+    top, left = crop_offset(size, rng, crop_size, cat_max_ratio, lambda t, le: label[t:t + ch, le:le + cw],
+                            ignore_index)
+    return (_rounded(_resized_image(image, size)[..., top:top + ch, left:left + cw]),
+            label[top:top + ch, left:left + cw])
 
 
 def _bilinear_taps(n_in: int, n_out: int, start: int, stop: int):
@@ -295,8 +321,8 @@ class TrainTransform:
             image, label = random_rescale_crop(image, label, rng, self.scale_range, self.base_size, self.crop_size,
                                                self.cat_max_ratio, self.ignore_index)
         else:
-            image, label = random_rescale(image, label, rng, self.scale_range, self.base_size)
-            image, label = random_crop(image, label, rng, self.crop_size, self.cat_max_ratio, self.ignore_index)
+            image, label = random_rescale_then_crop(image, label, rng, self.scale_range, self.base_size,
+                                                    self.crop_size, self.cat_max_ratio, self.ignore_index)
         if self.flip and rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
         if self.photometric:

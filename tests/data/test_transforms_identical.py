@@ -1,8 +1,8 @@
 """The training transforms give bit-identical outputs to the frozen reference (tests/data/reference_transforms.py,
-the code before the faster photometric distortion, normalisation and crop_first resize) for the same inputs and rng
-state: the same uint8 image, label and normalised tensors, and the same number of draws, so seeds, resumes and
-published numbers stay valid. Every branch of the photometric distortion is covered (found by replaying its draws),
-on colours that hit its edge cases: greys, black, white, ties between channels and hues next to the wrap-around at
+the code before the faster photometric distortion, normalisation and resizes) for the same inputs and rng state:
+the same uint8 image, label and normalised tensors, and the same number of draws, so seeds, resumes and published
+numbers stay valid. Every branch of the photometric distortion is covered (found by replaying its draws), on
+colours that hit its edge cases: greys, black, white, ties between channels and hues next to the wrap-around at
 0/360."""
 from __future__ import annotations
 
@@ -158,19 +158,29 @@ def test_to_tensors_is_bit_identical(shape, label_shape, pad_to):
         assert y.dtype == y_ref.dtype and y.shape == y_ref.shape and torch.equal(y, y_ref)
 
 
+def _reference_rescale_then_crop(image, label, rng, scale_range, base_size, crop, cat_max_ratio):
+    image, label = ref.random_rescale(image, label, rng, scale_range, base_size)
+    return ref.random_crop(image, label, rng, crop, cat_max_ratio)
+
+
+@pytest.mark.parametrize("functions", [(fast.random_rescale_crop, ref.random_rescale_crop),
+                                       (fast.random_rescale_then_crop, _reference_rescale_then_crop)],
+                         ids=["crop_first", "whole_image"])
 @pytest.mark.parametrize("shape,base_size,crop,cat_max_ratio,seeds", [
     ((1024, 2048), (1024, 2048), (769, 769), 1.0, 6),  # the released recipe at Cityscapes size
     ((61, 97), None, (40, 50), 0.75, 30),
     ((100, 40), None, (120, 30), 0.5, 30),  # the crop larger than the image on one axis
 ])
-def test_rescale_crop_is_bit_identical(shape, base_size, crop, cat_max_ratio, seeds):
+def test_rescale_and_crop_are_bit_identical(functions, shape, base_size, crop, cat_max_ratio, seeds):
     rng = np.random.default_rng(5)
     image = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
     label = rng.choice(np.array([1, 2, 3, 255], np.uint8), shape)
+    function, reference = functions
     for seed in range(seeds):
+        scale_range = (1.0, 1.0) if seed == 0 else (0.5, 2.0)  # scale 1: no resize at all
         a, b = np.random.default_rng(seed), np.random.default_rng(seed)
-        expected = ref.random_rescale_crop(image, label, a, (0.5, 2.0), base_size, crop, cat_max_ratio)
-        got = fast.random_rescale_crop(image, label, b, (0.5, 2.0), base_size, crop, cat_max_ratio)
+        expected = reference(image, label, a, scale_range, base_size, crop, cat_max_ratio)
+        got = function(image, label, b, scale_range, base_size, crop, cat_max_ratio)
         for x, y in zip(got, expected):
             assert x.dtype == y.dtype and np.array_equal(x, y), seed
         assert _same_draws(a, b)
