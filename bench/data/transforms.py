@@ -171,7 +171,7 @@ def random_rescale_crop(image, label, rng: np.random.Generator, scale_range, bas
 
 
 def _mod(y: np.ndarray, period) -> np.ndarray:
-    """np.mod(y, period) for y in [-period, 2 * period), bit for bit and ~50x faster (np.mod is a scalar loop): there
+    """np.mod(y, period) for y in [-period, 2 * period), bit for bit and ~15x faster (np.mod is a scalar loop): there
     np.mod adds period to a negative y (the same rounded addition), and y - period is exact for y in
     [period, 2 * period)."""
     one = y.dtype.type
@@ -290,6 +290,8 @@ def to_tensors(image: np.ndarray, label: np.ndarray, mean, std, pad_to=None,
                ignore_index=IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalise a uint8 image to float32 3xHxW and the label to int64 HxW; pad both bottom/right by what the label
     lacks of pad_to (image 0 after normalising, label ignore_index). Normalising is a table of the 256 levels."""
+    if image.dtype != np.uint8:
+        raise TypeError(f"to_tensors: expected a uint8 image, got {image.dtype}")
     ph, pw = (max(pad_to[0] - label.shape[0], 0), max(pad_to[1] - label.shape[1], 0)) if pad_to is not None else (0, 0)
     levels = (np.arange(256, dtype=np.float32)[:, None] - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     h, w = image.shape[:2]

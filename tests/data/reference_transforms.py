@@ -1,7 +1,7 @@
 """A frozen copy of bench/data/transforms.py as of commit 837c4b9 (before the faster photometric distortion,
-normalise and pad), code verbatim: tests/data/test_transforms_identical.py checks that the current transforms give
-bit-identical outputs for the same inputs and rng state, so seeds, resumes and published numbers stay valid. Never
-edit the code below; it is the definition the current code must reproduce."""
+normalise+pad and resizes), code verbatim: tests/data/test_transforms_identical.py checks that the current
+transforms give bit-identical outputs for the same inputs and rng state, so seeds, resumes and published numbers
+stay valid. Never edit the code below; it is the definition the current code must reproduce."""
 from __future__ import annotations
 
 import numpy as np
