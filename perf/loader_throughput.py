@@ -9,6 +9,9 @@ cat_max_ratio 1; photometric distortion on and off, and each `--variants` data o
 stream (bench.engine.sampling: the same images and augmentation draws for every variant).
 - per worker: one process, one thread (a loader worker's torch threads are 1): decode ms and transform ms per
   sample, their sum, samples/s = 1000 / (decode + transform); cases interleaved per round, medians over samples.
+  The same medians in CPU time (process_time) beside them: far less sensitive to other jobs on a shared host; and
+  the mean transform CPU time (a step applied to some samples only, as the colour steps of the photometric
+  distortion, moves the mean where it may not move the median).
 - --workers: the engine's DataLoader (TrainSamples, IterationBatches, collate, batch 2) with N workers,
   samples/s over --samples samples after the first batch (0: in the main process).
 Writes DIR/loader_throughput.json (atomically).
@@ -40,17 +43,18 @@ def data_config(args, **options):
 def per_worker(dataset, transform, keys, seed: int, batch: int) -> dict:
     from bench.engine.sampling import sample_index, sample_rng
 
-    decode, trans = [], []
+    out = {"decode_ms": [], "transform_ms": [], "decode_cpu_ms": [], "transform_cpu_ms": []}
     for it, slot in keys:
         i = sample_index(seed, it, slot, batch, len(dataset))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         image, label = dataset.load(i)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         transform(image, label, sample_rng(seed, it, slot))
-        t2 = time.perf_counter()
-        decode.append(1000 * (t1 - t0))
-        trans.append(1000 * (t2 - t1))
-    return {"decode_ms": decode, "transform_ms": trans}
+        t2, c2 = time.perf_counter(), time.process_time()
+        for key, value in (("decode_ms", t1 - t0), ("transform_ms", t2 - t1), ("decode_cpu_ms", c1 - c0),
+                           ("transform_cpu_ms", c2 - c1)):
+            out[key].append(1000 * value)
+    return out
 
 
 def loader_rate(cfg, workers: int, samples: int, seed: int, batch: int = 2) -> float:
@@ -102,22 +106,26 @@ def main(argv=None) -> int:
             cases[name] = data_config(args, **options)
     dataset = build_dataset(next(iter(cases.values())), "train")  # writes the dataset on first use
     seed, batch = 0, 2
-    results = {name: {"decode_ms": [], "transform_ms": []} for name in cases}
+    results = {name: {} for name in cases}
     for r in range(args.rounds):
         keys = [(r * args.samples // batch + k // batch, k % batch) for k in range(args.samples)]
         for name, cfg in cases.items():
             out = per_worker(dataset, TrainTransform(cfg), keys, seed, batch)
             for k, v in out.items():
-                results[name][k] += v
+                results[name].setdefault(k, []).extend(v)
             print(f"[loader] round {r + 1} {name}: decode {statistics.median(out['decode_ms']):.0f} ms, "
-                  f"transform {statistics.median(out['transform_ms']):.0f} ms", flush=True)
+                  f"transform {statistics.median(out['transform_ms']):.0f} ms "
+                  f"(CPU {statistics.median(out['transform_cpu_ms']):.0f} ms)", flush=True)
     records = []
     for name, res in results.items():
         d, t = statistics.median(res["decode_ms"]), statistics.median(res["transform_ms"])
+        dc, tc = statistics.median(res["decode_cpu_ms"]), statistics.median(res["transform_cpu_ms"])
         records.append({"case": name, "decode_ms": d, "transform_ms": t, "samples_per_s_per_worker": 1000 / (d + t),
-                        "decode_images_per_s": 1000 / d, "samples": len(res["decode_ms"])})
+                        "decode_images_per_s": 1000 / d, "decode_cpu_ms": dc, "transform_cpu_ms": tc,
+                        "transform_cpu_ms_mean": statistics.fmean(res["transform_cpu_ms"]),
+                        "samples": len(res["decode_ms"])})
         print(f"[loader] {name:28s} decode {d:6.1f} ms  transform {t:6.1f} ms  -> {1000 / (d + t):5.2f} samples/s "
-              f"per worker")
+              f"per worker (CPU: decode {dc:6.1f} ms, transform {tc:6.1f} ms)")
     loaders = []
     for w in [int(x) for x in args.workers.split(",") if x]:
         for name in ("photometric", *[n for n in cases if n.startswith("photometric+")]):

@@ -49,6 +49,7 @@ def test_loader_throughput_smoke_times_decode_and_transform(tmp_path):
     assert set(cases) == {"no_photometric", "no_photometric+crop_first", "photometric", "photometric+crop_first"}
     for r in cases.values():
         assert r["decode_ms"] > 0 and r["transform_ms"] > 0 and r["samples"] == 2
+        assert r["decode_cpu_ms"] > 0 and r["transform_cpu_ms"] > 0 and r["transform_cpu_ms_mean"] > 0
         assert r["samples_per_s_per_worker"] == pytest.approx(1000 / (r["decode_ms"] + r["transform_ms"]))
     assert [d["workers"] for d in out["data_loader"]] == [0, 0]
 
