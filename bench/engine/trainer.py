@@ -26,6 +26,7 @@ from bench.files.json_records import read_json
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
 from bench.files.locking import DirLock
+from bench.host.allocator import keep_freed_memory
 from bench.host.compiled import maybe_compile
 
 Report = Optional[Callable[[dict], None]]
@@ -43,7 +44,10 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def _runtime(train_cfg, device_type: str):
-    """Threads and deterministic algorithms for the duration of a run (the previous settings come back)."""
+    """Threads and deterministic algorithms for the duration of a run (the previous settings come back); on CPU,
+    malloc's thresholds for the process (bench/host/allocator.py; they stay)."""
+    if device_type == "cpu":
+        keep_freed_memory()
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
