@@ -15,8 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from bench.engine import checkpoint as ckpt
-from bench.engine.batch_slots import BatchSlots
 from bench.engine import distributed as ddp
+from bench.engine.batch_slots import BatchSlots
 from bench.engine.checks import check_dataset, check_static, resolve_device_type
 from bench.engine.losses import build_loss, segmentation_loss
 from bench.engine.optim import BACKBONE, HEADS, PolyWarmupSchedule, build_optimizer
