@@ -37,14 +37,14 @@ class FPNHead(nn.Module):
     def forward(self, features, size=None):
         laterals = [conv(features[n]) for conv, n in zip(self.lateral, self.in_features)]
         for i in range(len(laterals) - 1, 0, -1):  # top-down pathway
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:],
-                                                              mode="nearest")
+            # in place: a conv's backward does not need its output, and the finest level is the largest tensor
+            laterals[i - 1] += F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
         pyramid = [smooth(x) for smooth, x in zip(self.smooth, laterals)]
         target = pyramid[0].shape[-2:]
-        out = 0
+        out = None
         for head, x in zip(self.scale_heads, pyramid):
             x = head(x)
             if x.shape[-2:] != target:  # odd input sizes: x2 steps overshoot or undershoot by a pixel
                 x = F.interpolate(x, size=target, mode="bilinear", align_corners=False)
-            out = out + x
+            out = x if out is None else out + x  # not in place: a scale head ends in ReLU, which keeps its output
         return self.cls(out)

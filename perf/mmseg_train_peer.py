@@ -14,7 +14,8 @@ weight 0.4), as tools/mmseg_parity/check_mmseg.py builds them, with the syntheti
 - engine: bench.engine.trainer.train_experiment on the same model config and dataset (perf.train_throughput's
   engine side: its loader with 1 worker on CPU reads and transforms the same images; window timing from its
   metrics; data wait reported).
-Rounds alternate mmseg and engine per model. Both skip their first logging window (warm-up). Writes
+Both run under the malloc thresholds the engine sets on CPU (bench/host/allocator.py; process-wide, so set before
+the first round). Rounds alternate mmseg and engine per model. Both skip their first logging window (warm-up). Writes
 DIR/mmseg_train_peer.json (atomically).
 """
 from __future__ import annotations
@@ -137,6 +138,9 @@ def main(argv=None) -> int:
     if args.data is None:
         args.data = ROOT / "runs" / "data" / "perf-{}x{}-{}".format(*args.image, args.images)
     torch.set_num_threads(args.threads)
+    from bench.host.allocator import keep_freed_memory
+
+    keep_freed_memory()  # what the engine sets for its process on CPU: both loops run under it from the first round
     from bench.measure.environment import environment
     from bench.results.provenance import provenance
 

@@ -16,7 +16,8 @@ For each head, each round (rounds interleave the sides, so drifting load hits th
   The first iteration (start-up, compilation) is reported apart (first_iter_s). The progress bar is off.
 - plain: the same model (same seed), the same batches (the engine's own sample stream, built before timing and
   kept in memory), the same loss (weighted cross-entropy of every output resized to the label) and optimizer
-  (bench.engine.optim.build_optimizer), under the same determinism setting; no hooks, no logging, no schedule.
+  (bench.engine.optim.build_optimizer), under the same determinism setting and, on CPU, the engine's malloc
+  thresholds (bench/host/allocator.py, process-wide, set before the first round); no hooks, no logging, no schedule.
   log_every warm-up + iters iterations.
 - variants (--variants): the plain loop with channels-last weights and inputs, or under bf16 autocast.
 - --compile: the engine again with model.compile: true; its first iteration (compilation) is reported apart.
@@ -207,6 +208,10 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(args.deterministic, warn_only=device.type == "cuda")
+    if device.type == "cpu":  # the engine fixes malloc's thresholds for the process; both sides run under them
+        from bench.host.allocator import keep_freed_memory
+
+        keep_freed_memory()
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = args.deterministic
         torch.backends.cudnn.benchmark = not args.deterministic

@@ -83,10 +83,14 @@ class IterationBatches(Sampler):
         return max(self.stop - self.start, 0)
 
 
-def collate(items):
-    images = torch.stack([x for x, _, _ in items])
-    labels = torch.stack([y for _, y, _ in items])
+def batch_iteration(items) -> int:
+    """The one iteration of a batch's (image, label, iteration) items."""
     iterations = {it for _, _, it in items}
     if len(iterations) != 1:
         raise RuntimeError(f"a batch mixes iterations {sorted(iterations)}")
-    return images, labels, iterations.pop()
+    return iterations.pop()
+
+
+def collate(items):
+    iteration = batch_iteration(items)
+    return torch.stack([x for x, _, _ in items]), torch.stack([y for _, y, _ in items]), iteration

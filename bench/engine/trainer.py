@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from bench.engine import checkpoint as ckpt
 from bench.engine import distributed as ddp
+from bench.engine.batch_slots import BatchSlots
 from bench.engine.checks import check_dataset, check_static, resolve_device_type
 from bench.engine.losses import build_loss, segmentation_loss
 from bench.engine.optim import BACKBONE, HEADS, PolyWarmupSchedule, build_optimizer
@@ -25,9 +26,14 @@ from bench.files.json_records import read_json
 from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
 from bench.files.locking import DirLock
+from bench.host.allocator import keep_freed_memory
 from bench.host.compiled import maybe_compile
 
 Report = Optional[Callable[[dict], None]]
+
+
+def _as_is(batch):
+    return batch
 
 
 def seed_everything(seed: int) -> None:
@@ -38,7 +44,10 @@ def seed_everything(seed: int) -> None:
 
 @contextlib.contextmanager
 def _runtime(train_cfg, device_type: str):
-    """Threads and deterministic algorithms for the duration of a run (the previous settings come back)."""
+    """Threads and deterministic algorithms for the duration of a run (the previous settings come back); on CPU,
+    malloc's thresholds for the process (bench/host/allocator.py; they stay)."""
+    if device_type == "cpu":
+        keep_freed_memory()
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -269,15 +278,23 @@ class _Trainer:
         return {"kind": "eval", "iter": iteration, **{k: metrics[k] for k in keep if k in metrics}}
 
     # -- loop --------------------------------------------------------------------------------------------------
-    def _loader(self) -> DataLoader:
+    def _loader(self) -> tuple[DataLoader, Callable]:
+        """The training DataLoader and the function that turns its output into (images, labels, iteration)."""
         cfg = self.cfg
         samples = TrainSamples(self.train_set, self.train_transform, cfg.seed, cfg.train.batch_size)
         batches = IterationBatches(self.start_iter, cfg.train.iterations, cfg.train.batch_size, self.rank, self.world)
-        workers = cfg.data.num_workers
+        workers, prefetch = cfg.data.num_workers, 2
+        pin = self.device.type == "cuda"
+        collate_fn, take = collate, _as_is
+        if workers and not pin:  # on CUDA the pin-memory thread takes the default transport's cost off this thread
+            per_rank, (h, w) = len(batches.slots), cfg.data.crop_size
+            slots = BatchSlots((per_rank, 3, h, w), (per_rank, h, w), in_flight=workers * prefetch)
+            collate_fn, take = slots, slots.take
         # Own generator: creating the loader's iterator must not draw from the global torch RNG (dropout's).
-        return DataLoader(samples, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                          pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed),
-                          persistent_workers=False, prefetch_factor=2 if workers else None)
+        loader = DataLoader(samples, batch_sampler=batches, num_workers=workers, collate_fn=collate_fn,
+                            pin_memory=pin, generator=torch.Generator().manual_seed(cfg.seed),
+                            persistent_workers=False, prefetch_factor=prefetch if workers else None)
+        return loader, take
 
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.cfg.train.channels_last:
@@ -320,10 +337,13 @@ class _Trainer:
         segment_start, eval_time = time.perf_counter(), 0.0
         clock = _StepClock()
         try:
-            batches = iter(self._loader())
+            loader, take = self._loader()
+            batches = iter(loader)
             while True:
                 with clock.waiting():
                     batch = next(batches, None)
+                    if batch is not None:
+                        batch = take(batch)
                 if batch is None:
                     break
                 images, labels, it = batch
