@@ -11,7 +11,7 @@ import pandas as pd
 from bench.errors import UserError, one_line
 from bench.results.schema import (
     BOOL, CONFIG, FLOAT, INT, PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET,
-    columns_of_type,
+    columns_of_type, compile_setting,
 )
 
 # Without these a report means nothing; every other schema column is optional (absent -> NaN / "").
@@ -116,6 +116,11 @@ def results_from_frame(raw: pd.DataFrame, source: Path, sweep_dir: Path, per_cla
     df = _normalise(raw, source)
     for col in absent:
         df[col] = np.nan if col in NUMERIC else (False if col in BOOLEAN else "")
+    try:
+        df["compile"] = df["compile"].map(compile_setting)  # also results written while it was a boolean column
+    except ValueError as exc:
+        raise UserError(f"{source}: column 'compile' has unknown value {exc.args[0]!r} (known: false, true, eval)") \
+            from None
     unknown = sorted(set(df["status"]) - set(STATUSES))
     if unknown:
         raise UserError(f"{source}: column 'status' has unknown value {unknown[0]!r} (known: {', '.join(STATUSES)})")

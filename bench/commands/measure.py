@@ -213,6 +213,7 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
     from bench.measure.macs import count_macs
     from bench.measure.model import measure_model
     from bench.host.compiled import uncompiled
+    from bench.results.schema import compile_setting
 
     import torch
 
@@ -234,7 +235,7 @@ def measure_one(args, planned: PlannedModel, device, experiment=None) -> dict:
         "formulation": record["formulation"], "ifa_kernels": record["ifa_kernels"],  # what IFA ran as ("" otherwise)
         "num_classes": cfg.num_classes,
         "backbone_width": cfg.backbone.width, "ifa_query_stride": "" if query_stride is None else query_stride,
-        "compile": cfg.compile,
+        "compile": compile_setting(cfg.compile),
     }
     if experiment is not None:
         ident.update({"config": str(args.config), "overrides": " ".join(args.overrides),

@@ -124,8 +124,9 @@ class ModelConfig(_Strict):
     backbone: BackboneConfig = BackboneConfig()
     head: HeadConfig = IFAHeadConfig()
     aux_head: AuxHeadConfig = AuxHeadConfig()
-    # torch.compile (inductor) for training, evaluation and latency (bench/host/compiled.py); opt-in
-    compile: bool = False
+    # torch.compile (inductor), bench/host/compiled.py; opt-in. true: training, evaluation and latency; "eval":
+    # evaluation and latency only, training eager (eager's training arithmetic; where compile pays on the CPU)
+    compile: Union[bool, Literal["eval"]] = False
     # inductor's cache (TORCHINDUCTOR_CACHE_DIR); None: that variable if set, else ~/.cache/ifa-bench/inductor.
     # Not part of the config hash: where the cache lives changes no result.
     compile_cache: Optional[Path] = None

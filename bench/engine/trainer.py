@@ -27,7 +27,7 @@ from bench.engine.sampling import IterationBatches, TrainSamples, collate
 from bench.errors import UserError
 from bench.files.locking import DirLock
 from bench.host.allocator import keep_freed_memory
-from bench.host.compiled import maybe_compile
+from bench.host.compiled import maybe_compile, training_forward
 
 Report = Optional[Callable[[dict], None]]
 
@@ -299,7 +299,7 @@ class _Trainer:
     def _step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict]:
         if self.cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.cfg.train.amp, self.device):
+        with training_forward(self.segmentor, self.cfg.model), _autocast(self.cfg.train.amp, self.device):
             outputs = self.model(images)
         loss, parts = segmentation_loss(outputs, labels, self.loss_weights, self.loss_fn, self.align)
         self.optimizer.zero_grad(set_to_none=True)

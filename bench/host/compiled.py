@@ -1,4 +1,8 @@
-"""`model.compile: true`: torch.compile (inductor) applied in place, with a cache folder that survives the node.
+"""`model.compile`: torch.compile (inductor) applied in place, with a cache folder that survives the node.
+
+`true` compiles the model for training, evaluation and latency; `eval` for evaluation and latency only: the model
+is compiled in place as for `true`, and each training forward runs it eagerly (`training_forward`), so training
+computes exactly what an eager run computes. On the CPU that is where compile pays (docs/performance.md).
 
 `Module.compile()` keeps the module itself (its state_dict keys, attributes such as IFA's query mode, DDP wrapping),
 so checkpoints of compiled and eager runs are interchangeable. The cache: `model.compile_cache`, else
@@ -7,6 +11,7 @@ under /tmp, which a cluster's nodes do not share and clean between jobs).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Optional
@@ -14,6 +19,7 @@ from typing import Optional
 from torch import nn
 
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+EVAL_ONLY = "eval"  # model.compile: evaluation and latency compiled, training eager
 DEFAULT_CACHE = Path("~/.cache/ifa-bench/inductor")
 
 
@@ -26,7 +32,8 @@ def compile_cache_dir(configured: Optional[Path]) -> Path:
 
 
 def maybe_compile(model: nn.Module, model_cfg) -> nn.Module:
-    """`model` compiled in place when `model_cfg.compile` is set (returned for chaining), else unchanged."""
+    """`model` compiled in place when `model_cfg.compile` is set (true or eval; returned for chaining), else
+    unchanged. Training under `eval` goes through `training_forward`."""
     if not getattr(model_cfg, "compile", False):
         return model
     cache = compile_cache_dir(model_cfg.compile_cache)
@@ -41,13 +48,18 @@ def maybe_compile(model: nn.Module, model_cfg) -> nn.Module:
     return model
 
 
+def training_forward(model: nn.Module, model_cfg):
+    """Context for a training forward of `model`: eager under `model.compile: eval`, else the model as it is."""
+    return uncompiled(model) if getattr(model_cfg, "compile", False) == EVAL_ONLY else contextlib.nullcontext()
+
+
 def is_compiled(model: nn.Module) -> bool:
     return getattr(model, "_compiled_call_impl", None) is not None
 
 
 def uncompiled(model: nn.Module):
-    """Context: `model` runs eagerly for the duration (fvcore tracing, pickling into a fresh process)."""
-    import contextlib
+    """Context: `model` runs eagerly for the duration (fvcore tracing, pickling into a fresh process, a training
+    step under `model.compile: eval`)."""
 
     @contextlib.contextmanager
     def ctx():

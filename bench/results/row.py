@@ -15,7 +15,8 @@ from bench.config.query_stride import QUERY_STRIDE_KEY, effective_query_stride
 from bench.results.provenance import provenance
 from bench.results.schema import (
     BOOL, COLUMN_TYPES, CONFIG, ENVIRONMENT, FLOAT, IDENTITY, INT, INTERVALS, MEASUREMENTS, METRICS,
-    PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, TIMING, trial_rel,
+    PER_CLASS_COLUMNS, PER_CLASS_CSV, RESULT_COLUMNS, RESULTS_CSV, RESULTS_PARQUET, TIMING, compile_setting,
+    trial_rel,
 )
 
 CFG_PREFIX = "cfg."
@@ -41,7 +42,7 @@ def config_columns(cfg: ExperimentConfig, device_type: str = "cpu") -> dict[str,
         "eval_flip": cfg.eval.flip,
         "ifa_query": cfg.eval.ifa_query,
         "ifa_query_stride": _text(effective_query_stride(cfg)),  # "" for other heads, like formulation
-        "compile": cfg.model.compile,
+        "compile": compile_setting(cfg.model.compile),
     }
 
 

@@ -19,7 +19,8 @@ CONFIG = [
     "dataset", "backbone", "stem", "output_stride", "head", "formulation", "seed", "iterations", "batch_size",
     "crop", "num_classes", "eval_mode", "eval_scales", "eval_flip", "ifa_query", "ifa_query_stride", "compile",
 ]
-# crop: "HxW"; eval_scales: "1.0" or "0.5,0.75,1.0".
+# crop: "HxW"; eval_scales: "1.0" or "0.5,0.75,1.0"; compile: "false", "true" or "eval" (model.compile,
+# compile_setting).
 # formulation: IFA's formulation ("reference"/"fused"), "" for other heads: what ran (a completed row's measurement,
 # else its training), or before that what `auto` runs as on the trial's device (bench/config/formulation.py).
 # ifa_query_stride: the stride IFA is queried at (1 = label resolution, 4 = its own grid, upsampled); empty for other
@@ -79,7 +80,7 @@ RESULT_COLUMNS = IDENTITY + CONFIG + RAN + METRICS + INTERVALS + MEASUREMENTS + 
 FLOAT, INT, BOOL, TEXT = "float64", "Int64", "boolean", "text"
 _INT = ["attempts", "output_stride", "seed", "iterations", "batch_size", "num_classes", "measure_batch",
         "measure_threads", "latency_runs", "latency_processes", "threads"]
-_BOOL = ["eval_flip", "latency_noisy", "git_dirty", "compile"]
+_BOOL = ["eval_flip", "latency_noisy", "git_dirty"]
 _TEXT_MEASUREMENTS = ["measure_input", "measure_key", "measure_dtype", "measure_device", "measure_device_name",
                       "measure_node", "measure_started_at", "measure_finished_at", "unsupported_ops",
                       "latency_noisy_reason", "gpu_state", "gpu_throttle"]
@@ -96,3 +97,18 @@ def columns_of_type(kind: str) -> set[str]:
 PER_CLASS_COLUMNS = ["trial_id", "config_hash", "dataset", "backbone", "head", "seed", "class_index", "class_name", "iou"]
 
 # Training curves: <sweep>/<trial_dir>/metrics.jsonl, the engine's format (docs/architecture.md).
+
+
+def compile_setting(value) -> str:
+    """The `compile` column's text for a model.compile value: "false", "true" or "eval". Results written while the
+    column was boolean read as "true"/"false" (True/False, and an absent value or column as "false")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "false"
+    text = str(value).strip().lower()
+    if text in ("true", "1", "1.0"):
+        return "true"
+    if text in ("false", "0", "0.0", "", "nan", "none", "<na>"):
+        return "false"
+    if text == "eval":
+        return "eval"
+    raise ValueError(value)

@@ -15,7 +15,7 @@ from tests.engine.train_helpers import tiny_config
 FPN = {"name": "fpn", "channels": 16, "scale_channels": 16, "dropout": 0.0}
 
 
-def _train(tmp_path, name, compile_model: bool):
+def _train(tmp_path, name, compile_model):
     from bench.engine.trainer import train_experiment
 
     cfg = tiny_config(tmp_path / "data", model={"compile": compile_model, "compile_cache": str(tmp_path / "cache"),
@@ -69,6 +69,7 @@ def test_compile_cache_is_out_of_the_hash_and_compile_in_it_only_when_set(tmp_pa
         base.config_hash()
     assert tiny_config(tmp_path, model={"compile": False}).config_hash() == base.config_hash()
     assert tiny_config(tmp_path, model={"compile": True}).config_hash() != base.config_hash()
+    assert len({tiny_config(tmp_path, model={"compile": c}).config_hash() for c in (False, True, "eval")}) == 3
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "env"))
     assert compile_cache_dir(None) == tmp_path / "env"
     assert compile_cache_dir(tmp_path / "cfg") == tmp_path / "cfg"
@@ -84,3 +85,37 @@ def test_eager_engine_reports_windows_without_the_first_iteration(tmp_path):
     for r in log:
         assert 0 <= r["data_wait_s"] <= r["window_s"]
         assert r["it_per_s"] == pytest.approx(r["window_iters"] / r["window_s"], rel=0.01)
+
+
+def test_compile_eval_runs_training_forwards_eagerly_and_true_does_not():
+    """`model.compile: eval`: the model is compiled in place, and a training forward (training_forward) runs it
+    eagerly: dynamo sees no frame. Under `true` the training forward stays compiled. (No call compiles here.)"""
+    import torch
+    from torch import nn
+
+    from bench.config.model import ModelConfig
+    from bench.host.compiled import is_compiled, maybe_compile, training_forward
+
+    for setting in ("eval", True):
+        cfg = ModelConfig.model_validate({"num_classes": 2, "compile": setting})
+        model = maybe_compile(nn.Conv2d(3, 2, 1), cfg)
+        assert is_compiled(model)
+        with training_forward(model, cfg):
+            assert is_compiled(model) == (setting is True)
+            if setting == "eval":
+                frames = torch._dynamo.utils.counters["frames"]["total"]
+                model(torch.randn(1, 3, 4, 4))
+                assert torch._dynamo.utils.counters["frames"]["total"] == frames
+        assert is_compiled(model)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # a cold inductor compile of the evaluation graph
+def test_compile_eval_trains_as_eager_and_evaluates_compiled(tmp_path):
+    """`model.compile: eval` trains exactly as eager (the same losses, bit for bit) and evaluates the compiled model:
+    the same mIoU as eager within 0.1, with inductor's cache written by that evaluation."""
+    _, eager, eager_log = _train(tmp_path, "eager", False)
+    _, compiled, compiled_log = _train(tmp_path, "eval_compiled", "eval")
+    assert [r["loss"] for r in compiled_log] == [r["loss"] for r in eager_log]
+    assert any((tmp_path / "cache").iterdir())  # the evaluation compiled (training did not need to)
+    assert abs(compiled["miou"] - eager["miou"]) <= 0.1, (compiled["miou"], eager["miou"])

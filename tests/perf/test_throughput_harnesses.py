@@ -63,3 +63,40 @@ def test_train_throughput_refuses_cuda_without_a_device_in_one_line(tmp_path, ca
     assert exit_info.value.code == 2
     assert "--device cuda: no CUDA device here" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_compile_seeds_pairs_each_variant_with_eager_by_seed():
+    from perf.compile_seeds import paired
+
+    eager = {0: 50.0, 1: 40.0, 2: 30.0, 3: 20.0, 4: 10.0}
+    runs = [{"head": "ifa", "variant": "eager", "seed": s, "miou": m} for s, m in eager.items()]
+    runs += [{"head": "ifa", "variant": "compiled", "seed": s, "miou": eager[s] + s + 1} for s in eager]
+    runs += [{"head": "ifa", "variant": "compiled", "seed": 9, "miou": 99.0},  # no eager run of seed 9
+             {"head": "fpn", "variant": "compiled", "seed": 0, "miou": 0.0},
+             {"head": "ifa", "variant": "eager_avx2", "seed": 0, "error": "exit 1"}]
+    out = paired(runs, "ifa", "compiled")
+    assert out["seeds"] == [0, 1, 2, 3, 4] and out["differences"] == [1, 2, 3, 4, 5]
+    assert out["mean"] == 3 and out["sd"] == pytest.approx(1.5811, abs=1e-4)
+    half = 2.776 * 1.5811388 / 5 ** 0.5  # Student t(4) 0.975 quantile
+    assert out["ci95"] == pytest.approx([3 - half, 3 + half], abs=1e-3) and not out["ci95_contains_0"]
+    assert out["sign_flip_p"] == 2 / 32  # only all plus and all minus reach |sum| = 15
+    mixed = paired([*runs[:5], *({**r, "miou": r["miou"] - 2 * (r["seed"] % 2) * (r["seed"] + 1)}
+                                 for r in runs[5:10])], "ifa", "compiled")
+    assert mixed["differences"] == [1, -2, 3, -4, 5] and mixed["ci95_contains_0"]
+    assert paired(runs, "ifa", "eager_avx2") == {"head": "ifa", "variant": "eager_avx2", "seeds": [],
+                                                 "differences": []}
+
+
+@pytest.mark.slow  # inductor compiles the segmentor's evaluation graph: ~1 min on 2 cores
+def test_compile_speed_smoke_times_eager_and_compiled_cases(tmp_path, monkeypatch):
+    from perf.compile_speed import main
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    assert main(["--smoke", "--heads", "ifa_fused", "--phases", "eval", "--modes", "whole",
+                 "--data", str(tmp_path / "data"), "--out", str(tmp_path)]) == 0
+    out = json.loads((tmp_path / "compile_speed.json").read_text())
+    cases = {r["mode"]: r for r in out["records"]}
+    assert set(cases) == {"eager", "whole"} and cases["eager"]["over_eager"] == 1.0
+    assert all(r["phase"] == "eval" and r["size"] == [64, 128] and r["ms"] > 0 for r in cases.values())
+    assert cases["whole"]["first_s"] > cases["eager"]["first_s"]  # the compiled case compiled on its first call
+    assert any((tmp_path / "cache").iterdir())

@@ -52,3 +52,21 @@ def test_writer_and_reader_use_the_schema_types(tmp_path):
                 assert isinstance(value, str), (source, col)
         assert trials["latency_noisy"].iloc[0] and trials["measure_threads"].iloc[0] == 2.0
         assert trials["unsupported_ops"].iloc[0] == "x" and trials["gmacs"].iloc[0] == 1.5
+
+
+def test_compile_column_reads_every_setting_and_the_boolean_column_of_earlier_results(tmp_path):
+    import pytest
+
+    from bench.errors import UserError
+
+    write_tables(tmp_path, [_row()], [])
+    assert read_results(tmp_path / "results.csv").trials["compile"].iloc[0] == "false"
+    raw = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
+    for written, read in (("True", "true"), ("False", "false"), ("eval", "eval"), ("true", "true")):
+        raw.assign(compile=written).to_csv(tmp_path / "results.csv", index=False)
+        assert read_results(tmp_path / "results.csv").trials["compile"].iloc[0] == read, written
+    raw.drop(columns="compile").to_csv(tmp_path / "results.csv", index=False)  # before the column existed
+    assert read_results(tmp_path / "results.csv").trials["compile"].iloc[0] == "false"
+    raw.assign(compile="head").to_csv(tmp_path / "results.csv", index=False)
+    with pytest.raises(UserError, match="column 'compile' has unknown value 'head'"):
+        read_results(tmp_path / "results.csv")
