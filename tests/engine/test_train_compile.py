@@ -113,9 +113,10 @@ def test_compile_eval_runs_training_forwards_eagerly_and_true_does_not():
 @pytest.mark.timeout(1200)  # a cold inductor compile of the evaluation graph
 def test_compile_eval_trains_as_eager_and_evaluates_compiled(tmp_path):
     """`model.compile: eval` trains exactly as eager (the same losses, bit for bit) and evaluates the compiled model:
-    the same mIoU as eager within 0.1, with inductor's cache written by that evaluation."""
+    the same mIoU as eager within 0.1. (That the model is compiled and only training runs eager is checked by the fast
+    test above; neither inductor's cache folder nor dynamo's frame count shows it here once other tests compiled the
+    same graphs earlier in the process.)"""
     _, eager, eager_log = _train(tmp_path, "eager", False)
     _, compiled, compiled_log = _train(tmp_path, "eval_compiled", "eval")
     assert [r["loss"] for r in compiled_log] == [r["loss"] for r in eager_log]
-    assert any((tmp_path / "cache").iterdir())  # the evaluation compiled (training did not need to)
     assert abs(compiled["miou"] - eager["miou"]) <= 0.1, (compiled["miou"], eager["miou"])
