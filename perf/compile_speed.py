@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from bench.measure.latency import time_wall_and_cpu
 from perf.train_throughput import CPU_SMALL, HEADS, SMOKE, Plain, engine_batches, experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,11 +98,9 @@ def time_rounds(cases: dict, rounds: int, iters: int) -> dict:
     for r in range(rounds):
         for mode in modes if r % 2 == 0 else modes[::-1]:
             call = cases[mode][0]
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(iters):
-                call()
-            times[mode]["ms"].append(1000 * (time.perf_counter() - t0) / iters)
-            times[mode]["cpu_ms"].append(1000 * (time.process_time() - c0) / iters)
+            ms, cpu_ms = time_wall_and_cpu(lambda: [call() for _ in range(iters)], torch.device("cpu"))
+            times[mode]["ms"].append(ms / iters)
+            times[mode]["cpu_ms"].append(cpu_ms / iters)
     return times
 
 

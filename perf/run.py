@@ -25,7 +25,7 @@ from typing import Optional
 
 import torch
 
-from bench.measure.latency import time_cuda_runs
+from bench.measure.latency import time_wall_and_cpu
 from perf.cases import Built, build
 from perf.report import targets, write_outputs
 
@@ -76,16 +76,6 @@ def plan(p: dict, device: str, dtype: str, channels_last: bool, smoke: bool) -> 
     return groups
 
 
-def _timed(call, device: torch.device) -> tuple[float, float]:
-    """(wall ms, process CPU ms) of one call. CPU time (all threads) is far less sensitive than wall time to
-    other processes competing for the cores; with T threads and no contention it is about T x wall."""
-    if device.type == "cuda":
-        return time_cuda_runs(call, (), 1, device)[0], float("nan")
-    c0, t0 = time.process_time(), time.perf_counter()
-    call()
-    return (time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0
-
-
 def time_round_robin(builts: list[Built], device, warmup: int, runs: int) -> list[list[tuple[float, float]]]:
     for b in builts:
         for _ in range(warmup):
@@ -93,7 +83,7 @@ def time_round_robin(builts: list[Built], device, warmup: int, runs: int) -> lis
     times = [[] for _ in builts]
     for _ in range(runs):
         for i, b in enumerate(builts):
-            times[i].append(_timed(b.call, device))
+            times[i].append(time_wall_and_cpu(b.call, device))
     return times
 
 

@@ -138,6 +138,17 @@ def time_cpu_runs(fn, inputs, runs: int) -> list[float]:
     return times
 
 
+def time_wall_and_cpu(call, device: torch.device) -> tuple[float, float]:
+    """(wall ms, process CPU ms) of one `call()`. CPU time (all threads) is far less sensitive than wall time to
+    other processes competing for the cores; with T threads and no contention it is about T x wall. On CUDA, the
+    GPU's time by events, and no CPU figure (NaN)."""
+    if device.type == "cuda":
+        return time_cuda_runs(call, (), 1, device)[0], float("nan")
+    c0, t0 = time.process_time(), time.perf_counter()
+    call()
+    return (time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0
+
+
 def _settled(times: list[float], previous: list[float] | None, noise_threshold: float) -> bool:
     """Both rounds steady and their medians within SETTLE_TOLERANCE of each other."""
     if previous is None or spread_of(times) > noise_threshold or spread_of(previous) > noise_threshold:
