@@ -39,15 +39,21 @@ def _seed_torch():
 # Ray tests whose clusters are `ray start` processes with ports of their own (tests/sweep/ray_processes.py): they can
 # run beside an embedded Ray, whose agents take Ray's fixed default ports.
 OWN_PORTS = ("test_cluster_processes.py", "test_node_loss_window.py")
+# Long tests without Ray that run in lane "ray", so that the two lanes end at about the same time: in the clean-clone
+# CI run of 2026-12-07 lane "ray" took 11 min and lane "rest" 19 min; these files took about 4.5 min of the 19.
+BALANCE_TO_RAY_LANE = ("test_train_compile.py", "test_throughput_harnesses.py", "test_transforms_identical.py",
+                       "test_compiled_dropout.py")
 
 
 def pytest_addoption(parser):
     parser.addoption("--lane", choices=("ray", "rest"), default=None,
                      help="run one lane of `make test` (tools/test_lanes.py): 'ray' = the tests that start an "
-                          "embedded Ray (the `ray` mark), 'rest' = all others")
+                          "embedded Ray (the `ray` mark) and a few long ones (BALANCE_TO_RAY_LANE), 'rest' = all others")
 
 
 def _lane(item) -> str:
+    if item.path.name in BALANCE_TO_RAY_LANE:
+        return "ray"
     return "ray" if item.get_closest_marker("ray") is not None and item.path.name not in OWN_PORTS else "rest"
 
 

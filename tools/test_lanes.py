@@ -3,7 +3,8 @@ overlap with other tests' work on a 2-core machine.
 
     python tools/test_lanes.py [PYTEST ARGS ...]
 
-Lane "ray" runs every test that starts an embedded Ray (the `ray` mark), one at a time in file order: two embedded
+Lane "ray" runs every test that starts an embedded Ray (the `ray` mark), one at a time in file order, and a few long
+tests without Ray that would otherwise make lane "rest" end minutes later (tests/conftest.py BALANCE_TO_RAY_LANE): two embedded
 Rays would fight over Ray's fixed agent ports and the two cores (lane "rest" fails a test that leaves one running). Lane "rest" runs everything else, including the
 `ray start` cluster test, whose nodes have ports of their own (tests/conftest.py OWN_PORTS). Each lane has its own
 pytest temp folder, removed when the lanes end (set IFA_KEEP_TEST_TEMP=1 to keep them); their output is streamed line by
