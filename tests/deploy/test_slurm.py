@@ -187,10 +187,28 @@ def test_one_job_resubmission_and_two_concurrent_jobs(slurm, tmp_path_factory):
     shutil.rmtree(work, ignore_errors=True)
 
 
+def _ray_whose_first_worker_start_fails(folder: Path) -> Path:
+    """A `ray` in front of the real one whose first `ray start --address` exits 1 at once, as Ray's own does when
+    its GCS calls time out (seen in CI: "The current node timed out during startup"); later calls are the real ray."""
+    folder.mkdir()
+    marker, real = folder / "worker-start-failed", Path(sys.executable).parent / "ray"
+    ray = folder / "ray"
+    ray.write_text(f"""#!/bin/bash
+if [ "$1" = start ] && [[ " $* " == *" --address "* ]] && mkdir {marker} 2>/dev/null; then
+  echo "test: this worker's first ray start fails" >&2
+  exit 1
+fi
+exec {real} "$@"
+""")
+    ray.chmod(0o755)
+    return folder
+
+
 def test_two_nodes_one_in_a_network_namespace():
     """The script on a 2-node allocation: the head on the first node, a Ray worker joining from the second (its own
     network stack in a network namespace, reached over a veth pair), the sweep's trials on both nodes' CPUs, and
-    each node's Ray stopped by its own node's step."""
+    each node's Ray stopped by its own node's step. The worker's first `ray start` fails, and the script starts it
+    again."""
     reason = _skip_reason() or next((f"the second node needs `{exe}` (iproute2, util-linux)" for exe in ("ip", "nsenter")
                                      if shutil.which(exe) is None), None)
     if reason:
@@ -205,6 +223,8 @@ def test_two_nodes_one_in_a_network_namespace():
         sweeps = Sweeps(cluster, work)
         del sweeps.env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"]  # two nodes: the head's address is the veth's
         sweeps.env["IFA_HEAD_IP"] = OneHostSlurm.HOST_ADDR
+        sweeps.env["PATH"] = f"{_ray_whose_first_worker_start_fails(work / 'bin')}{os.pathsep}{sweeps.env['PATH']}"
+        sweeps.env["IFA_PYTHON"] = sys.executable
         t0 = time.monotonic()
         job = sweeps.slurm.submit(
             SBATCH, *SWEEP_SET, "--set", f"data.root={work / 'data'}",
@@ -216,6 +236,8 @@ def test_two_nodes_one_in_a_network_namespace():
         sweeps.check_completed("two", job, rec)
         log = sweeps.log("two", job)
         assert "slurm-sweep: 2 of 2 Ray nodes joined" in log, log[-3000:]
+        assert "test: this worker's first ray start fails" in log
+        assert re.search(r"slurm-sweep: the Ray worker on \S+ ended with exit code 1 \(start 1 of 3\)", log), log[-3000:]
         assert not _job_processes([job]), _job_processes([job])
         assert not list((work / "rt").glob(f"ifa-ray-{job}-*"))
     finally:
