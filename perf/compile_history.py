@@ -74,9 +74,11 @@ def main(argv=None) -> int:
         ratios[head] = med["after"] / med["alone"]
         print(f"{head}: after/alone {ratios[head]:.3f}")
     from bench.files.atomic import write_json
+    from bench.results.provenance import from_checkout
 
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "compile_history.json", {"size": list(SIZE), "before_size": list(BEFORE_SIZE),
+    write_json(args.out / "compile_history.json", {**(from_checkout(ROOT) or {}), "size": list(SIZE),
+                                                   "before_size": list(BEFORE_SIZE),
                                                    "ratios_after_over_alone": ratios, "records": records})
     return 0
 
