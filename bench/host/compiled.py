@@ -53,6 +53,17 @@ def training_forward(model: nn.Module, model_cfg):
     return uncompiled(model) if getattr(model_cfg, "compile", False) == EVAL_ONLY else contextlib.nullcontext()
 
 
+def forget_compiled_graphs() -> None:
+    """Drop every graph dynamo compiled in this process, and what it remembers of the shapes it saw, so that the next
+    compiled call compiles as in a fresh process. Without it, a compiled model run at other shapes before (another
+    model of the same classes, or this one) is compiled shape-dynamic (torch's automatic dynamic shapes), and its
+    latency depends on what ran before it (perf/compile_history.py: 0.95-1.05x). Other compiled models stay
+    compiled; they compile again on their next call."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+
+
 def is_compiled(model: nn.Module) -> bool:
     return getattr(model, "_compiled_call_impl", None) is not None
 

@@ -17,7 +17,7 @@ from bench.measure.macs import MacCount, count_macs
 from bench.measure.noise_rule import noise_reason
 from bench.measure.memory import MemoryStats, measure_peak_memory
 from bench.measure.params import ParamCount, count_params
-from bench.host.compiled import is_compiled, uncompiled
+from bench.host.compiled import forget_compiled_graphs, is_compiled, uncompiled
 from bench.results.schema import MEASUREMENTS, SWEEP_MEASUREMENTS
 
 __all__ = [
@@ -122,6 +122,8 @@ def measure_models(specs: list[ModelToMeasure], device="cpu", dtype: torch.dtype
             parts[i]["lat"], parts[i]["finished_at"] = lat, _now()
         for spec, part in zip(specs, parts):
             if spec.latency and part["lat"] is None:
+                if is_compiled(spec.segmentor):  # timed as a fresh process compiles it, whatever ran before
+                    forget_compiled_graphs()
                 part["lat"] = measure_latency(spec.segmentor, part["images"], warmup=spec.warmup, runs=spec.runs,
                                               rounds=spec.rounds)
             part.setdefault("finished_at", _now())
