@@ -52,9 +52,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "compile_history")
     ap.add_argument("--child", nargs=2, metavar=("HEAD", "CASE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    from bench.config.model import head_names
+
     heads = args.heads.split(",")
-    if not set(heads) <= {"fpn", "ppm", "ocr", "fcn", "ifa"}:
-        ap.error(f"--heads {args.heads!r}: names from fpn, ppm, ocr, fcn, ifa expected")
+    if not set(heads) <= set(head_names()):
+        ap.error(f"--heads {args.heads!r}: names from {', '.join(head_names())} expected")
     if args.child:
         print(json.dumps(_case(*args.child), default=str))
         return 0

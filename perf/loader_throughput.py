@@ -42,18 +42,17 @@ def data_config(args, **options):
 
 def per_worker(dataset, transform, keys, seed: int, batch: int) -> dict:
     from bench.engine.sampling import sample_index, sample_rng
+    from bench.measure.latency import time_wall_and_cpu
 
     out = {"decode_ms": [], "transform_ms": [], "decode_cpu_ms": [], "transform_cpu_ms": []}
+    cpu = torch.device("cpu")
     for it, slot in keys:
         i = sample_index(seed, it, slot, batch, len(dataset))
-        t0, c0 = time.perf_counter(), time.process_time()
-        image, label = dataset.load(i)
-        t1, c1 = time.perf_counter(), time.process_time()
-        transform(image, label, sample_rng(seed, it, slot))
-        t2, c2 = time.perf_counter(), time.process_time()
-        for key, value in (("decode_ms", t1 - t0), ("transform_ms", t2 - t1), ("decode_cpu_ms", c1 - c0),
-                           ("transform_cpu_ms", c2 - c1)):
-            out[key].append(1000 * value)
+        loaded = []
+        decode = time_wall_and_cpu(lambda: loaded.extend(dataset.load(i)), cpu)  # noqa: B023 (called at once)
+        trans = time_wall_and_cpu(lambda: transform(*loaded, sample_rng(seed, it, slot)), cpu)  # noqa: B023
+        for key, value in zip(("decode_ms", "decode_cpu_ms", "transform_ms", "transform_cpu_ms"), (*decode, *trans)):
+            out[key].append(value)
     return out
 
 
